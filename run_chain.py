@@ -1,0 +1,93 @@
+"""Run the TMKD chapters in order with papermill.
+
+    python run_chain.py --profile smoke
+    python run_chain.py --profile offline --data-dir ../shared/data/glue
+    python run_chain.py --profile smoke --only 01 02      # some chapters only
+    python run_chain.py --profile smoke --force           # recompute everything
+
+Executed copies go to RUN_DIR/executed/. A chapter that finished with the same parameters is skipped; a failing
+chapter stops the chain with its name and error, and running the same command again continues from there
+(every chapter resumes its unfinished steps from their checkpoints).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+import helpers
+
+NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+
+
+def chapters(only=()) -> list:
+    found = sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    if only:
+        unknown = set(only) - {p.name[:2] for p in found}
+        if unknown:
+            raise helpers.TMKDError(f"--only {sorted(unknown)}: no such chapter; chapters are "
+                                    f"{[p.name[:2] for p in found]}")
+        found = [p for p in found if p.name[:2] in only]
+    return found
+
+
+def run_chapter(notebook: Path, executed: Path, parameters: dict):
+    """Execute one chapter; the executed copy is written under a temporary name and renamed when done."""
+    import papermill as pm
+    partial = executed / f".{notebook.stem}.partial.ipynb"
+    pm.execute_notebook(str(notebook), str(partial), parameters=parameters, kernel_name="python3",
+                        cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
+    os.replace(partial, executed / notebook.name)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--profile", default="smoke", help=f"one of {sorted(helpers.PROFILES)}")
+    p.add_argument("--run-dir", default="", help="run directory (default results/<profile>)")
+    p.add_argument("--data-dir", default="", help="folder in GLUE's layout (<TASK>/train.tsv, dev.tsv)")
+    p.add_argument("--only", nargs="*", default=[], help="chapter numbers to run, e.g. 01 02")
+    p.add_argument("--force", action="store_true", help="recompute finished steps")
+    args = p.parse_args(argv)
+    try:
+        cfg = helpers.make_config(args.profile, run_dir=os.path.abspath(args.run_dir) if args.run_dir else "",
+                                  data_dir=os.path.abspath(args.data_dir) if args.data_dir else "")
+        if cfg.data_dir and not Path(cfg.data_dir).is_dir():
+            raise helpers.TMKDError(f"--data-dir {cfg.data_dir} is not a folder")
+        run = helpers.check_run_dir(cfg, args.force)
+        todo = chapters(args.only)
+    except helpers.TMKDError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    executed = run / "executed"
+    executed.mkdir(parents=True, exist_ok=True)
+    parameters = {"PROFILE": cfg.profile, "RUN_DIR": str(run), "DATA_DIR": cfg.data_dir, "FORCE": args.force}
+    start = time.time()
+    print(f"TMKD chain: profile {cfg.profile}, run directory {run}", flush=True)
+    for i, nb in enumerate(todo, 1):
+        marker = executed / f"{nb.stem}.done.json"
+        stamp = {"parameters": parameters, "notebook": helpers.file_sha256(nb)}
+        head = f"[{i}/{len(todo)}] {nb.stem}"
+        if not args.force and helpers.read_json(marker) == stamp:
+            print(f"{head}: done earlier, skipped", flush=True)
+            continue
+        print(f"{head}: running ...", flush=True)
+        t0 = time.time()
+        try:
+            run_chapter(nb, executed, parameters)
+        except Exception as e:  # noqa: BLE001 - report any failure with the chapter's name
+            name = getattr(e, "ename", type(e).__name__)
+            value = getattr(e, "evalue", str(e))
+            print(f"{head}: FAILED after {time.time() - t0:.0f}s: {name}: {value}\n"
+                  f"  executed copy: {executed / ('.' + nb.stem + '.partial.ipynb')}\n"
+                  "  fix the cause and run the same command again to continue from here", file=sys.stderr)
+            return 1
+        helpers.write_json_atomic(marker, stamp)
+        print(f"{head}: done in {time.time() - t0:.0f}s", flush=True)
+    print(f"chain finished in {time.time() - start:.0f}s; results in {run}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

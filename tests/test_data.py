@@ -1,0 +1,92 @@
+"""Reading GLUE-layout folders: quotes, label names, unlabeled rows, MNLI's two dev sets, fixed subsets."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import helpers
+from conftest import REPO, smoke_config
+
+SHARED_GLUE = REPO.parent / "shared" / "data" / "glue"
+
+
+def write_tsv(path: Path, header, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
+
+
+@pytest.fixture
+def glue_dir(tmp_path):
+    d = tmp_path / "glue"
+    rte = ["index", "sentence1", "sentence2", "label"]
+    write_tsv(d / "RTE" / "train.tsv", rte, [
+        ["0", '"Quoted" start of a premise, with a second "quote.', "A hypothesis.", "entailment"],
+        ["1", "Plain premise.", '"Another quoted hypothesis', "not_entailment"],
+        ["2", "Third premise.", "Third hypothesis.", "entailment"]])
+    write_tsv(d / "RTE" / "dev.tsv", rte, [["0", "Dev premise.", "Dev hypothesis.", "not_entailment"]])
+    mnli = ["index", "promptID", "sentence1", "sentence2", "label1", "gold_label"]
+    write_tsv(d / "MNLI" / "train.tsv", mnli, [
+        ["0", "7", "p0", "h0", "neutral", "neutral"],
+        ["1", "7", "p1", "h1", "contradiction", "contradiction"],
+        ["2", "7", "p2", "h2", "neutral", "-"]])                       # no gold label: dropped
+    write_tsv(d / "MNLI" / "dev_matched.tsv", mnli, [["0", "1", "matched p", "matched h", "entailment", "entailment"]])
+    write_tsv(d / "MNLI" / "dev_mismatched.tsv", mnli, [
+        ["0", "1", "mismatched p", "mismatched h", "contradiction", "contradiction"],
+        ["1", "1", "mismatched p2", "mismatched h2", "neutral", "neutral"]])
+    return d
+
+
+def test_local_rte_keeps_sentences_that_start_with_a_quote(glue_dir):
+    df = helpers.read_local_split(glue_dir, "rte", "train")
+    assert len(df) == 3
+    assert df.loc[0, "text_a"] == '"Quoted" start of a premise, with a second "quote.'
+    assert df.loc[1, "text_b"] == '"Another quoted hypothesis'
+
+
+def test_labels_are_mapped_by_name_and_unlabeled_rows_dropped(glue_dir):
+    df = helpers.frame_to_labelled(helpers.read_local_split(glue_dir, "mnli", "train"), "mnli", "mnli/train")
+    order = helpers.TASKS["mnli"].labels
+    assert order == ("entailment", "neutral", "contradiction")
+    assert df["label"].tolist() == [1, 2]           # neutral, contradiction; the '-' row is gone
+    assert df["idx"].tolist() == [0, 1]
+
+
+def test_mnli_has_two_dev_sets_kept_apart(glue_dir, tmp_path):
+    cfg = smoke_config(tmp_path / "run", data_dir=str(glue_dir), tasks=("rte", "qnli", "mnli"))
+    data = helpers.task_data(cfg, "mnli")
+    assert set(data) == {"train", "validation_matched", "validation_mismatched"}
+    assert len(data["validation_matched"]) == 1 and len(data["validation_mismatched"]) == 2
+    assert data["validation_matched"]["label"] == [0] and data["validation_mismatched"]["label"] == [2, 1]
+
+
+def test_tokenized_once_and_reused(glue_dir, tmp_path):
+    cfg = smoke_config(tmp_path / "run", data_dir=str(glue_dir))
+    first = helpers.task_data(cfg, "rte")
+    folders = list((cfg.run_path / "data").iterdir())
+    second = helpers.task_data(cfg, "rte")
+    assert list((cfg.run_path / "data").iterdir()) == folders
+    assert first["train"]["input_ids"] == second["train"]["input_ids"]
+
+
+def test_subset_is_the_same_on_every_call():
+    import pandas as pd
+    df = pd.DataFrame({"idx": np.arange(100)})
+    a = helpers.take_subset(df, 10, seed=7)["idx"].tolist()
+    assert a == helpers.take_subset(df, 10, seed=7)["idx"].tolist()
+    assert a != helpers.take_subset(df, 10, seed=8)["idx"].tolist()
+    assert len(helpers.take_subset(df, 0, seed=7)) == 100
+
+
+@pytest.mark.skipif(not SHARED_GLUE.exists(), reason="the shared GLUE files are not on this machine")
+def test_shared_glue_files_load_completely():
+    rte = helpers.frame_to_labelled(helpers.read_local_split(SHARED_GLUE, "rte", "train"), "rte", "rte")
+    qnli = helpers.frame_to_labelled(helpers.read_local_split(SHARED_GLUE, "qnli", "validation"), "qnli", "qnli")
+    assert len(rte) == 2490 and (rte["label"] == 0).sum() == 1249      # ../shared/data/README.md
+    assert len(qnli) == 1000 and (qnli["label"] == 0).sum() == 528
+
+
+def test_generated_smoke_data_has_no_unknown_tokens(tmp_path):
+    cfg = smoke_config(tmp_path / "run")
+    ids = helpers.task_data(cfg, "rte")["train"]["input_ids"]
+    unk = helpers.load_tokenizer(helpers.base_model_path(cfg)).unk_token_id
+    assert all(unk not in row for row in ids)
