@@ -786,6 +786,8 @@ def _logits_problem(path: Path, cached, meta: dict):
 
 def load_teacher(folder):
     from transformers import AutoModelForSequenceClassification
+    if read_json(Path(folder) / "done.json") is None:
+        raise TMKDError(f"{folder} is not a finished teacher: run chapter 01 (teachers) first")
     return AutoModelForSequenceClassification.from_pretrained(str(folder)).to(device())
 
 
@@ -925,12 +927,12 @@ def tmkd_loss(golden_logits, soft_logits, labels, teacher_logits, alpha: float,
 
 
 def head_probabilities(golden_logits: torch.Tensor, soft_logits, alpha: float) -> torch.Tensor:
-    """Eq. 6: O = (1/(N+1)) (P + sum_i softmax(R_si)); only the soft heads when alpha = 1,
-    only the golden head when there are no teachers."""
+    """Eq. 6: O = (1/(N+1)) (P + sum_i softmax(R_si)); only the soft heads when alpha = 1 (the golden head
+    was never trained), only the golden head when alpha = 0 or there are no teachers."""
     heads = []
     if alpha < 1.0 or soft_logits is None:
         heads.append(golden_logits.softmax(-1).unsqueeze(1))            # (B, 1, C)
-    if soft_logits is not None and soft_logits.shape[1] > 0:
+    if alpha > 0.0 and soft_logits is not None and soft_logits.shape[1] > 0:
         heads.append(soft_logits.softmax(-1))                           # (B, N, C)
     return torch.cat(heads, dim=1).mean(dim=1)
 
@@ -1439,8 +1441,9 @@ def device_name(cpu: bool = False) -> str:
 
 
 def quantize_int8(model):
-    """Dynamic int8 quantization of every Linear layer (CPU inference)."""
-    return torch.ao.quantization.quantize_dynamic(model.cpu(), {nn.Linear}, dtype=torch.qint8)
+    """Dynamic int8 quantization of every Linear layer, for CPU inference (the fp32 model is left as it was)."""
+    import copy
+    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
 
 
 def speed_models(cfg: Config) -> dict:

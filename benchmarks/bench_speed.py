@@ -5,7 +5,11 @@
 
 This is a benchmark, not a test: it asserts nothing, it prints figures measured side by side in one run
 (same process, same inputs, same threads; the models take turns, so load from other processes hits
-them alike). Random weights everywhere: speed does not depend on what the weights hold.
+them alike). Random weights everywhere: speed does not depend on what the weights hold. On a CPU that
+other processes keep busy, oversubscribed threads slow every model down several-fold and make the figures
+erratic: by default the script lowers torch's threads to the cores the load average leaves free (--threads N
+overrides; the choice is printed). Absolute figures depend on the machine
+and its load; the ratios are what to compare.
 
 (a) Inference, examples/s on one batch (default 32 x 128 tokens, random token ids):
     teacher = BERT-base shape (12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522),
@@ -43,6 +47,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -50,6 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import helpers  # noqa: E402
+
+# torch 2.13 warns that its quantized tensor types (which quantize_dynamic produces) are deprecated.
+warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
 
 VOCAB = 30522
 NUM_LABELS = 2
@@ -71,7 +79,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--teacher-layers", type=int, default=6, help="(b) teacher depth (default 6)")
     p.add_argument("--teacher-hidden", type=int, default=384, help="(b) teacher/student width (default 384)")
     p.add_argument("--student-layers", type=int, default=3, help="student depth, (a) and (b) (default 3)")
-    p.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch threads (default 0 = torch's choice, lowered to the cores other processes leave free)")
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--quick", action="store_true", help="smaller shapes, about a minute")
     p.add_argument("--only", choices=("a", "b"), help="run one part only")
@@ -82,11 +91,30 @@ def parse_args(argv=None) -> argparse.Namespace:
     return args
 
 
-def print_machine(args):
+def print_machine(args, threads_note: str):
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    print(f"machine   {helpers.device_name(cpu=True)}; torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"python {platform.python_version()}; load average {load}")
+    print(f"machine   {helpers.device_name(cpu=True)}; torch {torch.__version__}, "
+          f"{torch.get_num_threads()} threads ({threads_note}); python {platform.python_version()}; load average {load}")
     print("settings  " + ", ".join(f"{k}={v}" for k, v in vars(args).items()))
+
+
+def busy_cores() -> float:
+    """About how many cores other processes keep busy (1-minute load average; 0 where unknown)."""
+    return os.getloadavg()[0] if hasattr(os, "getloadavg") else 0.0
+
+
+def choose_threads(requested: int) -> str:
+    """Set torch's threads: as asked, or torch's default lowered to the free cores (at least 1)."""
+    if requested:
+        torch.set_num_threads(requested)
+        return "as requested"
+    default, busy = torch.get_num_threads(), busy_cores()
+    free = max(1, (os.cpu_count() or 1) - round(busy))
+    if free >= default:
+        return "torch's default"
+    torch.set_num_threads(free)
+    return (f"lowered from {default}: other processes keep about {busy:.1f} cores busy, and more threads than "
+            "free cores slow every model down several-fold")
 
 
 # ---------------------------------------------------------------------------------------------- models
@@ -261,9 +289,7 @@ def print_ratios(ratios: dict):
 
 def main(argv=None):
     args = parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    print_machine(args)
+    print_machine(args, choose_threads(args.threads))
     t0 = time.perf_counter()
     if args.only in (None, "a"):
         part_a(args)

@@ -60,8 +60,9 @@ def test_eq6_prediction_averages_all_heads_probabilities():
     torch.testing.assert_close(helpers.head_probabilities(golden, soft, 0.7), torch.tensor([[0.375, 0.625]]))
     # alpha = 1: the golden head was never trained, only the soft heads vote
     torch.testing.assert_close(helpers.head_probabilities(golden, soft, 1.0), torch.tensor([[0.5, 0.5]]))
-    # no teachers: the golden head alone
+    # no teachers, or alpha = 0 (soft heads untrained): the golden head alone
     torch.testing.assert_close(helpers.head_probabilities(golden, None, 0.0), torch.tensor([[0.25, 0.75]]))
+    torch.testing.assert_close(helpers.head_probabilities(golden, soft, 0.0), torch.tensor([[0.25, 0.75]]))
 
 
 TOY = np.array([

@@ -1,0 +1,97 @@
+"""The smoke chain end to end through papermill: every chapter, every method above chance, results and figures."""
+import json
+import time
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+
+import helpers
+from conftest import REPO, run_chain
+
+CHAPTERS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+def test_every_chapter_executed_with_its_parameters(smoke_chain):
+    run, proc = smoke_chain
+    assert len(CHAPTERS) == 8
+    for name in CHAPTERS:
+        nb = json.loads((run / "executed" / name).read_text())
+        injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
+        assert injected and str(run) in "".join(injected[0]["source"])
+        errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert not errors
+    assert f"[8/8] {CHAPTERS[-1][:-6]}: done" in proc.stdout
+
+
+def test_every_teacher_and_student_beats_chance_clearly(smoke_chain):
+    run, _ = smoke_chain
+    m = helpers.read_metrics(run)
+    main = m[m["sweep"] == ""]
+    assert set(helpers.METHOD_ORDER) <= set(main["method"])
+    for _, row in main.iterrows():
+        chance = 1 / len(helpers.TASKS[row["task"]].labels)
+        assert row["accuracy"] > chance + 0.2, f"{row['method']} {row['model']} {row['split']}: {row['accuracy']}"
+    for task in ("rte", "qnli", "mnli"):
+        methods = set(main[main["task"] == task]["method"])
+        assert {"teacher", "teacher_ensemble", "no_kd", "1o1", "1avgo1", "mom_avg", "mom_vote", "mo1"} <= methods
+    assert {"tkd", "tmkd", "tmkd_int8"} <= set(main[main["task"] == "qnli"]["method"])
+
+
+def test_metrics_have_one_row_per_model_and_no_duplicates(smoke_chain):
+    m = helpers.read_metrics(smoke_chain[0])
+    assert not m.duplicated(list(helpers.METRIC_KEY)).any()
+    assert set(m[m["task"] == "mnli"]["split"]) == {"validation_matched", "validation_mismatched"}
+    sweeps = m[m["sweep"] != ""]
+    assert set(sweeps["sweep"]) == {"optimizer", "head_layers", "layers", "stage1", "alpha"}
+    assert sorted(sweeps[sweeps["sweep"] == "layers"]["layers"].astype(int)) == [1, 3, 5]
+    assert sorted(sweeps[sweeps["sweep"] == "alpha"]["alpha"].astype(float)) == [0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
+
+
+def test_comparison_table_equals_the_metrics(smoke_chain):
+    run, _ = smoke_chain
+    table = pd.read_csv(run / "tables" / "comparison.csv", index_col=0)
+    m = helpers.read_metrics(run)
+    main = m[m["sweep"] == ""]
+    checked = 0
+    for (method, task), group in main.groupby(["method", "task"]):
+        expected = group["accuracy"].astype(float).mean() * 100     # MNLI: mean of matched and mismatched
+        assert table.loc[method, task] == np.round(expected, 2)
+        checked += 1
+    assert checked >= 25
+    assert table.loc["tmkd", "qnli (paper)"] == 83.53
+
+
+def test_figures_are_valid_png_files(smoke_chain):
+    run, _ = smoke_chain
+    expected = {"methods", "one_vs_many", "alpha", "alpha_sweep", "layers", "stage1_loss", "accuracy_vs_speed",
+                "curves_teachers", "curves_two_stage", "sweep_optimizer", "sweep_head_layers", "sweep_layers"}
+    found = {p.stem for p in (run / "figures").glob("*.png")}
+    assert expected <= found
+    for name in expected:
+        path = run / "figures" / f"{name}.png"
+        assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert mpimg.imread(path).shape[0] > 100
+    assert (run / "tables" / "comparison.md").read_text().startswith("| method |")
+
+
+def test_speed_rows_and_the_int8_student(smoke_chain):
+    run, _ = smoke_chain
+    speed = pd.read_csv(run / "speed.csv")
+    assert {"teacher", "teacher_ensemble", "mo1", "mom_avg", "tmkd", "tmkd_int8"} <= set(speed["method"])
+    assert (speed["examples_per_s"] > 0).all() and (speed["batch_size"] == 32).all()
+    assert speed["device"].str.startswith("cpu").all()
+    m = helpers.read_metrics(run)
+    int8 = m[m["method"] == "tmkd_int8"].iloc[0]
+    assert float(int8["agreement_fp32"]) >= 0.9     # int8 predicts what fp32 predicts on most examples
+
+
+def test_second_run_skips_all_finished_work(smoke_chain):
+    run, _ = smoke_chain
+    before = (run / "metrics.csv").read_text()
+    t0 = time.time()
+    proc = run_chain(run)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("done earlier, skipped") == len(CHAPTERS)
+    assert time.time() - t0 < 60
+    assert (run / "metrics.csv").read_text() == before

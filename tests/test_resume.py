@@ -1,0 +1,56 @@
+"""A teacher interrupted mid-training resumes from its checkpoint and ends where an uninterrupted run ends."""
+import numpy as np
+import pytest
+from transformers import TrainerCallback
+
+import helpers
+from conftest import smoke_config
+
+
+class Crash(Exception):
+    pass
+
+
+class CrashAfterSave(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise Crash(f"simulated crash after checkpoint {self.step}")
+
+
+def dev_logits(cfg):
+    name = helpers.teacher_names(cfg)[0]
+    return helpers.teacher_logits(cfg, "rte", name, "validation")["logits"]
+
+
+def test_teacher_resume_gives_the_uninterrupted_result(tmp_path, capsys):
+    plain = smoke_config(tmp_path / "plain", teacher_lrs=(2e-3,))
+    crashed = smoke_config(tmp_path / "crashed", teacher_lrs=(2e-3,))
+    helpers.train_teacher(plain, "rte", 2e-3)
+    with pytest.raises(Crash):
+        helpers.train_teacher(crashed, "rte", 2e-3, callbacks=[CrashAfterSave(40)])
+    out = helpers.teacher_dir(crashed, "rte", "teacher-lr0.002")
+    assert (out / "checkpoint-40").exists() and not (out / "final").exists()
+    helpers.train_teacher(crashed, "rte", 2e-3)
+    assert "resuming from checkpoint-40" in capsys.readouterr().out
+    np.testing.assert_allclose(dev_logits(crashed), dev_logits(plain), atol=1e-5)
+    gold = helpers.task_data(plain, "rte")["validation"]["label"]
+    assert helpers.accuracy(dev_logits(crashed), gold) == helpers.accuracy(dev_logits(plain), gold) > 0.7
+
+
+def test_finished_teacher_is_skipped(teacher_run, capsys):
+    helpers.train_teacher(teacher_run, "rte", teacher_run.teacher_lrs[0])
+    assert "finished earlier, skipped" in capsys.readouterr().out
+
+
+def test_incomplete_checkpoint_is_removed_and_an_earlier_one_used(tmp_path, capsys):
+    cfg = smoke_config(tmp_path / "run", teacher_lrs=(2e-3,))
+    with pytest.raises(Crash):
+        helpers.train_teacher(cfg, "rte", 2e-3, callbacks=[CrashAfterSave(30)])
+    out = helpers.teacher_dir(cfg, "rte", "teacher-lr0.002")
+    (out / "checkpoint-30" / "model.safetensors").write_bytes(b"\0" * 10)    # a save cut short
+    assert helpers.last_good_checkpoint(out).endswith("checkpoint-20")
+    assert "checkpoint-30: model.safetensors unreadable" in capsys.readouterr().out
+    assert not (out / "checkpoint-30").exists()

@@ -1,0 +1,99 @@
+"""The multi-header student: initialisation from a teacher, save/load, and the two stages."""
+import numpy as np
+import pytest
+import torch
+
+import helpers
+
+
+def teacher_folder(cfg, task="rte"):
+    return helpers.teacher_dir(cfg, task, helpers.teacher_names(cfg)[0]) / "final"
+
+
+def test_student_copies_the_teachers_bottom_layers_exactly(teacher_run):
+    from transformers import AutoModel
+    teacher = AutoModel.from_pretrained(str(teacher_folder(teacher_run)))
+    student = helpers.build_student(teacher_folder(teacher_run), 3, 2, n_teachers=3)
+    assert len(student.bert.encoder.layer) == 3
+    t, s = teacher.state_dict(), student.bert.state_dict()
+    copied = [k for k in s if k.startswith("embeddings.") or k.startswith(("encoder.layer.0.", "encoder.layer.1.", "encoder.layer.2."))]
+    assert copied and all(torch.equal(s[k], t[k]) for k in copied)
+    assert not torch.equal(student.golden_head[-1].weight[:, :4], torch.zeros(2, 4))
+    random = helpers.build_student(teacher_folder(teacher_run), 3, 2, n_teachers=3, init="random")
+    assert not torch.equal(random.bert.encoder.layer[0].attention.self.query.weight,
+                           t["encoder.layer.0.attention.self.query.weight"])
+
+
+def test_student_has_one_golden_head_and_one_soft_head_per_teacher(teacher_run):
+    student = helpers.build_student(teacher_folder(teacher_run), 1, 3, n_teachers=3, head_layers=2)
+    assert len(student.soft_heads) == 3
+    assert [type(m).__name__ for m in student.golden_head] == ["Linear", "GELU", "Linear"]
+    golden, soft = student.heads(torch.tensor([[2, 5, 6, 3]]))
+    assert golden.shape == (1, 3) and soft.shape == (1, 3, 3)
+
+
+def test_save_and_load_round_trip(teacher_run, tmp_path):
+    student = helpers.build_student(teacher_folder(teacher_run), 2, 2, n_teachers=3, alpha=0.5).eval()
+    student.save_pretrained(str(tmp_path / "s"))
+    loaded = helpers.TMKDStudent.from_pretrained(str(tmp_path / "s")).eval()
+    batch = {"input_ids": torch.tensor([[2, 7, 8, 3, 9, 3]]), "token_type_ids": torch.tensor([[0, 0, 0, 0, 1, 1]])}
+    torch.testing.assert_close(student(**batch).logits, loaded(**batch).logits)
+    assert (loaded.config.n_teachers, loaded.config.alpha, loaded.config.num_hidden_layers) == (3, 0.5, 2)
+
+
+def test_prediction_is_eq6_the_mean_of_all_heads(teacher_run):
+    student = helpers.build_student(teacher_folder(teacher_run), 1, 2, n_teachers=2, alpha=0.7).eval()
+    ids = torch.tensor([[2, 7, 8, 3]])
+    golden, soft = student.heads(ids)
+    expected = (golden.softmax(-1) + soft[:, 0].softmax(-1) + soft[:, 1].softmax(-1)) / 3
+    torch.testing.assert_close(student(input_ids=ids).logits.exp(), expected)
+
+
+def test_student_training_data_aligns_teacher_logits_and_stage1_has_no_labels(teacher_run):
+    spec = helpers.base_spec(teacher_run, "rte")
+    ds = helpers.student_train_data(teacher_run, spec)
+    assert np.array(ds[0]["teacher_logits"]).shape == (3, 2) and "label" in ds.column_names
+    s1 = helpers.student_train_data(teacher_run, helpers.stage1_spec(teacher_run, "tmkd"))
+    assert "label" not in s1.column_names
+    avg = helpers.student_train_data(teacher_run, helpers.base_spec(teacher_run, "rte", average_teachers=True))
+    np.testing.assert_allclose(np.array(avg[5]["teacher_logits"])[0], np.array(ds[5]["teacher_logits"]).mean(0), rtol=1e-5)
+
+
+def test_stage1_uses_no_gold_labels(run_copy, monkeypatch):
+    cfg = run_copy
+    spec = helpers.stage1_spec(cfg, "tmkd")
+    first = helpers.TMKDStudent.from_pretrained(str(helpers.train_student(cfg, spec))).state_dict()
+    original = helpers.split_dataset
+
+    def shuffled(cfg_, task, split):
+        ds = original(cfg_, task, split)
+        if "label" not in ds.column_names:
+            return ds
+        labels = np.random.default_rng(0).permutation(ds["label"]).tolist()
+        return ds.remove_columns(["label"]).add_column("label", labels)
+
+    monkeypatch.setattr(helpers, "split_dataset", shuffled)
+    second = helpers.TMKDStudent.from_pretrained(str(helpers.train_student(cfg, spec, force=True))).state_dict()
+    assert first.keys() == second.keys()
+    assert all(torch.equal(first[k], second[k]) for k in first)
+
+
+def test_stage2_starts_from_the_stage1_weights(run_copy):
+    cfg = run_copy
+    s1 = helpers.train_student(cfg, helpers.stage1_spec(cfg, "tmkd"))
+    old = helpers.TMKDStudent.from_pretrained(str(s1))
+    new, msg = helpers.student_from_stage1(s1, 2, 3, 0.7, helpers.TASKS["qnli"].labels)
+    assert all(torch.equal(v, old.bert.state_dict()[k]) for k, v in new.bert.state_dict().items())
+    assert torch.equal(new.soft_heads[2][0].weight, old.soft_heads[2][0].weight)
+    assert "3 of 3 soft heads carried over" in msg
+
+
+def test_stage2_into_a_three_class_task_reinitialises_the_heads(run_copy):
+    cfg = run_copy
+    s1 = helpers.train_student(cfg, helpers.stage1_spec(cfg, "tmkd"))             # 2 classes (rte)
+    new, msg = helpers.student_from_stage1(s1, 3, 3, 0.7, helpers.TASKS["mnli"].labels)
+    assert "heads re-initialised" in msg and "2 classes" in msg
+    golden, soft = new.heads(torch.tensor([[2, 7, 8, 3]]))
+    assert golden.shape == (1, 3) and soft.shape == (1, 3, 3)
+    old = helpers.TMKDStudent.from_pretrained(str(s1))
+    assert all(torch.equal(v, old.bert.state_dict()[k]) for k, v in new.bert.state_dict().items())
