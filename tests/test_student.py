@@ -97,3 +97,12 @@ def test_stage2_into_a_three_class_task_reinitialises_the_heads(run_copy):
     assert golden.shape == (1, 3) and soft.shape == (1, 3, 3)
     old = helpers.TMKDStudent.from_pretrained(str(s1))
     assert all(torch.equal(v, old.bert.state_dict()[k]) for k, v in new.bert.state_dict().items())
+
+
+def test_two_class_stage1_then_three_class_stage2_trains(run_copy, capsys):
+    cfg = helpers.make_config("smoke", run_dir=str(run_copy.run_path), stage2_task="mnli")
+    helpers.run_stage1(cfg, "tmkd")
+    rows = helpers.run_stage2(cfg, "tmkd")
+    assert "heads re-initialised (stage 1 had 2 classes" in capsys.readouterr().out
+    assert {r["split"] for r in rows} == {"validation_matched", "validation_mismatched"}
+    assert all(r["accuracy"] > 1 / 3 + 0.2 for r in rows)
