@@ -1691,48 +1691,6 @@ def plot_speed(metrics, speed):
     return fig
 
 
-def export_reference(run: Path, dest: Path) -> Path:
-    """Copy what a reader needs from a finished run (metrics, speed, tables, figures, executed chapters with
-    their outputs) to `dest`, without checkpoints, logits or data."""
-    run, dest = Path(run), Path(dest)
-    tmp = dest.with_name(dest.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    for name in ("metrics.csv", "speed.csv", "run.json"):
-        if (run / name).exists():
-            shutil.copy(run / name, tmp / name)
-    for folder in ("tables", "figures"):
-        if (run / folder).exists():
-            shutil.copytree(run / folder, tmp / folder)
-    (tmp / "executed").mkdir()
-    for nb in sorted((run / "executed").glob("[0-9][0-9]_*.ipynb")):
-        shutil.copy(nb, tmp / "executed" / nb.name)
-    replace_dir(tmp, dest)
-    return dest
-
-
-README_TABLE = ("<!-- reference-table:start -->", "<!-- reference-table:end -->")
-
-
-def readme_table(metrics) -> str:
-    """The README's results table: this run's dev accuracy (%) per method and task, beside the paper's."""
-    table = method_table(metrics)
-    for task in list(table.columns):
-        table[f"{task} (paper)"] = [PUBLISHED["paper"].get(m, {}).get(task) for m in table.index]
-    return to_markdown(table)
-
-
-def update_readme_table(readme: Path, metrics) -> Path:
-    """Write `readme_table(metrics)` between the README's two markers."""
-    text = Path(readme).read_text(encoding="utf-8")
-    start, end = README_TABLE
-    if start not in text or end not in text:
-        raise TMKDError(f"{readme} has no {start} ... {end} markers to put the table between")
-    head, rest = text.split(start, 1)
-    tail = rest.split(end, 1)[1]
-    return write_text_atomic(readme, f"{head}{start}\n{readme_table(metrics)}{end}{tail}")
-
-
 def training_runs(run: Path) -> dict:
     """{label: final folder} of every finished teacher and student, for the training curves."""
     run = Path(run)
