@@ -1,6 +1,5 @@
 """The smoke chain end to end through papermill: every chapter, every method above chance, results and figures."""
 import json
-import time
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -80,7 +79,8 @@ def test_speed_rows_and_the_int8_student(smoke_chain):
     speed = pd.read_csv(run / "speed.csv")
     assert {"teacher", "teacher_ensemble", "mo1", "mom_avg", "tmkd", "tmkd_int8"} <= set(speed["method"])
     assert (speed["examples_per_s"] > 0).all() and (speed["batch_size"] == 32).all()
-    assert speed["device"].str.startswith("cpu").all()
+    assert speed["device"].str.len().gt(0).all()
+    assert speed[speed["method"] == "tmkd_int8"]["device"].str.startswith("cpu").all()   # int8 runs on the CPU
     m = helpers.read_metrics(run)
     int8 = m[m["method"] == "tmkd_int8"].iloc[0]
     assert float(int8["agreement_fp32"]) >= 0.9     # int8 predicts what fp32 predicts on most examples
@@ -88,10 +88,10 @@ def test_speed_rows_and_the_int8_student(smoke_chain):
 
 def test_second_run_skips_all_finished_work(smoke_chain):
     run, _ = smoke_chain
-    before = (run / "metrics.csv").read_text()
-    t0 = time.time()
+    before = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
     proc = run_chain(run)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("done earlier, skipped") == len(CHAPTERS)
-    assert time.time() - t0 < 60
-    assert (run / "metrics.csv").read_text() == before
+    after = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
+    changed = [p for p in after if before.get(p) != after[p]]
+    assert not changed, changed[:5]           # nothing recomputed, nothing rewritten
