@@ -1175,7 +1175,7 @@ def check_vocabulary(cfg: Config, model, task: str, teachers):
                             f"({tc.get('vocab_size')}): build the student from the teachers' base model")
 
 
-def student_predictions(cfg: Config, spec: StudentSpec, split: str, model=None) -> dict:
+def student_predictions(cfg: Config, spec: StudentSpec, split: str) -> dict:
     """Dev probabilities of a trained student (Eq. 6), cached beside it: {'probs', 'idx', 'labels'}."""
     final = student_dir(cfg, spec) / "final"
     path = final / f"predictions-{split}.npz"
@@ -1183,9 +1183,9 @@ def student_predictions(cfg: Config, spec: StudentSpec, split: str, model=None) 
     meta_path = path.with_suffix(".json")
     ds = split_dataset(cfg, spec.task, split)
     meta = {"done": done, "data": ds._fingerprint}
-    if model is None and read_json(meta_path) == meta | {"sha256": file_sha256(path) if path.exists() else None}:
+    if read_json(meta_path) == meta | {"sha256": file_sha256(path) if path.exists() else None}:
         return load_npz(path) | {"labels": np.asarray(ds["label"])}
-    model = model or TMKDStudent.from_pretrained(str(final)).to(device())
+    model = TMKDStudent.from_pretrained(str(final)).to(device())
     probs = np.exp(predict_logits(model, ds, cfg.eval_batch_size, desc=f"{spec.name} {split}"))
     save_npz_atomic(path, probs=probs, idx=np.asarray(ds["idx"], dtype=np.int64))
     write_json_atomic(meta_path, meta | {"sha256": file_sha256(path)})
