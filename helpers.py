@@ -21,7 +21,7 @@ import shutil
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -818,10 +818,10 @@ def align_examples(values: np.ndarray, idx, target_idx) -> np.ndarray:
     return values[[position[int(i)] for i in target_idx]]
 
 
-def stacked_teacher_logits(cfg: Config, task: str, teachers, split: str, ds=None, label_task=None) -> np.ndarray:
+def stacked_teacher_logits(cfg: Config, task: str, teachers, split: str, ds=None) -> np.ndarray:
     """(examples x teachers x classes) logits of `teachers` on `split`, aligned to `ds` by example and label."""
     ds = split_dataset(cfg, task, split) if ds is None else ds
-    order = TASKS[label_task or task].labels
+    order = TASKS[task].labels
     blocks = []
     for t in teachers:
         c = teacher_logits(cfg, task, t, split)
@@ -852,7 +852,7 @@ def cache_all_logits(cfg: Config, force: bool = False):
     return pd.DataFrame(rows)
 
 
-def evaluate_teachers(cfg: Config) -> "pd.DataFrame":
+def evaluate_teachers(cfg: Config):
     """Each teacher and the teacher ensemble (mean of probabilities) on the dev sets, against gold labels."""
     rows = []
     for task in cfg.tasks:
@@ -1385,7 +1385,7 @@ def alpha_sweep(cfg: Config, force: bool = False):
     return pd.DataFrame(rows)[["task", "split", "alpha", "accuracy", "model"]]
 
 
-def log_history(folder) -> "pd.DataFrame":
+def log_history(folder):
     """A finished run's Trainer log (step, epoch, loss, learning_rate) as a frame."""
     import pandas as pd
     logs = read_json(Path(folder) / "log_history.json") or []
@@ -1561,7 +1561,6 @@ def method_table(metrics, methods=METHOD_ORDER):
 
 def comparison_table(metrics, speed=None):
     """Table-4-style: methods x tasks (this run) with params, examples/s and the published numbers."""
-    import pandas as pd
     table = method_table(metrics)
     df = main_rows(metrics)
     params = df.groupby("method")["params"].max()

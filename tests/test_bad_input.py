@@ -1,5 +1,4 @@
 """Bad input is refused with a message that names the problem and the fix, and writes nothing."""
-import shutil
 
 import numpy as np
 import pytest

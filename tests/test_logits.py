@@ -2,7 +2,6 @@
 import json
 
 import numpy as np
-import torch
 from safetensors.torch import load_file, save_file
 
 import helpers

@@ -1,7 +1,6 @@
 """Artifacts are safetensors / npz / json (no pickle), and a truncated marker is detected and rebuilt."""
 import re
 
-import numpy as np
 
 import helpers
 from conftest import REPO, smoke_config

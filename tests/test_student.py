@@ -1,6 +1,5 @@
 """The multi-header student: initialisation from a teacher, save/load, and the two stages."""
 import numpy as np
-import pytest
 import torch
 
 import helpers
