@@ -4,6 +4,8 @@
     python run_chain.py --profile offline --data-dir ../shared/data/glue
     python run_chain.py --profile smoke --only 01 02      # some chapters only
     python run_chain.py --profile smoke --force           # recompute everything
+    python run_chain.py --profile offline --data-dir ../shared/data/glue --publish
+                                    # then copy the results to results/reference and rewrite the README table
 
 Executed copies go to RUN_DIR/executed/. A chapter that finished with the same parameters is skipped; a failing
 chapter stops the chain with its name and error, and running the same command again continues from there
@@ -49,6 +51,9 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default="", help="folder in GLUE's layout (<TASK>/train.tsv, dev.tsv)")
     p.add_argument("--only", nargs="*", default=[], help="chapter numbers to run, e.g. 01 02")
     p.add_argument("--force", action="store_true", help="recompute finished steps")
+    p.add_argument("--publish", action="store_true",
+                   help="after the chain: copy metrics, speed, tables, figures and executed notebooks to "
+                        "results/reference/ and rewrite the README's reference table from them")
     args = p.parse_args(argv)
     try:
         cfg = helpers.make_config(args.profile, run_dir=os.path.abspath(args.run_dir) if args.run_dir else "",
@@ -57,6 +62,9 @@ def main(argv=None) -> int:
             raise helpers.TMKDError(f"--data-dir {cfg.data_dir} is not a folder")
         run = helpers.check_run_dir(cfg, args.force)
         todo = chapters(args.only)
+        if args.publish and cfg.profile == "smoke":
+            raise helpers.TMKDError("--publish is for real data: the smoke profile's generated numbers do not "
+                                    "belong in results/reference or the README")
     except helpers.TMKDError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -86,6 +94,11 @@ def main(argv=None) -> int:
         helpers.write_json_atomic(marker, stamp)
         print(f"{head}: done in {time.time() - t0:.0f}s", flush=True)
     print(f"chain finished in {time.time() - start:.0f}s; results in {run}", flush=True)
+    if args.publish:
+        dest = helpers.export_reference(run)
+        helpers.update_readme(dest)
+        size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
+        print(f"published: {dest} ({size / 1e6:.1f} MB) and the README table", flush=True)
     return 0
 
 

@@ -105,3 +105,35 @@ def test_two_class_stage1_then_three_class_stage2_trains(run_copy, capsys):
     assert "heads re-initialised (stage 1 had 2 classes" in capsys.readouterr().out
     assert {r["split"] for r in rows} == {"validation_matched", "validation_mismatched"}
     assert all(r["accuracy"] > 1 / 3 + 0.2 for r in rows)
+
+
+def test_pool_stage1_scores_every_pooled_pair_with_the_stage1_teachers(run_copy):
+    """stage1_corpus="pool": the train pairs of several tasks, labels dropped, each scored by the stage-1
+    task's teachers; ids of different tasks never collide; the stage-2 student starts from it."""
+    cfg = helpers.make_config("smoke", run_dir=str(run_copy.run_path), stage1_task="qnli", stage1_corpus="pool",
+                              stage1_pool_tasks=("rte", "qnli"))
+    spec = helpers.stage1_spec(cfg, "tmkd")
+    ds = helpers.student_train_data(cfg, spec)
+    sizes = [len(helpers.split_dataset(cfg, t, "train")) for t in ("rte", "qnli")]
+    assert len(ds) == sum(sizes) and "label" not in ds.column_names
+    assert len(set(ds["idx"])) == len(ds)
+    qnli_train = helpers.split_dataset(cfg, "qnli", "train")
+    first = helpers.teacher_names(cfg)[0]
+    own = helpers.teacher_logits(cfg, "qnli", first, "train")
+    pooled = dict(zip(ds["idx"], np.asarray(ds["teacher_logits"])[:, 0]))
+    for i, row in zip(own["idx"][:20], own["logits"][:20]):     # a QNLI pair's pooled score = its train score
+        np.testing.assert_allclose(pooled[int(i) + 10_000_000], row, rtol=1e-5, atol=1e-6)
+    assert len(qnli_train) == sizes[1]
+    helpers.run_stage1(cfg, "tmkd")
+    rows = helpers.run_stage2(cfg, "tmkd")
+    assert rows and rows[0]["task"] == "qnli" and "after-stage1-pool" in rows[0]["model"]
+
+
+def test_teacher_init_takes_the_best_teachers_bottom_layers(run_copy):
+    cfg = helpers.make_config("smoke", run_dir=str(run_copy.run_path), student_init="teacher")
+    best = helpers.best_teacher(cfg, "rte")
+    assert helpers.student_source(cfg, "rte") == str(helpers.teacher_dir(cfg, "rte", best) / "final")
+    from transformers import AutoModel
+    teacher = AutoModel.from_pretrained(helpers.student_source(cfg, "rte")).state_dict()
+    student = helpers.build_student(helpers.student_source(cfg, "rte"), 2, 2, n_teachers=3).bert.state_dict()
+    assert torch.equal(student["encoder.layer.1.output.dense.weight"], teacher["encoder.layer.1.output.dense.weight"])
