@@ -1634,7 +1634,7 @@ def plot_methods(metrics, methods=("1o1", "mom_avg", "mom_vote", "mo1", "tkd", "
     fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(tasks), 3.6))
     width = 0.8 / max(len(shown), 1)
     for i, m in enumerate(shown):
-        ax.bar(np.arange(len(tasks)) + i * width, table.loc[m, tasks], width, label=m)
+        ax.bar(np.arange(len(tasks)) + i * width, table.loc[m, tasks], width, label=METHOD_LABELS.get(m, m))
     if "teacher_ensemble" in table.index:
         for j, t in enumerate(tasks):
             ax.hlines(table.loc["teacher_ensemble", t], j - width / 2, j + 0.8 - width / 2, colors="k",
@@ -1690,6 +1690,9 @@ def plot_speed(metrics, speed):
             ax.scatter(r["examples_per_s"], acc[key] * 100)
             ax.annotate(r["model"].split("/")[-1], (r["examples_per_s"], acc[key] * 100), fontsize=7)
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(plt.LogLocator(subs=(1, 2, 5)))   # 10, 20, 50, 100, ... in plain numbers
+    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel("examples/s (batch 32)")
     ax.set_ylabel("dev accuracy (%)")
     ax.set_title("Accuracy vs speed")
@@ -1735,9 +1738,37 @@ def export_reference(run, dest=None) -> Path:
         for f in sorted((run / folder).glob("*")):
             if f.is_file() and f.suffix in suffixes and not f.name.startswith("."):
                 (tmp / folder).mkdir(parents=True, exist_ok=True)
-                shutil.copy2(f, tmp / folder / f.name)
+                if f.suffix == ".ipynb":
+                    write_json_atomic(tmp / folder / f.name, without_widget_state(read_json(f)))
+                else:
+                    shutil.copy2(f, tmp / folder / f.name)
+    save_table(tmp, "chapter_times", chapter_times(run))
     replace_dir(tmp, dest)
     return dest
+
+
+def without_widget_state(nb: dict) -> dict:
+    """An executed notebook without its saved widget state: about 1 MB of progress-bar models per chapter that
+    no viewer renders once the kernel is gone; the cells' text and figures are kept."""
+    nb = dict(nb, metadata={k: v for k, v in nb.get("metadata", {}).items() if k != "widgets"})
+    return nb
+
+
+def chapter_times(run):
+    """Wall time of each executed chapter (papermill's own record in the executed notebook) and the total."""
+    import pandas as pd
+    rows = []
+    for nb in sorted((Path(run) / "executed").glob("[0-9][0-9]_*.ipynb")):
+        meta = read_json(nb) or {}
+        duration = meta.get("metadata", {}).get("papermill", {}).get("duration")
+        if duration is not None:
+            rows.append({"chapter": nb.stem, "seconds": float(duration)})
+    if not rows:
+        raise TMKDError(f"{run}/executed holds no executed chapter: run the chain before exporting it")
+    rows.append({"chapter": "total", "seconds": sum(r["seconds"] for r in rows)})
+    for r in rows:
+        r["minutes"] = round(r.pop("seconds") / 60, 1)
+    return pd.DataFrame(rows).set_index("chapter")
 
 
 def readme_table(reference=None) -> str:

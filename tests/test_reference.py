@@ -1,0 +1,118 @@
+"""The committed reference run (results/reference/) and the README table generated from it never drift apart."""
+import json
+
+import pandas as pd
+import pytest
+
+import helpers
+from conftest import REPO, run_chain
+
+REF = helpers.REFERENCE
+CHAPTERS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+REGENERATE = "regenerate it with: python -c 'import helpers; helpers.update_readme()'"
+
+
+def table_cells(block: str):
+    lines = [line for line in block.strip().splitlines() if line.startswith("|")]
+    split = lambda line: [c.strip() for c in line.strip().strip("|").split("|")]  # noqa: E731
+    return split(lines[0]), [split(line) for line in lines[2:]]
+
+
+def test_readme_table_is_the_one_generated_from_the_reference_metrics():
+    assert helpers.readme_block() == helpers.readme_table(REF), f"README table differs from {REF}; {REGENERATE}"
+
+
+def test_every_readme_accuracy_equals_the_mean_of_its_reference_metrics_rows():
+    """Recomputed here with plain pandas, not with the code that wrote the table."""
+    m = pd.read_csv(REF / "metrics.csv", keep_default_na=False)
+    m = m[m["sweep"].astype(str) == ""]
+    method_of = {label: key for key, label in helpers.METHOD_LABELS.items()}
+    header, rows = table_cells(helpers.readme_block())
+    assert {"QNLI (this run)", "RTE (this run)", "QNLI (paper)", "RTE (paper)"} <= set(header)
+    checked = 0
+    for row in rows:
+        method = method_of[row[0]]
+        for column, cell in zip(header[1:], row[1:]):
+            task = column.split()[0].lower()
+            if column.endswith("(this run)"):
+                acc = m[(m["method"] == method) & (m["task"] == task)]["accuracy"].astype(float)
+                if cell == "":
+                    assert acc.empty, f"{method}/{task} has metrics but an empty README cell"
+                    continue
+                assert float(cell) == pytest.approx(round(acc.mean() * 100, 2), abs=0.006), (method, task)
+                checked += 1
+            elif column.endswith("(paper)"):
+                paper = helpers.PUBLISHED["paper"].get(method, {}).get(task)
+                assert (cell == "" and paper is None) or float(cell) == paper, (method, task)
+    assert checked >= 15
+    assert {method_of[r[0]] for r in rows} >= {"teacher", "no_kd", "1o1", "mom_avg", "mo1", "tkd", "tmkd"}
+
+
+def test_reference_folder_holds_results_only_and_every_executed_chapter():
+    files = [f for f in REF.rglob("*") if f.is_file()]
+    assert {f.suffix for f in files} <= {".csv", ".json", ".md", ".png", ".ipynb"}
+    assert not [f for f in files if "checkpoint" in str(f)]
+    size = sum(f.stat().st_size for f in files)
+    assert size < 5e6, f"results/reference is {size / 1e6:.1f} MB"
+    assert (REF / "speed.csv").exists() and (REF / "run.json").exists()
+    assert json.loads((REF / "run.json").read_text())["profile"] == "offline"
+    for name in CHAPTERS:
+        nb = json.loads((REF / "executed" / name).read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert any(c.get("outputs") for c in code), f"executed {name} has no outputs"
+        assert not [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
+        assert "widgets" not in nb["metadata"], f"executed {name} still carries its widget state"
+
+
+def test_readme_shows_figures_of_the_reference_run():
+    text = (REPO / "README.md").read_text()
+    shown = [line.split("](")[1].split(")")[0] for line in text.splitlines() if line.startswith("![")]
+    assert shown and all((REPO / p).exists() and p.startswith("results/reference/figures/") for p in shown)
+
+
+def test_committed_chapters_carry_no_outputs():
+    for name in CHAPTERS:
+        nb = json.loads((REPO / "notebooks" / name).read_text())
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert all(not c.get("outputs") and c.get("execution_count") is None for c in code), name
+        assert sum("parameters" in c["metadata"].get("tags", []) for c in code) == 1, name
+
+
+def test_export_and_readme_update_on_a_fresh_run(smoke_chain, tmp_path):
+    run, _ = smoke_chain
+    dest = helpers.export_reference(run, tmp_path / "reference")
+    copied = {f.relative_to(dest).as_posix() for f in dest.rglob("*") if f.is_file()}
+    assert {"metrics.csv", "speed.csv", "run.json", "tables/comparison.csv", "figures/methods.png"} <= copied
+    assert {f"executed/{name}" for name in CHAPTERS} <= copied
+    assert not [p for p in copied if p.endswith((".safetensors", ".npz", ".arrow"))]
+    for name in CHAPTERS:
+        original, exported = (json.loads((d / "executed" / name).read_text()) for d in (run, dest))
+        assert exported["cells"] == original["cells"] and "widgets" not in exported["metadata"]
+    times = pd.read_csv(dest / "tables" / "chapter_times.csv", index_col="chapter")
+    assert list(times.index) == [name[:-len(".ipynb")] for name in CHAPTERS] + ["total"]
+    assert (times["minutes"] >= 0).all() and times.loc["total", "minutes"] > 0
+    assert times.loc["total", "minutes"] == pytest.approx(times["minutes"].iloc[:-1].sum(), abs=0.05 * len(CHAPTERS))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{helpers.TABLE_START}\nold table\n{helpers.TABLE_END}\noutro\n")
+    helpers.update_readme(dest, readme)
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith(f"{helpers.TABLE_END}\noutro\n")
+    assert helpers.readme_block(readme) == helpers.readme_table(dest) and "old table" not in text
+    assert "| TMKD |" in text
+
+
+def test_bad_exports_are_refused_with_a_clear_message(tmp_path):
+    with pytest.raises(helpers.TMKDError, match="no metrics.csv: run the chain to the end"):
+        helpers.export_reference(tmp_path / "empty", tmp_path / "ref")
+    (tmp_path / "unrun").mkdir()
+    (tmp_path / "unrun" / "metrics.csv").write_text("task,method,model,split,accuracy\n")
+    with pytest.raises(helpers.TMKDError, match="holds no executed chapter"):
+        helpers.export_reference(tmp_path / "unrun", tmp_path / "ref")
+    assert not (tmp_path / "ref").exists()
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers here\n")
+    with pytest.raises(helpers.TMKDError, match="no <!-- reference-table:start -->"):
+        helpers.update_readme(REF, readme)
+    assert readme.read_text() == "no markers here\n"
+    proc = run_chain(tmp_path / "run", "--publish")
+    assert proc.returncode == 2 and "--publish is for real data" in proc.stderr
