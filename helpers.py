@@ -1732,6 +1732,7 @@ def export_reference(run, dest=None) -> Path:
     run, dest = Path(run), Path(dest or REFERENCE)
     if not (run / "metrics.csv").exists():
         raise TMKDError(f"{run} has no metrics.csv: run the chain to the end before exporting it")
+    times = chapter_times(run)                     # refuses a run without executed chapters before writing
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     for folder, suffixes in REFERENCE_CONTENT.items():
@@ -1742,7 +1743,7 @@ def export_reference(run, dest=None) -> Path:
                     write_json_atomic(tmp / folder / f.name, without_widget_state(read_json(f)))
                 else:
                     shutil.copy2(f, tmp / folder / f.name)
-    save_table(tmp, "chapter_times", chapter_times(run))
+    save_table(tmp, "chapter_times", times)
     replace_dir(tmp, dest)
     return dest
 
@@ -1750,25 +1751,22 @@ def export_reference(run, dest=None) -> Path:
 def without_widget_state(nb: dict) -> dict:
     """An executed notebook without its saved widget state: about 1 MB of progress-bar models per chapter that
     no viewer renders once the kernel is gone; the cells' text and figures are kept."""
-    nb = dict(nb, metadata={k: v for k, v in nb.get("metadata", {}).items() if k != "widgets"})
-    return nb
+    return dict(nb, metadata={k: v for k, v in nb.get("metadata", {}).items() if k != "widgets"})
 
 
 def chapter_times(run):
     """Wall time of each executed chapter (papermill's own record in the executed notebook) and the total."""
     import pandas as pd
-    rows = []
+    seconds = {}
     for nb in sorted((Path(run) / "executed").glob("[0-9][0-9]_*.ipynb")):
-        meta = read_json(nb) or {}
-        duration = meta.get("metadata", {}).get("papermill", {}).get("duration")
+        duration = (read_json(nb) or {}).get("metadata", {}).get("papermill", {}).get("duration")
         if duration is not None:
-            rows.append({"chapter": nb.stem, "seconds": float(duration)})
-    if not rows:
+            seconds[nb.stem] = float(duration)
+    if not seconds:
         raise TMKDError(f"{run}/executed holds no executed chapter: run the chain before exporting it")
-    rows.append({"chapter": "total", "seconds": sum(r["seconds"] for r in rows)})
-    for r in rows:
-        r["minutes"] = round(r.pop("seconds") / 60, 1)
-    return pd.DataFrame(rows).set_index("chapter")
+    seconds["total"] = sum(seconds.values())
+    minutes = (pd.Series(seconds, name="minutes") / 60).round(1)
+    return minutes.rename_axis("chapter").to_frame()
 
 
 def readme_table(reference=None) -> str:

@@ -108,7 +108,7 @@ def test_bad_exports_are_refused_with_a_clear_message(tmp_path):
     (tmp_path / "unrun" / "metrics.csv").write_text("task,method,model,split,accuracy\n")
     with pytest.raises(helpers.TMKDError, match="holds no executed chapter"):
         helpers.export_reference(tmp_path / "unrun", tmp_path / "ref")
-    assert not (tmp_path / "ref").exists()
+    assert not (tmp_path / "ref").exists() and not list(tmp_path.glob(".ref.tmp-*")), "a refused export wrote files"
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")
     with pytest.raises(helpers.TMKDError, match="no <!-- reference-table:start -->"):
