@@ -7,21 +7,25 @@
     python run_chain.py --profile offline --data-dir ../shared/data/glue --publish
                                     # then copy the results to results/reference and rewrite the README table
 
-Executed copies go to RUN_DIR/executed/. A chapter that finished with the same parameters is skipped; a failing
+Executed copies go to RUN_DIR/executed/. A chapter is skipped when it finished with the same parameters and the same
+code (helpers.py, tmkd/) and everything it made is intact; after a chapter runs, the later ones run too. A failing
 chapter stops the chain with its name and error, and running the same command again continues from there
 (every chapter resumes its unfinished steps from their checkpoints).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import helpers
 
-NOTEBOOKS = Path(__file__).resolve().parent / "notebooks"
+REPO = Path(__file__).resolve().parent
+NOTEBOOKS = REPO / "notebooks"
 
 
 def chapters(only=()) -> list:
@@ -33,6 +37,33 @@ def chapters(only=()) -> list:
                                     f"{[p.name[:2] for p in found]}")
         found = [p for p in found if p.name[:2] in only]
     return found
+
+
+def code_fingerprint() -> str:
+    """The code every chapter runs: helpers.py and the tmkd package. A change re-executes the chapters (each
+    still skips its finished steps inside)."""
+    files = [REPO / "helpers.py", *sorted((REPO / "tmkd").glob("*.py"))]
+    return helpers.fingerprint({f.name: helpers.file_sha256(f) for f in files})
+
+
+def read_ledger(ledger: Path) -> list:
+    """The artifacts a chapter recorded while it ran (one json line each), last record per path."""
+    if not ledger.exists():
+        return []
+    entries = {}
+    for line in ledger.read_text(encoding="utf-8").splitlines():
+        e = json.loads(line)
+        entries[e["path"]] = e
+    return sorted(entries.values(), key=lambda e: e["path"])
+
+
+def chapter_done(marker: Path, stamp: dict) -> bool:
+    """A chapter counts as done while its marker matches (parameters, notebook, code) and every artifact it made
+    (teachers, logit files, students, tables, figures) is still there, unchanged."""
+    old = helpers.read_json(marker)
+    if old is None or {k: old.get(k) for k in stamp} != stamp:
+        return False
+    return helpers.artifacts_intact(old.get("artifacts", []))
 
 
 def run_chapter(notebook: Path, executed: Path, parameters: dict):
@@ -73,15 +104,22 @@ def main(argv=None) -> int:
     parameters = {"PROFILE": cfg.profile, "RUN_DIR": str(run), "DATA_DIR": cfg.data_dir, "FORCE": args.force}
     start = time.time()
     print(f"TMKD chain: profile {cfg.profile}, run directory {run}", flush=True)
+    os.environ["TMKD_RUN_TOKEN"] = uuid.uuid4().hex      # FORCE recomputes each step at most once in this run
+    code = code_fingerprint()
+    rerun_rest = False
     for i, nb in enumerate(todo, 1):
         marker = executed / f"{nb.stem}.done.json"
-        stamp = {"parameters": parameters, "notebook": helpers.file_sha256(nb)}
+        stamp = {"parameters": parameters, "notebook": helpers.file_sha256(nb), "code": code}
         head = f"[{i}/{len(todo)}] {nb.stem}"
-        if not args.force and helpers.read_json(marker) == stamp:
+        if not args.force and not rerun_rest and chapter_done(marker, stamp):
             print(f"{head}: done earlier, skipped", flush=True)
             continue
+        rerun_rest = True            # a chapter that runs again may change what the later ones read
         print(f"{head}: running ...", flush=True)
         t0 = time.time()
+        ledger = executed / f".{nb.stem}.ledger.jsonl"
+        ledger.unlink(missing_ok=True)
+        os.environ["TMKD_LEDGER"] = str(ledger)
         try:
             run_chapter(nb, executed, parameters)
         except Exception as e:  # noqa: BLE001 - report any failure with the chapter's name
@@ -91,7 +129,10 @@ def main(argv=None) -> int:
                   f"  executed copy: {executed / ('.' + nb.stem + '.partial.ipynb')}\n"
                   "  fix the cause and run the same command again to continue from here", file=sys.stderr)
             return 1
-        helpers.write_json_atomic(marker, stamp)
+        finally:
+            os.environ.pop("TMKD_LEDGER", None)
+        helpers.write_json_atomic(marker, stamp | {"artifacts": read_ledger(ledger)})
+        ledger.unlink(missing_ok=True)
         print(f"{head}: done in {time.time() - t0:.0f}s", flush=True)
     print(f"chain finished in {time.time() - start:.0f}s; results in {run}", flush=True)
     if args.publish:

@@ -1,0 +1,131 @@
+"""Step identity through the real training path (training stubbed): a changed setting that can change a step's
+result either trains the step anew or is refused with a clear message, never reuses the finished step."""
+import dataclasses
+import shutil
+
+import pytest
+
+import helpers
+from conftest import stub_run
+
+# A valid value other than stub_run's for every setting. A new Config field fails test_every_setting_has_an_alternate
+# until it gets one here, so that the identity tests below cover it.
+ALTERNATES = {
+    "profile": "offline", "run_dir": "elsewhere", "data_dir": "GLUE_FOLDER", "tasks": ("rte", "qnli", "mnli"),
+    "base_model": "OTHER_BASE", "max_seq_len": 20, "train_size": 48, "dev_size": 24, "seed": 7,
+    "teacher_lrs": (1e-3, 3e-3), "teacher_epochs": 2.0, "teacher_batch_size": 8,
+    "student_layers": 2, "student_head_layers": 2, "student_init": "random", "student_lr": 1e-3,
+    "student_epochs": 2.0, "student_batch_size": 8, "optimizer": "sgd", "alpha": 0.5, "soft_loss": "kl",
+    "kd_temperature": 2.0, "sweep_task": "qnli", "sweep_optimizers": ("adamw",), "sweep_head_layers": (1,),
+    "sweep_layers": (1,), "stage1_task": "qnli", "stage1_corpus": "pool", "stage1_pool_tasks": ("qnli", "rte"),
+    "stage1_epochs": 2.0, "stage2_task": "rte", "alphas": (0.9,), "warmup": 0.2, "group_by_length": True,
+    "save_steps": 3, "logging_steps": 2, "eval_batch_size": 16, "speed_batch_size": 8, "speed_repeats": 1,
+}
+FIELDS = [f.name for f in dataclasses.fields(helpers.Config)]
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory):
+    """A run whose teachers, logits and students (one stage, stage 1, stage 2) were 'trained' by the stub."""
+    import tmkd.students
+    import tmkd.teachers
+    from conftest import StubTrainer
+    mp = pytest.MonkeyPatch()
+    for module in (tmkd.teachers, tmkd.students):
+        mp.setattr(module, "fit", lambda model, ds, out, args, callbacks=(): StubTrainer(model))
+    run = tmp_path_factory.mktemp("identity") / "run"
+    cfg = stub_run(run)
+    helpers.train_teachers(cfg)
+    for spec in steps(cfg):
+        helpers.train_student(cfg, spec)
+    other = tmp_path_factory.mktemp("other")
+    helpers.build_smoke_model(other / "base", seed=7)
+    for task in cfg.tasks:                    # the generated data again, as a folder in GLUE's layout
+        for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
+            df = helpers.generate_split(task, split, 64, cfg.seed)
+            spec = helpers.TASKS[task]
+            df = df.rename(columns={"text_a": spec.local_columns[0], "text_b": spec.local_columns[1],
+                                    "label": spec.local_label})
+            (other / "glue" / spec.folder).mkdir(parents=True, exist_ok=True)
+            df.to_csv(other / "glue" / spec.folder / name, sep="\t", index=False)
+    mp.undo()
+    return cfg, {"base_model": str(other / "base"), "data_dir": str(other / "glue")}
+
+
+def steps(cfg):
+    """One student of each kind: one stage (m-o-1), stage 1 and stage 2 (TMKD)."""
+    return [helpers.base_spec(cfg, cfg.sweep_task), helpers.stage1_spec(cfg, "tmkd"), helpers.stage2_spec(cfg, "tmkd")]
+
+
+def changed(cfg, field, tmp_path, folders):
+    run = tmp_path / "run"
+    shutil.copytree(cfg.run_path, run)
+    value = folders.get(field, ALTERNATES[field])
+    new = dataclasses.replace(cfg, run_dir=str(run), **{field: value} if field != "run_dir" else {})
+    return dataclasses.replace(new, profile="smoke") if field == "profile" else new
+
+
+def test_every_setting_has_an_alternate():
+    missing = sorted(set(FIELDS) - set(ALTERNATES))
+    assert not missing, f"add a valid alternate value for {missing} to ALTERNATES"
+    cfg = stub_run("x")
+    for field in FIELDS:
+        assert getattr(cfg, field) != ALTERNATES[field], field
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_changed_setting_never_reuses_a_finished_teacher(field, finished, tmp_path, stub_training, capsys):
+    cfg, folders = finished
+    if field in helpers.settings_excluded("teacher"):
+        pytest.skip(f"{field} cannot change a teacher (config.settings_excluded)")
+    new = changed(cfg, field, tmp_path, folders)
+    try:
+        helpers.train_teacher(new, "rte", cfg.teacher_lrs[0])
+        assert stub_training, f"{field}: the teacher was neither retrained nor refused"
+    except helpers.TMKDError as e:
+        assert "another configuration" in str(e) and field in str(e), str(e)
+    assert "finished earlier, skipped" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_a_changed_setting_never_reuses_a_finished_student(field, finished, tmp_path, stub_training, capsys):
+    cfg, folders = finished
+    new = changed(cfg, field, tmp_path, folders)
+    checked = 0
+    for kind, spec in zip(("student", "stage1", "stage2"), ("one stage", "stage 1", "stage 2")):
+        if field in helpers.settings_excluded(kind):
+            continue
+        checked += 1
+        before = len(stub_training)
+        try:
+            helpers.train_student(new, steps(new)[("student", "stage1", "stage2").index(kind)])
+            assert len(stub_training) == before + 1, f"{field}: {spec} student neither retrained nor refused"
+        except helpers.TMKDError as e:
+            assert "another configuration" in str(e) or "not finished" in str(e) or "not trained" in str(e), str(e)
+        assert "finished earlier, skipped" not in capsys.readouterr().out, f"{field}: {kind} reused"
+    if not checked:
+        pytest.skip(f"{field} cannot change any student (config.settings_excluded)")
+
+
+def test_unchanged_settings_reuse_every_finished_step(finished, tmp_path, stub_training, capsys):
+    cfg, folders = finished
+    new = changed(cfg, "speed_repeats", tmp_path, folders)      # a setting that changes no result
+    helpers.train_teacher(new, "rte", cfg.teacher_lrs[0])
+    for spec in steps(cfg):
+        helpers.train_student(new, spec)
+    assert not stub_training
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 4
+
+
+def test_excluded_settings_each_have_a_reason():
+    from tmkd.config import NO_EFFECT, SELECTION
+    for reasons in (NO_EFFECT, SELECTION):
+        assert all(isinstance(r, str) and len(r) > 10 for r in reasons.values())
+        assert set(reasons) <= set(FIELDS)
+    assert helpers.settings_excluded("stage2") < helpers.settings_excluded("student")   # stage 2 sees stage 1's
+
+
+def test_step_specs_differ_by_seed():
+    cfg = stub_run("x")
+    a, b = helpers.base_spec(cfg, "rte"), helpers.base_spec(cfg, "rte", seed=7)
+    assert a.name != b.name and a.name.endswith("-s42") and b.name.endswith("-s7")

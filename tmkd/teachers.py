@@ -1,0 +1,65 @@
+"""Teachers: N = len(teacher_lrs) BERTs per task fine-tuned with the Trainer, skipped when finished and resumed
+from their last checkpoint when not."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base_model import base_model_path
+from .config import TASKS, Config, TMKDError, identity
+from .data import task_data
+from .rundir import check_run_dir, claim_step, read_json
+from .trainer import device, finish_step, fit, training_args
+
+
+def teacher_name(lr: float) -> str:
+    """teacher-lr3e-05: the exact learning rate in one notation for every teacher (2e-05, 1e-04, 1.5e-05)."""
+    return f"teacher-lr{np.format_float_scientific(lr, trim='-', exp_digits=2)}"
+
+
+def teacher_names(cfg: Config) -> list:
+    return [teacher_name(lr) for lr in cfg.teacher_lrs]
+
+
+def teacher_dir(cfg: Config, task: str, name: str) -> Path:
+    return cfg.run_path / "teachers" / task / name
+
+
+def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callbacks=()) -> Path:
+    """Fine-tune one teacher (BERT + classifier) on the task; skip it when finished, resume it when not."""
+    from transformers import AutoModelForSequenceClassification, set_seed
+    name = teacher_name(lr)
+    out = teacher_dir(cfg, task, name)
+    base = base_model_path(cfg)
+    data = task_data(cfg, task)
+    labels = TASKS[task].labels
+    spec = identity(cfg, "teacher", task=task, lr=lr, labels=labels, data=data["train"]._fingerprint)
+    if claim_step(out, spec, force):
+        print(f"= {task}/{name}: finished earlier, skipped")
+        return out / "final"
+    print(f"> {task}/{name}: fine-tuning on {len(data['train'])} examples")
+    set_seed(cfg.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(
+        base, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+    args = training_args(out, lr, cfg.teacher_epochs, cfg.teacher_batch_size, cfg)
+    trainer = fit(model, data["train"], out, args, callbacks)
+    return finish_step(trainer, out, spec, tokenizer_from=base, force=force)
+
+
+def train_teachers(cfg: Config, force: bool = False) -> dict:
+    """All teachers of every task of the profile: {task: [final folders]}."""
+    check_run_dir(cfg, force)
+    return {task: [train_teacher(cfg, task, lr, force) for lr in cfg.teacher_lrs] for task in cfg.tasks}
+
+
+def load_teacher(folder):
+    from transformers import AutoModelForSequenceClassification
+    if read_json(Path(folder) / "done.json") is None:
+        raise TMKDError(f"{folder} is not a finished teacher: run chapter 01 (teachers) first")
+    return AutoModelForSequenceClassification.from_pretrained(str(folder)).to(device())
+
+
+def teacher_label_names(folder) -> list:
+    config = read_json(Path(folder) / "config.json")
+    return [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
