@@ -15,7 +15,7 @@ System", WSDM 2020 (arXiv 1910.08381). Where each part lives:
   tmkd/experiments.py  what the chapters run: KD methods, sweeps, the two stages
   tmkd/speed.py        examples/s and latency; the int8 student
   tmkd/report.py       tables and figures from metrics.csv
-  tmkd/publish.py      results/reference and the README table
+  tmkd/publish.py      results/reference and the README table (run_chain --publish; not for the chapters)
   tmkd/environment.py  versions, device, quieter logs
 
 Nothing runs at import time except constants.
@@ -33,7 +33,6 @@ from tmkd.logit_cache import (align_examples, align_labels, best_teacher, cache_
 from tmkd.method import (METHODS, ONE_STAGE_METHODS, SOFT_LOSSES, TWO_STAGE_METHODS, TMKDConfig, TMKDStudent,
                          accuracy, combine_students, golden_loss, head_probabilities, kl_soft_loss, make_head,
                          method_students, mse_soft_loss, soft_heads, teacher_ensemble, tmkd_loss)
-from tmkd.publish import export_reference, readme_block, readme_table, update_readme
 from tmkd.report import (METHOD_LABELS, PUBLISHED, comparison_table, method_table, plot_curves, plot_methods,
                          plot_speed, plot_sweep, relative_table, save_figure, save_table, sweep_table, training_runs)
 from tmkd.rundir import (METRIC_KEY, artifacts_intact, check_run_dir, claim_step, file_sha256, fingerprint, load_npz,

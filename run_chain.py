@@ -23,6 +23,7 @@ import uuid
 from pathlib import Path
 
 import helpers
+from tmkd import publish
 
 REPO = Path(__file__).resolve().parent
 NOTEBOOKS = REPO / "notebooks"
@@ -63,7 +64,7 @@ def chapter_done(marker: Path, stamp: dict) -> bool:
     old = helpers.read_json(marker)
     if old is None or {k: old.get(k) for k in stamp} != stamp:
         return False
-    return helpers.artifacts_intact(old.get("artifacts", []))
+    return helpers.artifacts_intact(old.get("artifacts", []), marker.parent.parent)
 
 
 def run_chapter(notebook: Path, executed: Path, parameters: dict):
@@ -136,8 +137,8 @@ def main(argv=None) -> int:
         print(f"{head}: done in {time.time() - t0:.0f}s", flush=True)
     print(f"chain finished in {time.time() - start:.0f}s; results in {run}", flush=True)
     if args.publish:
-        dest = helpers.export_reference(run)
-        helpers.update_readme(dest)
+        dest = publish.export_reference(run)
+        publish.update_readme(dest)
         size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
         print(f"published: {dest} ({size / 1e6:.1f} MB) and the README table", flush=True)
     return 0

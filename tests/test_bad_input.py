@@ -77,10 +77,10 @@ def test_teachers_of_another_label_set():
 
 def test_student_heads_must_match_the_number_of_cached_teachers(teacher_run):
     base = helpers.base_model_path(teacher_run)
-    student = helpers.build_student(base, 1, 2, n_teachers=3)
+    student = helpers.build_student(base, 1, 3, helpers.TASKS["rte"].labels)
     batch = {"input_ids": torch.tensor([[2, 5, 3]]), "labels": torch.tensor([0]),
              "teacher_logits": torch.zeros(1, 2, 2)}
-    with pytest.raises(helpers.TMKDError, match="2 cached teachers but the student has 3 soft heads"):
+    with pytest.raises(ValueError, match="2 cached teachers but the student has 3 soft heads"):
         student(**batch)
 
 
@@ -89,7 +89,7 @@ def test_student_vocabulary_must_be_the_teachers(teacher_run, tmp_path):
     other = tmp_path / "other-vocab"
     BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64)).save_pretrained(str(other))
-    student = helpers.build_student(other, 1, 2, n_teachers=3)
+    student = helpers.build_student(other, 1, 3, helpers.TASKS["rte"].labels)
     with pytest.raises(helpers.TMKDError, match="student vocabulary \\(50 tokens\\) differs from teacher"):
         helpers.check_vocabulary(teacher_run, student, "rte", helpers.teacher_names(teacher_run))
 
@@ -100,14 +100,6 @@ def test_run_dir_with_another_configuration_is_refused_unless_forced(run_copy):
         helpers.check_run_dir(changed)
     helpers.check_run_dir(changed, force=True)      # --force takes the directory over
     assert helpers.read_json(run_copy.run_path / "run.json")["teacher_epochs"] == 1
-
-
-def test_a_changed_student_setting_never_resumes_an_old_student(run_copy):
-    spec = helpers.base_spec(run_copy, "rte", layers=1)
-    out = helpers.student_dir(run_copy, spec)
-    helpers.claim_step(out, {"epochs": 4}, force=False)
-    with pytest.raises(helpers.TMKDError, match="epochs: 4 -> 2"):
-        helpers.claim_step(out, {"epochs": 2}, force=False)
 
 
 def test_run_chain_refuses_bad_input_with_exit_code_2(tmp_path):

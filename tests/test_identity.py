@@ -11,7 +11,7 @@ from conftest import stub_run
 # A valid value other than stub_run's for every setting. A new Config field fails test_every_setting_has_an_alternate
 # until it gets one here, so that the identity tests below cover it.
 ALTERNATES = {
-    "profile": "offline", "run_dir": "elsewhere", "data_dir": "GLUE_FOLDER", "tasks": ("rte", "qnli", "mnli"),
+    "profile": "offline", "run_dir": "elsewhere", "data_dir": "ANOTHER_GLUE_FOLDER", "tasks": ("rte", "qnli", "mnli"),
     "base_model": "OTHER_BASE", "max_seq_len": 20, "train_size": 48, "dev_size": 24, "seed": 7,
     "teacher_lrs": (1e-3, 3e-3), "teacher_epochs": 2.0, "teacher_batch_size": 8,
     "student_layers": 2, "student_head_layers": 2, "student_init": "random", "student_lr": 1e-3,
@@ -26,30 +26,34 @@ FIELDS = [f.name for f in dataclasses.fields(helpers.Config)]
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
-    """A run whose teachers, logits and students (one stage, stage 1, stage 2) were 'trained' by the stub."""
+    """A run whose teachers, logits and students (one stage, stage 1, stage 2) were 'trained' by the stub.
+    Its data is the generated data written as a GLUE-layout folder, so that another base model reads the same."""
     import tmkd.students
     import tmkd.teachers
     from conftest import StubTrainer
+    other = tmp_path_factory.mktemp("other")
+    write_glue_folder(other / "glue")
+    shutil.copytree(other / "glue", other / "glue2")
+    helpers.build_smoke_model(other / "base", seed=7)
     mp = pytest.MonkeyPatch()
     for module in (tmkd.teachers, tmkd.students):
         mp.setattr(module, "fit", lambda model, ds, out, args, callbacks=(): StubTrainer(model))
-    run = tmp_path_factory.mktemp("identity") / "run"
-    cfg = stub_run(run)
+    cfg = stub_run(tmp_path_factory.mktemp("identity") / "run", data_dir=str(other / "glue"))
     helpers.train_teachers(cfg)
     for spec in steps(cfg):
         helpers.train_student(cfg, spec)
-    other = tmp_path_factory.mktemp("other")
-    helpers.build_smoke_model(other / "base", seed=7)
-    for task in cfg.tasks:                    # the generated data again, as a folder in GLUE's layout
-        for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
-            df = helpers.generate_split(task, split, 64, cfg.seed)
-            spec = helpers.TASKS[task]
-            df = df.rename(columns={"text_a": spec.local_columns[0], "text_b": spec.local_columns[1],
-                                    "label": spec.local_label})
-            (other / "glue" / spec.folder).mkdir(parents=True, exist_ok=True)
-            df.to_csv(other / "glue" / spec.folder / name, sep="\t", index=False)
     mp.undo()
-    return cfg, {"base_model": str(other / "base"), "data_dir": str(other / "glue")}
+    return cfg, {"base_model": str(other / "base"), "data_dir": str(other / "glue2")}
+
+
+def write_glue_folder(folder):
+    for task in ("rte", "qnli"):
+        spec = helpers.TASKS[task]
+        for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
+            df = helpers.generate_split(task, split, 64, 42).rename(columns={
+                "text_a": spec.local_columns[0], "text_b": spec.local_columns[1], "label": spec.local_label})
+            (folder / spec.folder).mkdir(parents=True, exist_ok=True)
+            df.to_csv(folder / spec.folder / name, sep="\t", index=False)
 
 
 def steps(cfg):
@@ -68,7 +72,7 @@ def changed(cfg, field, tmp_path, folders):
 def test_every_setting_has_an_alternate():
     missing = sorted(set(FIELDS) - set(ALTERNATES))
     assert not missing, f"add a valid alternate value for {missing} to ALTERNATES"
-    cfg = stub_run("x")
+    cfg = stub_run("x", data_dir="GLUE_FOLDER")
     for field in FIELDS:
         assert getattr(cfg, field) != ALTERNATES[field], field
 

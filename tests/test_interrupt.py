@@ -16,8 +16,8 @@ KILL_POINTS = [   # (what is happening, a file that shows it is happening now)
     ("logit caching", lambda run: any(run.glob("logits/rte/*/train.npz"))),
     ("between chapters", lambda run: (run / "executed" / "03_student_sweeps.done.json").exists()),
     ("student training", lambda run: any(run.glob("students/qnli/*/checkpoint-*"))),
-    ("stage 1", lambda run: any(run.glob("students/rte/stage1-*/checkpoint-*"))),
-    ("stage 2", lambda run: any(run.glob("students/qnli/*after*/checkpoint-*"))),
+    ("stage 1", lambda run: any(run.glob("students/rte/*-stage1-*/checkpoint-*"))),
+    ("stage 2", lambda run: any(run.glob("students/qnli/t*kd-k*/checkpoint-*"))),
 ]
 
 

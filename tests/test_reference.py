@@ -5,11 +5,12 @@ import pandas as pd
 import pytest
 
 import helpers
+from tmkd import publish
 from conftest import REPO, run_chain
 
-REF = helpers.REFERENCE
+REF = publish.REFERENCE
 CHAPTERS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-REGENERATE = "regenerate it with: python -c 'import helpers; helpers.update_readme()'"
+REGENERATE = "regenerate it with: python -c 'import helpers; publish.update_readme()'"
 
 
 def table_cells(block: str):
@@ -19,7 +20,7 @@ def table_cells(block: str):
 
 
 def test_readme_table_is_the_one_generated_from_the_reference_metrics():
-    assert helpers.readme_block() == helpers.readme_table(REF), f"README table differs from {REF}; {REGENERATE}"
+    assert publish.readme_block() == publish.readme_table(REF), f"README table differs from {REF}; {REGENERATE}"
 
 
 def test_every_readme_accuracy_equals_the_mean_of_its_reference_metrics_rows():
@@ -27,7 +28,7 @@ def test_every_readme_accuracy_equals_the_mean_of_its_reference_metrics_rows():
     m = pd.read_csv(REF / "metrics.csv", keep_default_na=False)
     m = m[m["sweep"].astype(str) == ""]
     method_of = {label: key for key, label in helpers.METHOD_LABELS.items()}
-    header, rows = table_cells(helpers.readme_block())
+    header, rows = table_cells(publish.readme_block())
     assert {"QNLI (this run)", "RTE (this run)", "QNLI (paper)", "RTE (paper)"} <= set(header)
     checked = 0
     for row in rows:
@@ -80,7 +81,7 @@ def test_committed_chapters_carry_no_outputs():
 
 def test_export_and_readme_update_on_a_fresh_run(smoke_chain, tmp_path):
     run, _ = smoke_chain
-    dest = helpers.export_reference(run, tmp_path / "reference")
+    dest = publish.export_reference(run, tmp_path / "reference")
     copied = {f.relative_to(dest).as_posix() for f in dest.rglob("*") if f.is_file()}
     assert {"metrics.csv", "speed.csv", "run.json", "tables/comparison.csv", "figures/methods.png"} <= copied
     assert {f"executed/{name}" for name in CHAPTERS} <= copied
@@ -93,26 +94,26 @@ def test_export_and_readme_update_on_a_fresh_run(smoke_chain, tmp_path):
     assert (times["minutes"] >= 0).all() and times.loc["total", "minutes"] > 0
     assert times.loc["total", "minutes"] == pytest.approx(times["minutes"].iloc[:-1].sum(), abs=0.05 * len(CHAPTERS))
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{helpers.TABLE_START}\nold table\n{helpers.TABLE_END}\noutro\n")
-    helpers.update_readme(dest, readme)
+    readme.write_text(f"intro\n{publish.TABLE_START}\nold table\n{publish.TABLE_END}\noutro\n")
+    publish.update_readme(dest, readme)
     text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith(f"{helpers.TABLE_END}\noutro\n")
-    assert helpers.readme_block(readme) == helpers.readme_table(dest) and "old table" not in text
+    assert text.startswith("intro\n") and text.endswith(f"{publish.TABLE_END}\noutro\n")
+    assert publish.readme_block(readme) == publish.readme_table(dest) and "old table" not in text
     assert "| TMKD |" in text
 
 
 def test_bad_exports_are_refused_with_a_clear_message(tmp_path):
     with pytest.raises(helpers.TMKDError, match="no metrics.csv: run the chain to the end"):
-        helpers.export_reference(tmp_path / "empty", tmp_path / "ref")
+        publish.export_reference(tmp_path / "empty", tmp_path / "ref")
     (tmp_path / "unrun").mkdir()
     (tmp_path / "unrun" / "metrics.csv").write_text("task,method,model,split,accuracy\n")
     with pytest.raises(helpers.TMKDError, match="holds no executed chapter"):
-        helpers.export_reference(tmp_path / "unrun", tmp_path / "ref")
+        publish.export_reference(tmp_path / "unrun", tmp_path / "ref")
     assert not (tmp_path / "ref").exists() and not list(tmp_path.glob(".ref.tmp-*")), "a refused export wrote files"
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")
     with pytest.raises(helpers.TMKDError, match="no <!-- reference-table:start -->"):
-        helpers.update_readme(REF, readme)
+        publish.update_readme(REF, readme)
     assert readme.read_text() == "no markers here\n"
     proc = run_chain(tmp_path / "run", "--publish")
     assert proc.returncode == 2 and "--publish is for real data" in proc.stderr

@@ -25,13 +25,14 @@ def dev_logits(cfg):
     return helpers.teacher_logits(cfg, "rte", name, "validation")["logits"]
 
 
+@pytest.mark.slow
 def test_teacher_resume_gives_the_uninterrupted_result(tmp_path, capsys):
     plain = smoke_config(tmp_path / "plain", teacher_lrs=(2e-3,))
     crashed = smoke_config(tmp_path / "crashed", teacher_lrs=(2e-3,))
     helpers.train_teacher(plain, "rte", 2e-3)
     with pytest.raises(Crash):
         helpers.train_teacher(crashed, "rte", 2e-3, callbacks=[CrashAfterSave(40)])
-    out = helpers.teacher_dir(crashed, "rte", "teacher-lr0.002")
+    out = helpers.teacher_dir(crashed, "rte", "teacher-lr2e-03")
     assert (out / "checkpoint-40").exists() and not (out / "final").exists()
     helpers.train_teacher(crashed, "rte", 2e-3)
     assert "resuming from checkpoint-40" in capsys.readouterr().out
@@ -45,11 +46,12 @@ def test_finished_teacher_is_skipped(teacher_run, capsys):
     assert "finished earlier, skipped" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_incomplete_checkpoint_is_removed_and_an_earlier_one_used(tmp_path, capsys):
     cfg = smoke_config(tmp_path / "run", teacher_lrs=(2e-3,))
     with pytest.raises(Crash):
         helpers.train_teacher(cfg, "rte", 2e-3, callbacks=[CrashAfterSave(30)])
-    out = helpers.teacher_dir(cfg, "rte", "teacher-lr0.002")
+    out = helpers.teacher_dir(cfg, "rte", "teacher-lr2e-03")
     (out / "checkpoint-30" / "model.safetensors").write_bytes(b"\0" * 10)    # a save cut short
     assert helpers.last_good_checkpoint(out).endswith("checkpoint-20")
     assert "checkpoint-30: model.safetensors unreadable" in capsys.readouterr().out

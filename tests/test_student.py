@@ -3,6 +3,9 @@ import numpy as np
 import torch
 
 import helpers
+from tmkd.students import student_source
+
+LABELS = helpers.TASKS["rte"].labels
 
 
 def teacher_folder(cfg, task="rte"):
@@ -12,19 +15,18 @@ def teacher_folder(cfg, task="rte"):
 def test_student_copies_the_teachers_bottom_layers_exactly(teacher_run):
     from transformers import AutoModel
     teacher = AutoModel.from_pretrained(str(teacher_folder(teacher_run)))
-    student = helpers.build_student(teacher_folder(teacher_run), 3, 2, n_teachers=3)
+    student = helpers.build_student(teacher_folder(teacher_run), 3, 3, LABELS)
     assert len(student.bert.encoder.layer) == 3
     t, s = teacher.state_dict(), student.bert.state_dict()
     copied = [k for k in s if k.startswith("embeddings.") or k.startswith(("encoder.layer.0.", "encoder.layer.1.", "encoder.layer.2."))]
     assert copied and all(torch.equal(s[k], t[k]) for k in copied)
-    assert not torch.equal(student.golden_head[-1].weight[:, :4], torch.zeros(2, 4))
-    random = helpers.build_student(teacher_folder(teacher_run), 3, 2, n_teachers=3, init="random")
+    random = helpers.build_student(teacher_folder(teacher_run), 3, 3, LABELS, init="random")
     assert not torch.equal(random.bert.encoder.layer[0].attention.self.query.weight,
                            t["encoder.layer.0.attention.self.query.weight"])
 
 
 def test_student_has_one_golden_head_and_one_soft_head_per_teacher(teacher_run):
-    student = helpers.build_student(teacher_folder(teacher_run), 1, 3, n_teachers=3, head_layers=2)
+    student = helpers.build_student(teacher_folder(teacher_run), 1, 3, helpers.TASKS["mnli"].labels, head_layers=2)
     assert len(student.soft_heads) == 3
     assert [type(m).__name__ for m in student.golden_head] == ["Linear", "GELU", "Linear"]
     golden, soft = student.heads(torch.tensor([[2, 5, 6, 3]]))
@@ -32,7 +34,7 @@ def test_student_has_one_golden_head_and_one_soft_head_per_teacher(teacher_run):
 
 
 def test_save_and_load_round_trip(teacher_run, tmp_path):
-    student = helpers.build_student(teacher_folder(teacher_run), 2, 2, n_teachers=3, alpha=0.5).eval()
+    student = helpers.build_student(teacher_folder(teacher_run), 2, 3, LABELS, alpha=0.5).eval()
     student.save_pretrained(str(tmp_path / "s"))
     loaded = helpers.TMKDStudent.from_pretrained(str(tmp_path / "s")).eval()
     batch = {"input_ids": torch.tensor([[2, 7, 8, 3, 9, 3]]), "token_type_ids": torch.tensor([[0, 0, 0, 0, 1, 1]])}
@@ -41,7 +43,7 @@ def test_save_and_load_round_trip(teacher_run, tmp_path):
 
 
 def test_prediction_is_eq6_the_mean_of_all_heads(teacher_run):
-    student = helpers.build_student(teacher_folder(teacher_run), 1, 2, n_teachers=2, alpha=0.7).eval()
+    student = helpers.build_student(teacher_folder(teacher_run), 1, 2, LABELS, alpha=0.7).eval()
     ids = torch.tensor([[2, 7, 8, 3]])
     golden, soft = student.heads(ids)
     expected = (golden.softmax(-1) + soft[:, 0].softmax(-1) + soft[:, 1].softmax(-1)) / 3
@@ -81,7 +83,7 @@ def test_stage2_starts_from_the_stage1_weights(run_copy):
     cfg = run_copy
     s1 = helpers.train_student(cfg, helpers.stage1_spec(cfg, "tmkd"))
     old = helpers.TMKDStudent.from_pretrained(str(s1))
-    new, msg = helpers.student_from_stage1(s1, 2, 3, 0.7, helpers.TASKS["qnli"].labels)
+    new, msg = helpers.student_from_stage1(s1, 3, helpers.TASKS["qnli"].labels, 0.7, 1)
     assert all(torch.equal(v, old.bert.state_dict()[k]) for k, v in new.bert.state_dict().items())
     assert torch.equal(new.soft_heads[2][0].weight, old.soft_heads[2][0].weight)
     assert "3 of 3 soft heads carried over" in msg
@@ -90,7 +92,7 @@ def test_stage2_starts_from_the_stage1_weights(run_copy):
 def test_stage2_into_a_three_class_task_reinitialises_the_heads(run_copy):
     cfg = run_copy
     s1 = helpers.train_student(cfg, helpers.stage1_spec(cfg, "tmkd"))             # 2 classes (rte)
-    new, msg = helpers.student_from_stage1(s1, 3, 3, 0.7, helpers.TASKS["mnli"].labels)
+    new, msg = helpers.student_from_stage1(s1, 3, helpers.TASKS["mnli"].labels, 0.7, 1)
     assert "heads re-initialised" in msg and "2 classes" in msg
     golden, soft = new.heads(torch.tensor([[2, 7, 8, 3]]))
     assert golden.shape == (1, 3) and soft.shape == (1, 3, 3)
@@ -126,14 +128,15 @@ def test_pool_stage1_scores_every_pooled_pair_with_the_stage1_teachers(run_copy)
     assert len(qnli_train) == sizes[1]
     helpers.run_stage1(cfg, "tmkd")
     rows = helpers.run_stage2(cfg, "tmkd")
-    assert rows and rows[0]["task"] == "qnli" and "after-stage1-pool" in rows[0]["model"]
+    assert rows and rows[0]["model"] == "qnli/tmkd-k3-a0.7-s42"
+    assert helpers.stage2_spec(cfg, "tmkd").init_from == "tmkd-stage1-pool-k3-s42"
 
 
 def test_teacher_init_takes_the_best_teachers_bottom_layers(run_copy):
     cfg = helpers.make_config("smoke", run_dir=str(run_copy.run_path), student_init="teacher")
     best = helpers.best_teacher(cfg, "rte")
-    assert helpers.student_source(cfg, "rte") == str(helpers.teacher_dir(cfg, "rte", best) / "final")
+    assert student_source(cfg, "rte") == str(helpers.teacher_dir(cfg, "rte", best) / "final")
     from transformers import AutoModel
-    teacher = AutoModel.from_pretrained(helpers.student_source(cfg, "rte")).state_dict()
-    student = helpers.build_student(helpers.student_source(cfg, "rte"), 2, 2, n_teachers=3).bert.state_dict()
+    teacher = AutoModel.from_pretrained(student_source(cfg, "rte")).state_dict()
+    student = helpers.build_student(student_source(cfg, "rte"), 2, 3, LABELS).bert.state_dict()
     assert torch.equal(student["encoder.layer.1.output.dense.weight"], teacher["encoder.layer.1.output.dense.weight"])

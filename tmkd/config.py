@@ -230,8 +230,8 @@ def settings_excluded(step: str) -> set:
         return base | set(STUDENT_ONLY) | set(STAGE1_ONLY)
     if step == "student":      # one stage: no stage-1 corpus involved
         return base | set(STAGE1_ONLY)
-    if step == "stage1":       # stage 1 trains for stage1_epochs
-        return base | {"student_epochs"}
+    if step == "stage1":       # stage 1 trains for stage1_epochs, with alpha = 1 by definition (no gold labels)
+        return base | {"student_epochs", "alpha"}
     if step == "stage2":       # starts from the stage-1 student: everything counts
         return base
     raise ValueError(f"unknown step kind {step!r}")

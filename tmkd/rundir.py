@@ -124,15 +124,20 @@ def force_stamp(force: bool) -> dict:
 # ---- chapter ledger: which artifacts a chapter made (run_chain checks them before skipping a chapter) ------
 
 def note_artifact(path) -> None:
-    """Record `path` (a step's marker or a table/figure) in the running chapter's ledger, if there is one."""
+    """Record `path` (a step's marker or a table/figure) in the running chapter's ledger, if there is one.
+    The ledger lives in RUN_DIR/executed/; paths are kept relative to RUN_DIR, so a copied run stays valid."""
     ledger = os.environ.get("TMKD_LEDGER")
     if ledger:
+        root = Path(ledger).resolve().parent.parent
         with open(ledger, "a", encoding="utf-8") as f:
-            f.write(json.dumps({"path": str(Path(path).resolve()), "sha256": file_sha256(path)}) + "\n")
+            f.write(json.dumps({"path": os.path.relpath(Path(path).resolve(), root),
+                                "sha256": file_sha256(path)}) + "\n")
 
 
-def artifacts_intact(entries: list) -> bool:
-    return all(Path(e["path"]).is_file() and file_sha256(e["path"]) == e["sha256"] for e in entries)
+def artifacts_intact(entries: list, root) -> bool:
+    """True when every recorded artifact (paths relative to the run directory `root`) is there, unchanged."""
+    return all((Path(root) / e["path"]).is_file() and file_sha256(Path(root) / e["path"]) == e["sha256"]
+               for e in entries)
 
 
 # ---- steps --------------------------------------------------------------------------------------------------
