@@ -12,7 +12,7 @@ from .base_model import base_model_path
 from .config import SPEC_FIELDS, TASKS, Config, TMKDError, identity
 from .data import dev_splits, split_dataset
 from .logit_cache import best_teacher, with_teacher_logits
-from .method import TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, student_config
+from .method import Student, TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, soft_heads, student_config
 from .rundir import claim_step, file_sha256, finished_model, load_npz, read_json, save_npz_atomic, write_json_atomic
 from .teachers import teacher_dir
 from .trainer import device, finish_step, fit, params_of, predict_logits, training_args
@@ -64,7 +64,8 @@ class StudentSpec:
 
     @property
     def n_heads(self) -> int:
-        return 0 if not self.teachers else (1 if self.average_teachers else len(self.teachers))
+        """Soft heads of the multi-header layer (tmkd.method.soft_heads)."""
+        return soft_heads(Student(self.teachers, self.average_teachers))
 
 
 def student_dir(cfg: Config, spec: StudentSpec) -> Path:
