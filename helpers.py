@@ -16,16 +16,17 @@ System", WSDM 2020 (arXiv 1910.08381). Where each part lives:
   tmkd/speed.py        examples/s and latency; the int8 student
   tmkd/report.py       tables and figures from metrics.csv
   tmkd/publish.py      results/reference and the README table (run_chain --publish; not for the chapters)
-  tmkd/environment.py  versions, device, quieter logs
+  tmkd/lock.py         one writer per run directory
+  tmkd/environment.py  a chapter's start: configuration, lock, versions, device, quieter logs
 
 Nothing runs at import time except constants.
 """
 from tmkd.base_model import base_depth, base_model_path, build_smoke_model, load_tokenizer, smoke_vocabulary
 from tmkd.config import (MINILM_MODEL, PROFILES, SMOKE_MODEL, TASKS, Config, TMKDError, identity, make_config,
-                         settings_excluded)
+                         parse_overrides, settings_excluded)
 from tmkd.data import (dev_splits, frame_to_labelled, generate_split, peek, raw_split, read_local_split,
                        split_dataset, take_subset, task_data)
-from tmkd.environment import describe_environment, quiet
+from tmkd.environment import describe_environment, quiet, start_chapter
 from tmkd.experiments import (alpha_sweep, base_spec, log_history, method_specs, one_vs_many, run_method,
                               run_stage1, run_stage2, run_sweep, stage1_spec, stage2_spec, sweep_values)
 from tmkd.logit_cache import (align_examples, align_labels, best_teacher, cache_all_logits, evaluate_teachers,

@@ -4,6 +4,8 @@
     python run_chain.py --profile offline --data-dir ../shared/data/glue
     python run_chain.py --profile smoke --only 01 02      # some chapters only
     python run_chain.py --profile smoke --force           # recompute everything
+    python run_chain.py --profile smoke --set teacher_epochs=1 --set tasks=rte,qnli   # any setting
+    python run_chain.py --profile smoke --config my-settings.json                      # settings from a file
     python run_chain.py --profile offline --data-dir ../shared/data/glue --publish
                                     # then copy the results to results/reference and rewrite the README table
 
@@ -17,13 +19,16 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 import uuid
 from pathlib import Path
 
 import helpers
-from tmkd import publish
+from tmkd import lock, publish
+from tmkd.config import coerce, settings_help
+from tmkd.data import check_data_dir
 
 REPO = Path(__file__).resolve().parent
 NOTEBOOKS = REPO / "notebooks"
@@ -68,65 +73,140 @@ def chapter_done(marker: Path, stamp: dict) -> bool:
 
 
 def run_chapter(notebook: Path, executed: Path, parameters: dict):
-    """Execute one chapter; the executed copy is written under a temporary name and renamed when done."""
+    """Execute one chapter; the executed copy is written under a temporary name and renamed when done.
+    The kernel logs errors only (no transport warnings in the chain's output)."""
     import papermill as pm
     partial = executed / f".{notebook.stem}.partial.ipynb"
     pm.execute_notebook(str(notebook), str(partial), parameters=parameters, kernel_name="python3",
-                        cwd=str(NOTEBOOKS), progress_bar=False, log_output=False)
+                        cwd=str(NOTEBOOKS), progress_bar=False, log_output=False,
+                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
     os.replace(partial, executed / notebook.name)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def parse_settings(pairs: list, config_file: str) -> dict:
+    """--config FILE.json, then every --set KEY=VALUE, each converted and checked by helpers.Config's own fields."""
+    settings = {}
+    if config_file:
+        data = helpers.read_json(config_file)
+        if not isinstance(data, dict):
+            raise helpers.TMKDError(f"--config {config_file}: not a readable JSON object of settings, "
+                                    'e.g. {"teacher_epochs": 1, "tasks": ["rte", "qnli"]}')
+        settings.update(data)
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep:
+            raise helpers.TMKDError(f"--set {pair!r}: write KEY=VALUE, e.g. --set teacher_epochs=1")
+        settings[key.strip()] = value
+    for key in ("profile", "run_dir", "data_dir"):
+        if key in settings:
+            raise helpers.TMKDError(f"{key} has its own option: use --{key.replace('_', '-')}")
+    return {k: coerce(k, v) for k, v in settings.items()}
+
+
+def check_writable(run: Path) -> None:
+    """Refuse a run directory that is a file or cannot be written, before anything is written."""
+    if run.exists() and not run.is_dir():
+        raise helpers.TMKDError(f"--run-dir {run} is a file: choose a folder (it is created if missing)")
+    probe = run
+    while not probe.exists():
+        probe = probe.parent
+    if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
+        raise helpers.TMKDError(f"--run-dir {run}: {probe} is not writable; choose a folder you can write to")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="settings for --set and --config (defaults: the smoke profile):\n" + settings_help())
     p.add_argument("--profile", default="smoke", help=f"one of {sorted(helpers.PROFILES)}")
     p.add_argument("--run-dir", default="", help="run directory (default results/<profile>)")
     p.add_argument("--data-dir", default="", help="folder in GLUE's layout (<TASK>/train.tsv, dev.tsv)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                   help="any setting listed below, e.g. --set teacher_epochs=1 --set tasks=rte,qnli (repeatable)")
+    p.add_argument("--config", default="", metavar="FILE.json", help="settings from a JSON object; --set wins")
     p.add_argument("--only", nargs="*", default=[], help="chapter numbers to run, e.g. 01 02")
-    p.add_argument("--force", action="store_true", help="recompute finished steps")
+    p.add_argument("--force", action="store_true", help="recompute finished steps (each once in this run)")
     p.add_argument("--publish", action="store_true",
                    help="after the chain: copy metrics, speed, tables, figures and executed notebooks to "
                         "results/reference/ and rewrite the README's reference table from them")
-    args = p.parse_args(argv)
+    return p
+
+
+def prepare(args):
+    """Everything checked in this process, in a second or two, before a kernel starts or a file is written."""
+    overrides = parse_settings(args.settings, args.config)
+    cfg = helpers.make_config(args.profile, overrides, run_dir=os.path.abspath(args.run_dir) if args.run_dir else "",
+                              data_dir=os.path.abspath(args.data_dir) if args.data_dir else "")
+    check_data_dir(cfg)
+    todo = chapters(args.only)
+    if args.publish and cfg.profile == "smoke":
+        raise helpers.TMKDError("--publish is for real data: the smoke profile's generated numbers do not "
+                                "belong in results/reference or the README")
+    check_writable(cfg.run_path)
+    return cfg, overrides, todo
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     try:
-        cfg = helpers.make_config(args.profile, run_dir=os.path.abspath(args.run_dir) if args.run_dir else "",
-                                  data_dir=os.path.abspath(args.data_dir) if args.data_dir else "")
-        if cfg.data_dir and not Path(cfg.data_dir).is_dir():
-            raise helpers.TMKDError(f"--data-dir {cfg.data_dir} is not a folder")
-        run = helpers.check_run_dir(cfg, args.force)
-        todo = chapters(args.only)
-        if args.publish and cfg.profile == "smoke":
-            raise helpers.TMKDError("--publish is for real data: the smoke profile's generated numbers do not "
-                                    "belong in results/reference or the README")
+        cfg, overrides, todo = prepare(args)
+        run = cfg.run_path
+        os.environ["TMKD_LOCK_TOKEN"] = uuid.uuid4().hex    # the chapters' kernels share the chain's lock
+        lock.acquire(run, what=f"run_chain.py --profile {cfg.profile}")
+        helpers.check_run_dir(cfg, args.force)
     except helpers.TMKDError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     executed = run / "executed"
     executed.mkdir(parents=True, exist_ok=True)
-    parameters = {"PROFILE": cfg.profile, "RUN_DIR": str(run), "DATA_DIR": cfg.data_dir, "FORCE": args.force}
+    helpers.write_json_atomic(run / "chain.json", {"profile": cfg.profile, "overrides": overrides,
+                                                   "command": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    parameters = {"PROFILE": cfg.profile, "RUN_DIR": str(run), "DATA_DIR": cfg.data_dir, "FORCE": args.force,
+                  "OVERRIDES": json.loads(json.dumps(overrides))}      # tuples as lists: papermill writes literals
+    signal.signal(signal.SIGTERM, signal.default_int_handler)     # stop like Ctrl-C: resumable, one line
+    try:
+        return run_chain(cfg, run, todo, parameters, args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: finished steps are kept and unfinished ones resume from their last checkpoint; "
+              "run the same command again to continue", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        lock.release(run)
+
+
+def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
+    executed = run / "executed"
     start = time.time()
     print(f"TMKD chain: profile {cfg.profile}, run directory {run}", flush=True)
     os.environ["TMKD_RUN_TOKEN"] = uuid.uuid4().hex      # FORCE recomputes each step at most once in this run
     code = code_fingerprint()
-    rerun_rest = False
+    rerun_rest, summary = False, []
     for i, nb in enumerate(todo, 1):
         marker = executed / f"{nb.stem}.done.json"
         stamp = {"parameters": parameters, "notebook": helpers.file_sha256(nb), "code": code}
         head = f"[{i}/{len(todo)}] {nb.stem}"
         if not args.force and not rerun_rest and chapter_done(marker, stamp):
             print(f"{head}: done earlier, skipped", flush=True)
+            summary.append((nb.stem, "skipped", 0.0))
             continue
         rerun_rest = True            # a chapter that runs again may change what the later ones read
-        print(f"{head}: running ...", flush=True)
+        print(f"{head}: running ...", end="", flush=True)
         t0 = time.time()
         ledger = executed / f".{nb.stem}.ledger.jsonl"
         ledger.unlink(missing_ok=True)
         os.environ["TMKD_LEDGER"] = str(ledger)
         try:
             run_chapter(nb, executed, parameters)
+        except KeyboardInterrupt:
+            print(f" interrupted after {time.time() - t0:.0f}s", flush=True)
+            raise
         except Exception as e:  # noqa: BLE001 - report any failure with the chapter's name
             name = getattr(e, "ename", type(e).__name__)
             value = getattr(e, "evalue", str(e))
-            print(f"{head}: FAILED after {time.time() - t0:.0f}s: {name}: {value}\n"
+            if name == "KeyboardInterrupt":          # Ctrl-C reached the kernel first
+                print(f" interrupted after {time.time() - t0:.0f}s", flush=True)
+                raise KeyboardInterrupt from None
+            print(f" FAILED after {time.time() - t0:.0f}s", flush=True)
+            print(f"{head}: {name}: {value}\n"
                   f"  executed copy: {executed / ('.' + nb.stem + '.partial.ipynb')}\n"
                   "  fix the cause and run the same command again to continue from here", file=sys.stderr)
             return 1
@@ -134,8 +214,11 @@ def main(argv=None) -> int:
             os.environ.pop("TMKD_LEDGER", None)
         helpers.write_json_atomic(marker, stamp | {"artifacts": read_ledger(ledger)})
         ledger.unlink(missing_ok=True)
-        print(f"{head}: done in {time.time() - t0:.0f}s", flush=True)
-    print(f"chain finished in {time.time() - start:.0f}s; results in {run}", flush=True)
+        print(f" done in {time.time() - t0:.0f}s", flush=True)
+        summary.append((nb.stem, "ran", time.time() - t0))
+    ran = [f"{name} {secs:.0f}s" for name, status, secs in summary if status == "ran"]
+    print(f"chain finished in {time.time() - start:.0f}s: {len(ran)} chapter(s) ran ({', '.join(ran) or 'none'}), "
+          f"{len(summary) - len(ran)} skipped; results in {run}", flush=True)
     if args.publish:
         dest = publish.export_reference(run)
         publish.update_readme(dest)

@@ -28,7 +28,7 @@ def assert_refused(cfg, match):
 def test_unknown_profile_and_task():
     with pytest.raises(helpers.TMKDError, match="unknown profile 'fast'.*choose one of"):
         helpers.make_config("fast")
-    with pytest.raises(helpers.TMKDError, match="unknown task 'cola'"):
+    with pytest.raises(helpers.TMKDError, match=r"tasks='cola' is not one of \['rte', 'qnli', 'mnli', 'snli'\]"):
         helpers.make_config("smoke", tasks=("cola",))
 
 
@@ -37,7 +37,7 @@ def test_unknown_setting_and_alpha_outside_unit_interval():
         helpers.make_config("smoke", teacher_lr=1e-3)
     with pytest.raises(helpers.TMKDError, match=r"alpha=1.5 is outside \[0, 1\]"):
         helpers.make_config("smoke", alpha=1.5)
-    with pytest.raises(helpers.TMKDError, match=r"alpha=-0.1 is outside"):
+    with pytest.raises(helpers.TMKDError, match=r"alphas=-0.1 is outside \[0, 1\]"):
         helpers.make_config("smoke", alphas=(0.5, -0.1))
 
 
@@ -96,7 +96,7 @@ def test_student_vocabulary_must_be_the_teachers(teacher_run, tmp_path):
 
 def test_run_dir_with_another_configuration_is_refused_unless_forced(run_copy):
     changed = helpers.make_config("smoke", run_dir=str(run_copy.run_path), teacher_epochs=1)
-    with pytest.raises(helpers.TMKDError, match=r"holds a run with another configuration \(teacher_epochs: 4 -> 1\)"):
+    with pytest.raises(helpers.TMKDError, match=r"holds a run with another configuration \(teacher_epochs: 4.0 -> 1.0\)"):
         helpers.check_run_dir(changed)
     helpers.check_run_dir(changed, force=True)      # --force takes the directory over
     assert helpers.read_json(run_copy.run_path / "run.json")["teacher_epochs"] == 1

@@ -3,6 +3,7 @@ of values that differ from those defaults. Also: which settings can change a ste
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -53,11 +54,12 @@ STAGE1_CORPORA = ("task", "pool")
 SOFT_LOSS_NAMES = ("mse", "kl")                          # keys of tmkd.method.SOFT_LOSSES
 
 
-def setting(default, help: str):
-    """A Config field with its documentation (the one place a setting is described)."""
+def setting(default, help: str, low=None, high=None, choices=None):
+    """A Config field with its documentation and its valid values (the one place a setting is described):
+    `low`/`high` bound a number (or each number of a tuple), `choices` lists the valid strings."""
     if isinstance(default, (list, dict)):
         raise TypeError("use tuples for defaults")
-    return field(default=default, metadata={"help": help})
+    return field(default=default, metadata={"help": help, "low": low, "high": high, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -66,76 +68,141 @@ class Config:
     profile: str = setting("smoke", "smoke | offline | paper: the named set of values these settings start from")
     run_dir: str = setting("", 'run directory; "" = results/<profile> (on Colab: Drive/tmkd-runs/<profile>)')
     data_dir: str = setting("", 'folder in GLUE\'s layout; "" = the Hub (smoke: generated data)')
-    tasks: tuple = setting(("rte", "qnli", "mnli"), "tasks whose teachers are trained (rte, qnli, mnli, snli)")
+    tasks: tuple = setting(("rte", "qnli", "mnli"), "tasks whose teachers are trained (rte, qnli, mnli, snli)",
+                           choices=tuple(TASKS))
     base_model: str = setting(SMOKE_MODEL, "teachers' pre-trained model: a Hub id, a folder, "
                                            f"{SMOKE_MODEL!r} or {MINILM_MODEL!r}")
-    max_seq_len: int = setting(24, "tokens per sentence pair (longer pairs are truncated)")
-    train_size: int = setting(320, "examples per train split, a fixed-seed subset (0 = all)")
-    dev_size: int = setting(160, "examples per dev split, a fixed-seed subset (0 = all)")
-    seed: int = setting(42, "seed of subsets, initialisation and data order")
+    max_seq_len: int = setting(24, "tokens per sentence pair (longer pairs are truncated)", low=8, high=512)
+    train_size: int = setting(320, "examples per train split, a fixed-seed subset (0 = all)", low=0)
+    dev_size: int = setting(160, "examples per dev split, a fixed-seed subset (0 = all)", low=0)
+    seed: int = setting(42, "seed of subsets, initialisation and data order", low=0)
     # teachers (paper: three per task, learning rates {2, 3, 5}e-5)
-    teacher_lrs: tuple = setting((1e-3, 2e-3, 3e-3), "one teacher per learning rate (paper: 2e-5, 3e-5, 5e-5)")
-    teacher_epochs: float = setting(4.0, "teacher fine-tuning epochs (paper: 10, BERT-large)")
-    teacher_batch_size: int = setting(16, "teacher train batch size (paper: 128)")
+    teacher_lrs: tuple = setting((1e-3, 2e-3, 3e-3), "one teacher per learning rate (paper: 2e-5, 3e-5, 5e-5)",
+                                  low=1e-8, high=1.0)
+    teacher_epochs: float = setting(4.0, "teacher fine-tuning epochs (paper: 10, BERT-large)", low=0.01)
+    teacher_batch_size: int = setting(16, "teacher train batch size (paper: 128)", low=1)
     # student (paper: BERT-3 from the bottom 3 layers, lr 1e-4, multi-header layer)
-    student_layers: int = setting(3, "k, the student's BERT layers (paper: 3)")
-    student_head_layers: int = setting(1, "FC layers per head (paper: 1)")
-    student_init: str = setting("base", "base (teachers' pre-trained model, paper) | teacher (best teacher) | random")
-    student_lr: float = setting(2e-3, "student learning rate (paper: 1e-4)")
-    student_epochs: float = setting(4.0, "student epochs (one stage and stage 2)")
-    student_batch_size: int = setting(16, "student train batch size")
-    optimizer: str = setting("adamw", "adamw | sgd")
-    alpha: float = setting(0.7, "l = (1 - alpha) l_g + alpha l_s (paper: best at 0.9; 0.7 in earlier work)")
-    soft_loss: str = setting("mse", "mse (paper: MSE on the teachers' logits) | kl (temperature-scaled KL)")
-    kd_temperature: float = setting(1.0, "temperature of soft_loss='kl' (the paper uses none)")
+    student_layers: int = setting(3, "k, the student's BERT layers (paper: 3)", low=1, high=48)
+    student_head_layers: int = setting(1, "FC layers per head (paper: 1)", low=1, high=8)
+    student_init: str = setting("base", "base (teachers' pre-trained model, paper) | teacher (best teacher) | random",
+                                choices=STUDENT_INITS)
+    student_lr: float = setting(2e-3, "student learning rate (paper: 1e-4)", low=1e-8, high=1.0)
+    student_epochs: float = setting(4.0, "student epochs (one stage and stage 2)", low=0.01)
+    student_batch_size: int = setting(16, "student train batch size", low=1)
+    optimizer: str = setting("adamw", "adamw | sgd", choices=tuple(OPTIMIZERS))
+    alpha: float = setting(0.7, "l = (1 - alpha) l_g + alpha l_s (paper: best at 0.9; 0.7 in earlier work)",
+                           low=0.0, high=1.0)
+    soft_loss: str = setting("mse", "mse (paper: MSE on the teachers' logits) | kl (temperature-scaled KL)",
+                             choices=SOFT_LOSS_NAMES)
+    kd_temperature: float = setting(1.0, "temperature of soft_loss='kl' (the paper uses none)", low=0.01)
     # chapter 03 sweeps
-    sweep_task: str = setting("rte", "task of chapter 03's sweeps")
-    sweep_optimizers: tuple = setting(("adamw", "sgd"), "optimizers compared in chapter 03")
-    sweep_head_layers: tuple = setting((1, 2, 3), "FC layers per head compared in chapter 03")
-    sweep_layers: tuple = setting((1, 3, 5), "student depths compared in chapter 03 (paper: 1, 3, 5)")
+    sweep_task: str = setting("rte", "task of chapter 03's sweeps", choices=tuple(TASKS))
+    sweep_optimizers: tuple = setting(("adamw", "sgd"), "optimizers compared in chapter 03", choices=tuple(OPTIMIZERS))
+    sweep_head_layers: tuple = setting((1, 2, 3), "FC layers per head compared in chapter 03", low=1, high=8)
+    sweep_layers: tuple = setting((1, 3, 5), "student depths compared in chapter 03 (paper: 1, 3, 5)", low=1, high=48)
     # two stages (chapters 05-06)
-    stage1_task: str = setting("rte", "task whose teachers score the stage-1 corpus")
+    stage1_task: str = setting("rte", "task whose teachers score the stage-1 corpus", choices=tuple(TASKS))
     stage1_corpus: str = setting("task", "task (stage1_task's train pairs) | pool (train pairs of "
-                                         "stage1_pool_tasks), labels dropped")
-    stage1_pool_tasks: tuple = setting(("rte", "qnli"), "tasks whose train pairs form the pool corpus")
-    stage1_epochs: float = setting(3.0, "stage-1 epochs")
-    stage2_task: str = setting("qnli", "task of stage 2 (task distillation fine-tuning)")
-    alphas: tuple = setting((0.1, 0.3, 0.5, 0.7, 0.9, 1.0), "alphas of chapter 06's sweep (paper's Table 8)")
+                                         "stage1_pool_tasks), labels dropped", choices=STAGE1_CORPORA)
+    stage1_pool_tasks: tuple = setting(("rte", "qnli"), "tasks whose train pairs form the pool corpus",
+                                       choices=tuple(TASKS))
+    stage1_epochs: float = setting(3.0, "stage-1 epochs", low=0.01)
+    stage2_task: str = setting("qnli", "task of stage 2 (task distillation fine-tuning)", choices=tuple(TASKS))
+    alphas: tuple = setting((0.1, 0.3, 0.5, 0.7, 0.9, 1.0), "alphas of chapter 06's sweep (paper's Table 8)",
+                            low=0.0, high=1.0)
     # machinery
-    warmup: float = setting(0.1, "learning-rate warm-up, a fraction of the steps")
+    warmup: float = setting(0.1, "learning-rate warm-up, a fraction of the steps", low=0.0, high=0.99)
     group_by_length: bool = setting(False, "batches of similar length (less padding; another data order)")
-    save_steps: int = setting(10, "checkpoint every N steps (a resumed run ends where an uninterrupted one does)")
-    logging_steps: int = setting(5, "log the training loss every N steps")
-    eval_batch_size: int = setting(64, "batch size when predicting (teacher logits, dev accuracy)")
-    speed_batch_size: int = setting(32, "batch size of the throughput measurement")
-    speed_repeats: int = setting(3, "timed repeats per model in chapter 07")
+    save_steps: int = setting(10, "checkpoint every N steps (a resumed run ends where an uninterrupted one does)",
+                              low=1)
+    logging_steps: int = setting(5, "log the training loss every N steps", low=1)
+    eval_batch_size: int = setting(64, "batch size when predicting (teacher logits, dev accuracy)", low=1)
+    speed_batch_size: int = setting(32, "batch size of the throughput measurement", low=1)
+    speed_repeats: int = setting(3, "timed repeats per model in chapter 07", low=1)
 
     def __post_init__(self):
+        """Every value is converted to its field's type and checked against its documented range, so a setting is
+        validated the same way whether it came from a profile, --set, --config or a chapter's OVERRIDES."""
+        for f in dataclasses.fields(self):
+            object.__setattr__(self, f.name, coerce(f.name, getattr(self, f.name)))
+
         def need(ok, msg):
             if not ok:
                 raise TMKDError(msg)
         need(self.profile in PROFILES, f"unknown profile {self.profile!r}: choose one of {sorted(PROFILES)}")
-        for t in self.tasks:
-            need(t in TASKS, f"unknown task {t!r}: choose from {sorted(TASKS)}")
+        for name in ("tasks", "teacher_lrs", "stage1_pool_tasks"):
+            need(len(getattr(self, name)) >= 1, f"{name} needs at least one value")
         for name in ("sweep_task", "stage1_task", "stage2_task"):
             need(getattr(self, name) in self.tasks,
                  f"{name}={getattr(self, name)!r} is not among tasks={list(self.tasks)}: add it to tasks or pick one of them")
-        for t in self.stage1_pool_tasks:
-            need(t in TASKS, f"unknown task {t!r} in stage1_pool_tasks: choose from {sorted(TASKS)}")
-        for a in (self.alpha, *self.alphas):
-            need(0.0 <= a <= 1.0, f"alpha={a} is outside [0, 1]: alpha weighs the soft loss, (1-alpha) the golden loss")
-        need(self.optimizer in OPTIMIZERS and all(o in OPTIMIZERS for o in self.sweep_optimizers),
-             f"optimizer must be one of {sorted(OPTIMIZERS)}")
-        need(self.student_init in STUDENT_INITS, f"student_init must be one of {list(STUDENT_INITS)}")
-        need(self.soft_loss in SOFT_LOSS_NAMES, f"soft_loss must be one of {list(SOFT_LOSS_NAMES)} (mse is the paper's)")
-        need(self.stage1_corpus in STAGE1_CORPORA, f"stage1_corpus must be one of {list(STAGE1_CORPORA)}")
-        need(len(self.teacher_lrs) >= 1 and all(lr > 0 for lr in self.teacher_lrs), "teacher_lrs needs positive values")
-        need(self.student_layers >= 1 and all(k >= 1 for k in self.sweep_layers), "layer counts must be >= 1")
-        need(self.train_size >= 0 and self.dev_size >= 0, "train_size/dev_size must be >= 0 (0 = all)")
 
     @property
     def run_path(self) -> Path:
         return Path(self.run_dir) if self.run_dir else default_run_dir(self.profile)
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(Config)}
+_TYPES = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def coerce(name: str, value):
+    """`value` as the type of setting `name`, checked against its range: strings are parsed ("2e-5", "3",
+    "true"), tuples accept a list, a JSON list or "a,b,c". A bad value raises TMKDError naming the setting."""
+    if name not in FIELDS:
+        raise TMKDError(f"unknown setting {name!r}: valid ones are {sorted(FIELDS)}")
+    f = FIELDS[name]
+    if f.type == "tuple":
+        if isinstance(value, str):
+            text = value.strip()
+            try:
+                value = json.loads(text) if text.startswith("[") else [v.strip() for v in text.split(",") if v.strip()]
+            except ValueError as e:
+                raise TMKDError(f"{name}={value!r} is not a list: write a,b,c or [a, b, c]") from e
+        elif not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_scalar(name, v, type(f.default[0])) for v in value)
+    return _scalar(name, value, _TYPES[f.type])
+
+
+def _scalar(name: str, value, typ):
+    meta = FIELDS[name].metadata
+    what = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}[typ]
+    bad = TMKDError(f"{name}={value!r} is not {what} ({meta['help']})")
+    if typ is bool:
+        text = str(value).strip().lower()
+        if text not in ("true", "false", "1", "0", "yes", "no"):
+            raise bad
+        return text in ("true", "1", "yes")
+    if typ is str:
+        if not isinstance(value, str):
+            raise bad
+        if meta["choices"] and value not in meta["choices"]:
+            raise TMKDError(f"{name}={value!r} is not one of {list(meta['choices'])} ({meta['help']})")
+        return value
+    if isinstance(value, bool):
+        raise bad
+    try:
+        number = float(value) if isinstance(value, str) else value
+    except ValueError:
+        raise bad from None
+    if not isinstance(number, (int, float)) or number != number:
+        raise bad
+    if typ is int:
+        if float(number) != int(number):
+            raise bad
+        number = int(number)
+    else:
+        number = float(number)
+    low, high = meta["low"], meta["high"]
+    if (low is not None and number < low) or (high is not None and number > high):
+        span = f"is outside [{low:g}, {high:g}]" if high is not None else f"must be >= {low:g}"
+        raise TMKDError(f"{name}={value!r} {span} ({meta['help']})")
+    return number
+
+
+def settings_help() -> str:
+    """One line per setting: name, type, smoke default, and its documentation (for --help)."""
+    return "\n".join(f"  {f.name} ({f.type}, default {f.default!r}): {f.metadata['help']}" for f in FIELDS.values())
 
 
 PROFILES = {
@@ -162,24 +229,39 @@ PROFILES = {
 }
 
 
-def make_config(profile: str = "smoke", **overrides) -> Config:
-    """The profile's values, then any override (lists become tuples; None or "" leaves the profile value)."""
+def make_config(profile: str = "smoke", overrides=None, **settings) -> Config:
+    """The profile's values, then `overrides` (a dict or a JSON object as text, as papermill may pass a chapter's
+    OVERRIDES), then `settings`. None or "" leaves the profile's value (an empty RUN_DIR / DATA_DIR parameter)."""
     if profile not in PROFILES:
         raise TMKDError(f"unknown profile {profile!r}: choose one of {sorted(PROFILES)}")
-    known = {f.name for f in dataclasses.fields(Config)}
-    unknown = sorted(set(overrides) - known)
-    if unknown:
-        raise TMKDError(f"unknown setting(s) {unknown}: valid ones are {sorted(known)}")
     values = dict(PROFILES[profile], profile=profile)
-    for key, value in overrides.items():
-        if value is None or (isinstance(value, str) and value == "" and key != "data_dir"):
+    for key, value in {**parse_overrides(overrides), **settings}.items():
+        if key not in FIELDS:
+            raise TMKDError(f"unknown setting {key!r}: valid ones are {sorted(FIELDS)}")
+        if value is None or (isinstance(value, str) and value == "" and FIELDS[key].type != "str"):
             continue
-        values[key] = tuple(value) if isinstance(value, list) else value
+        if value == "" and key in ("run_dir", "data_dir"):
+            continue
+        values[key] = value
     cfg = Config(**values)
     if cfg.profile == "offline" and not cfg.data_dir:
         raise TMKDError("the offline profile reads GLUE files from a local folder: pass --data-dir "
                         "(e.g. ../shared/data/glue) or DATA_DIR in the parameters cell")
     return cfg
+
+
+def parse_overrides(overrides) -> dict:
+    """A chapter's OVERRIDES however it arrived: a dict, a JSON object as text, or nothing."""
+    if overrides is None or overrides == "":
+        return {}
+    if isinstance(overrides, str):
+        try:
+            overrides = json.loads(overrides)
+        except ValueError as e:
+            raise TMKDError(f"OVERRIDES={overrides!r} is not a JSON object, e.g. {{\"teacher_epochs\": 1}}") from e
+    if not isinstance(overrides, dict):
+        raise TMKDError(f"OVERRIDES must be a mapping of settings to values, not {type(overrides).__name__}")
+    return dict(overrides)
 
 
 def default_run_dir(profile: str) -> Path:
@@ -246,7 +328,6 @@ def identity(cfg: Config, step: str, **own) -> dict:
 
 
 def _jsonable(obj):
-    import json
     return json.loads(json.dumps(obj, default=str))
 
 

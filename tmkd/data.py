@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import json
 import os
 import shutil
 from pathlib import Path
@@ -19,9 +20,8 @@ def dev_splits(task: str) -> tuple:
     return TASKS[task].dev_splits
 
 
-def read_local_split(data_dir, task: str, split: str):
-    """One split of a GLUE-layout folder as a frame with text_a, text_b, label (names) and idx."""
-    import pandas as pd
+def local_file(data_dir, task: str, split: str) -> Path:
+    """The file of one split in a GLUE-layout folder, or a TMKDError saying what is missing and where."""
     spec = TASKS[task]
     folder = Path(data_dir) / spec.folder
     names = spec.local_files[split]
@@ -29,17 +29,87 @@ def read_local_split(data_dir, task: str, split: str):
     if not found:
         raise TMKDError(f"{task}: no {split} file in {folder} (looked for {', '.join(names)}). "
                         f"Put GLUE's {spec.folder}/{names[0]} there or point --data-dir at the folder that holds {spec.folder}/.")
-    path = found[0]
+    return found[0]
+
+
+NO_GOLD_LABEL = ("", "-", "-1", "None", "nan")
+
+
+def check_local_split(data_dir, task: str, split: str) -> Path:
+    """Read one split's file line by line and refuse what would fail later: bytes that are not UTF-8, a TSV row
+    with another number of fields than its header, a missing column, a label outside the task's label set.
+    Each message names the file, the line where there is one, and the fix."""
+    path = local_file(data_dir, task, split)
+    spec = TASKS[task]
+    wanted = (*spec.local_columns, spec.local_label)
+    raw = path.read_bytes()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[:e.start].count(b"\n") + 1
+        raise TMKDError(f"{path}, line {line}: bytes that are not UTF-8 text (byte {e.start}). A GLUE file is "
+                        "UTF-8 text: is this the right file (not a zip or a binary), or re-save it as UTF-8?") from None
+    lines = text.splitlines()
+    if not lines:
+        raise TMKDError(f"{path} is empty: put the {task} {split} split there")
+    labels, seen = set(spec.labels), {}
+    if path.suffix == ".jsonl":
+        for n, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                raise TMKDError(f"{path}, line {n}: not a JSON object (a .jsonl file holds one per line)") from None
+            missing = [c for c in wanted if c not in row]
+            if missing:
+                raise TMKDError(f"{path}, line {n}: missing field(s) {missing}; a {task} file needs {list(wanted)}")
+            seen.setdefault(str(row[spec.local_label]).strip(), n)
+    else:
+        header = lines[0].split("\t")
+        missing = [c for c in wanted if c not in header]
+        if missing:
+            raise TMKDError(f"{path}: missing column(s) {missing}; found {header}. "
+                            f"A {task} file needs {list(wanted)} (selected by name, tab-separated).")
+        col = header.index(spec.local_label)
+        for n, line in enumerate(lines[1:], 2):
+            fields = line.split("\t")
+            if len(fields) != len(header):
+                raise TMKDError(f"{path}, line {n}: {len(fields)} tab-separated fields where the header has "
+                                f"{len(header)}. Remove or repair that row (a tab or line break inside a sentence?).")
+            seen.setdefault(fields[col].strip(), n)
+    bad = {label: n for label, n in seen.items() if label not in labels and label not in NO_GOLD_LABEL}
+    if bad:
+        label, n = next(iter(bad.items()))
+        hint = (" These look like label ids: write label names (the order of ids differs between sources)."
+                if all(b.lstrip("-").isdigit() for b in bad) else "")
+        raise TMKDError(f"{path}, line {n}: label(s) {sorted(bad)[:5]} are not in {task}'s label set "
+                        f"{list(spec.labels)}.{hint} Fix the file or choose the task whose labels these are.")
+    return path
+
+
+def check_data_dir(cfg: Config) -> None:
+    """Every file the configuration will read from its GLUE-layout folder, checked before anything runs."""
+    if not cfg.data_dir:
+        return
+    if not Path(cfg.data_dir).is_dir():
+        raise TMKDError(f"--data-dir {cfg.data_dir} is not a folder: point it at the folder that holds RTE/, QNLI/, ...")
+    pool = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else ()
+    for task in dict.fromkeys((*cfg.tasks, *pool)):
+        for split in ("train", *dev_splits(task)):
+            check_local_split(cfg.data_dir, task, split)
+
+
+def read_local_split(data_dir, task: str, split: str):
+    """One split of a GLUE-layout folder as a frame with text_a, text_b, label (names) and idx."""
+    import pandas as pd
+    spec = TASKS[task]
+    path = check_local_split(data_dir, task, split)
     if path.suffix == ".jsonl":
         df = pd.read_json(path, lines=True, dtype=False)
         df = df.astype({c: str for c in df.columns if df[c].dtype == object})
     else:   # some sentences start with a quote: no quoting, no NA guessing
         df = pd.read_csv(path, sep="\t", quoting=csv.QUOTE_NONE, keep_default_na=False, dtype=str)
-    wanted = (*spec.local_columns, spec.local_label)
-    missing = [c for c in wanted if c not in df.columns]
-    if missing:
-        raise TMKDError(f"{path}: missing column(s) {missing}; found {list(df.columns)}. "
-                        f"A {task} file needs {list(wanted)} (selected by name).")
     a, b = spec.local_columns
     return pd.DataFrame({"text_a": df[a].astype(str), "text_b": df[b].astype(str),
                          "label": df[spec.local_label].astype(str).str.strip(), "idx": np.arange(len(df))})
@@ -80,7 +150,7 @@ def generate_split(task: str, split: str, n: int, seed: int):
 def frame_to_labelled(df, task: str, where: str):
     """Map label names to the task's order; drop rows without a gold label; refuse unknown labels."""
     labels = TASKS[task].labels
-    df = df[~df["label"].isin(["", "-", "-1", "None", "nan"])]
+    df = df[~df["label"].isin(NO_GOLD_LABEL)]
     unknown = sorted(set(df["label"]) - set(labels))
     if unknown:
         raise TMKDError(f"{where}: label(s) {unknown[:5]} are not in {task}'s label set {list(labels)}. "

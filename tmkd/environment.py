@@ -3,9 +3,23 @@ from __future__ import annotations
 
 import sys
 
-from .config import Config
+from . import lock
+from .config import Config, make_config
 from .data import data_source
+from .rundir import check_run_dir
 from .speed import device_name
+
+
+def start_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides=None, force=False) -> Config:
+    """A chapter's first step: its configuration (the parameters cell's values, OVERRIDES however papermill passed
+    them), the run directory's lock (one writer at a time) and run.json, quieter logs, and where it runs."""
+    cfg = make_config(profile, overrides, run_dir=run_dir, data_dir=data_dir)
+    lock.acquire(cfg.run_path, what=f"a notebook kernel (profile {cfg.profile})")
+    check_run_dir(cfg, str(force).lower() in ("true", "1"))
+    quiet()
+    info = describe_environment(cfg)
+    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
+    return cfg
 
 
 def quiet():
