@@ -13,6 +13,7 @@ System", WSDM 2020 (arXiv 1910.08381). Where each part lives:
   tmkd/logit_cache.py  cached teacher logits, aligned by example and label; teachers judged on dev
   tmkd/students.py     one student step: spec, identity, build, train, score
   tmkd/experiments.py  what the chapters run: KD methods, sweeps, the two stages
+  tmkd/estimate.py     what a profile will cost: time from a measured warm-up, disk
   tmkd/speed.py        examples/s and latency; the int8 student
   tmkd/report.py       tables and figures from metrics.csv
   tmkd/publish.py      results/reference and the README table (run_chain --publish; not for the chapters)
@@ -26,6 +27,7 @@ from tmkd.config import (MINILM_MODEL, PROFILES, SMOKE_MODEL, TASKS, Config, TMK
                          parse_overrides, settings_excluded)
 from tmkd.data import (dev_splits, frame_to_labelled, generate_split, peek, raw_split, read_local_split,
                        split_dataset, take_subset, task_data)
+from tmkd.estimate import estimate
 from tmkd.environment import describe_environment, quiet, start_chapter
 from tmkd.experiments import (alpha_sweep, base_spec, log_history, method_specs, one_vs_many, run_method,
                               run_stage1, run_stage2, run_sweep, stage1_spec, stage2_spec, sweep_values)
@@ -34,7 +36,7 @@ from tmkd.logit_cache import (align_examples, align_labels, best_teacher, cache_
 from tmkd.method import (METHODS, ONE_STAGE_METHODS, SOFT_LOSSES, TWO_STAGE_METHODS, TMKDConfig, TMKDStudent,
                          accuracy, combine_students, golden_loss, head_probabilities, kl_soft_loss, make_head,
                          method_students, mse_soft_loss, soft_heads, teacher_ensemble, tmkd_loss)
-from tmkd.report import (METHOD_LABELS, PUBLISHED, comparison_table, method_table, plot_curves, plot_methods,
+from tmkd.report import (METHOD_LABELS, METHOD_ORDER, PUBLISHED, comparison_table, method_table, plot_curves, plot_methods,
                          plot_speed, plot_sweep, relative_table, save_figure, save_table, sweep_table, training_runs)
 from tmkd.rundir import (METRIC_KEY, artifacts_intact, check_run_dir, claim_step, file_sha256, fingerprint, load_npz,
                          read_json, read_metrics,

@@ -29,6 +29,7 @@ import helpers
 from tmkd import lock, publish
 from tmkd.config import coerce, settings_help
 from tmkd.data import check_data_dir
+from tmkd.estimate import estimate
 
 REPO = Path(__file__).resolve().parent
 NOTEBOOKS = REPO / "notebooks"
@@ -189,6 +190,8 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
             summary.append((nb.stem, "skipped", 0.0))
             continue
         rerun_rest = True            # a chapter that runs again may change what the later ones read
+        if nb.name.startswith("01_") and not helpers.read_json(marker):
+            estimate(cfg)            # before any training: the time and space this profile will take here
         print(f"{head}: running ...", end="", flush=True)
         t0 = time.time()
         ledger = executed / f".{nb.stem}.ledger.jsonl"

@@ -15,8 +15,8 @@ and its load; the ratios are what to compare.
     teacher = BERT-base shape (12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522),
               `BertForSequenceClassification`;
     student = `helpers.TMKDStudent`, 3 layers of the same width, multi-header layer with 3 soft heads;
-    each in fp32 and after int8 dynamic quantization (`helpers.quantize_int8`), timed with
-    `helpers.time_models` (warm-up, then the median of --repeats runs).
+    each in fp32 and after int8 dynamic quantization (`speed.quantize_int8`), timed with
+    `speed.time_models` (warm-up, then the median of --repeats runs).
     Ratios:
       student/teacher fp32  how many times more examples/s the student serves than the teacher (the paper
                             reports about 13x for BERT-3 against a 24-layer BERT-large teacher; against a
@@ -28,7 +28,7 @@ and its load; the ratios are what to compare.
     loss from the student's forward, i.e. `helpers.tmkd_loss`) on a synthetic data set, three ways:
       plain   fine-tuning on gold labels only (alpha=0, no teachers, no soft heads: chapter 04's no_kd);
       cached  TMKD from cached logits (alpha=0.7): the teachers ran once beforehand and their logits travel
-              with each batch through `helpers.collate`, as in the project (chapter 02 caches, 03-06 train);
+              with each batch through `trainer.collate`, as in the project (chapter 02 caches, 03-06 train);
       online  TMKD with three teachers run inside the loop (forward under torch.inference_mode) to produce
               each step's teacher_logits.
     Teachers default to all-MiniLM-L6-v2's shape (6 layers, hidden 384) so the run stays short; the
@@ -55,6 +55,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import helpers  # noqa: E402
+from tmkd import speed, trainer  # noqa: E402
 
 # torch 2.13 warns that its quantized tensor types (which quantize_dynamic produces) are deprecated.
 warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
@@ -93,7 +94,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def print_machine(args, threads_note: str):
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    print(f"machine   {helpers.device_name(cpu=True)}; torch {torch.__version__}, "
+    print(f"machine   {speed.device_name(cpu=True)}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads ({threads_note}); python {platform.python_version()}; load average {load}")
     print("settings  " + ", ".join(f"{k}={v}" for k, v in vars(args).items()))
 
@@ -147,7 +148,7 @@ def random_inputs(n: int, seq_len: int, seed: int) -> dict:
 
 
 def millions(model) -> str:
-    return f"{helpers.count_params(model) / 1e6:.1f}M"
+    return f"{trainer.count_params(model) / 1e6:.1f}M"
 
 
 # ---------------------------------------------------------------------------------------------- (a) inference
@@ -155,11 +156,11 @@ def millions(model) -> str:
 def median_seconds(models: dict, inputs: dict, repeats: int) -> dict:
     """name -> median seconds per batch. One warm-up each, then the models take turns `repeats` times."""
     for model in models.values():
-        helpers.time_models([model], inputs, repeats=1, warmup=1)
+        speed.time_models([model], inputs, repeats=1, warmup=1)
     times = {name: [] for name in models}
     for _ in range(repeats):
         for name, model in models.items():
-            times[name].append(helpers.time_models([model], inputs, repeats=1, warmup=0))
+            times[name].append(speed.time_models([model], inputs, repeats=1, warmup=0))
     return {name: statistics.median(t) for name, t in times.items()}
 
 
@@ -170,7 +171,7 @@ def inference_models(args) -> dict:
     print(f"(a) teacher BERT-base shape {millions(teacher)} params; student TMKDStudent "
           f"{args.student_layers} layers x 768, 3 soft heads, {millions(student)} params")
     return {"teacher fp32": teacher, "student fp32": student,
-            "teacher int8": helpers.quantize_int8(teacher), "student int8": helpers.quantize_int8(student)}
+            "teacher int8": speed.quantize_int8(teacher), "student int8": speed.quantize_int8(student)}
 
 
 def part_a(args) -> dict:
@@ -195,7 +196,7 @@ def part_a(args) -> dict:
 # ---------------------------------------------------------------------------------------------- (b) training
 
 def synthetic_features(n: int, seq_len: int, seed: int) -> list:
-    """Tokenized-looking examples (lists of ids and a label), the form `helpers.collate` takes."""
+    """Tokenized-looking examples (lists of ids and a label), the form `trainer.collate` takes."""
     x = random_inputs(n, seq_len, seed)
     labels = torch.randint(0, NUM_LABELS, (n,), generator=torch.Generator().manual_seed(seed + 1))
     return [{k: x[k][i].tolist() for k in x} | {"label": int(labels[i])} for i in range(n)]
@@ -216,7 +217,7 @@ def cache_logits(teachers: list, features: list, batch_size: int) -> list:
     """Chapter 02 in miniature: one teacher pass, logits stored with each example."""
     out = []
     for chunk in batches(features, batch_size):
-        logits = teacher_logits(teachers, helpers.collate(chunk)).numpy()
+        logits = teacher_logits(teachers, trainer.collate(chunk)).numpy()
         out += [f | {"teacher_logits": row} for f, row in zip(chunk, logits)]
     return out
 
@@ -231,7 +232,7 @@ class Loop:
 
     def step(self, chunk_rows: slice) -> float:
         t0 = time.perf_counter()
-        batch = helpers.collate(self.features[chunk_rows])
+        batch = trainer.collate(self.features[chunk_rows])
         if self.teachers:
             batch["teacher_logits"] = teacher_logits(self.teachers, batch).clone()   # a normal tensor again
         loss = self.student(**batch).loss

@@ -81,7 +81,7 @@ def stub_training(monkeypatch):
     import tmkd.teachers
     trained = []
 
-    def fit(model, train_ds, out, args, callbacks=()):
+    def fit(model, train_ds, out, args, callbacks=(), sync_every_s=0.0):
         assert len(train_ds) > 0
         trained.append(Path(out))
         return StubTrainer(model)

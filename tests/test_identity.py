@@ -19,7 +19,7 @@ ALTERNATES = {
     "kd_temperature": 2.0, "sweep_task": "qnli", "sweep_optimizers": ("adamw",), "sweep_head_layers": (1,),
     "sweep_layers": (1,), "stage1_task": "qnli", "stage1_corpus": "pool", "stage1_pool_tasks": ("qnli", "rte"),
     "stage1_epochs": 2.0, "stage2_task": "rte", "alphas": (0.9,), "warmup": 0.2, "group_by_length": True,
-    "save_steps": 3, "logging_steps": 2, "eval_batch_size": 16, "speed_batch_size": 8, "speed_repeats": 1,
+    "checkpoint_dir": "/tmp/local-checkpoints", "checkpoint_sync_minutes": 1.0, "save_steps": 3, "logging_steps": 2, "eval_batch_size": 16, "speed_batch_size": 8, "speed_repeats": 1,
 }
 FIELDS = [f.name for f in dataclasses.fields(helpers.Config)]
 
@@ -37,7 +37,7 @@ def finished(tmp_path_factory):
     helpers.build_smoke_model(other / "base", seed=7)
     mp = pytest.MonkeyPatch()
     for module in (tmkd.teachers, tmkd.students):
-        mp.setattr(module, "fit", lambda model, ds, out, args, callbacks=(): StubTrainer(model))
+        mp.setattr(module, "fit", lambda model, ds, out, args, callbacks=(), sync_every_s=0: StubTrainer(model))
     cfg = stub_run(tmp_path_factory.mktemp("identity") / "run", data_dir=str(other / "glue"))
     helpers.train_teachers(cfg)
     for spec in steps(cfg):

@@ -56,3 +56,25 @@ def test_incomplete_checkpoint_is_removed_and_an_earlier_one_used(tmp_path, caps
     assert helpers.last_good_checkpoint(out).endswith("checkpoint-20")
     assert "checkpoint-30: model.safetensors unreadable" in capsys.readouterr().out
     assert not (out / "checkpoint-30").exists()
+
+
+@pytest.mark.slow
+def test_checkpoints_on_local_disk_are_synced_to_the_run_directory_and_resume_there(tmp_path, capsys):
+    """Colab: checkpoints on the runtime's disk, copied to the run directory in Drive (one per step); a new
+    runtime (local disk empty) resumes from the Drive copy and ends where an uninterrupted run ends."""
+    import shutil
+    plain = smoke_config(tmp_path / "plain", teacher_lrs=(2e-3,))
+    drive = smoke_config(tmp_path / "drive", teacher_lrs=(2e-3,), checkpoint_dir=str(tmp_path / "local"),
+                         checkpoint_sync_minutes=0)
+    helpers.train_teacher(plain, "rte", 2e-3)
+    with pytest.raises(Crash):
+        helpers.train_teacher(drive, "rte", 2e-3, callbacks=[CrashAfterSave(40)])
+    out = helpers.teacher_dir(drive, "rte", "teacher-lr2e-03")
+    assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-40"]      # one checkpoint per step in Drive
+    assert len(list((tmp_path / "local").rglob("checkpoint-*"))) == 2           # save_total_limit locally
+    shutil.rmtree(tmp_path / "local")                                            # a new runtime
+    helpers.train_teacher(drive, "rte", 2e-3)
+    log = capsys.readouterr().out
+    assert "copying checkpoint-40 back from the run directory" in log and "resuming from checkpoint-40" in log
+    np.testing.assert_allclose(dev_logits(drive), dev_logits(plain), atol=1e-5)
+    assert not list(out.glob("checkpoint-*")) and not list((tmp_path / "local").rglob("checkpoint-*"))

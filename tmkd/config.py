@@ -65,7 +65,7 @@ def setting(default, help: str, low=None, high=None, choices=None):
 @dataclass(frozen=True)
 class Config:
     """Every knob of the series. The defaults ARE the `smoke` profile; build one with `make_config`."""
-    profile: str = setting("smoke", "smoke | offline | paper: the named set of values these settings start from")
+    profile: str = setting("smoke", "smoke | offline | colab | paper: the named set of values these settings start from")
     run_dir: str = setting("", 'run directory; "" = results/<profile> (on Colab: Drive/tmkd-runs/<profile>)')
     data_dir: str = setting("", 'folder in GLUE\'s layout; "" = the Hub (smoke: generated data)')
     tasks: tuple = setting(("rte", "qnli", "mnli"), "tasks whose teachers are trained (rte, qnli, mnli, snli)",
@@ -113,6 +113,12 @@ class Config:
     # machinery
     warmup: float = setting(0.1, "learning-rate warm-up, a fraction of the steps", low=0.0, high=0.99)
     group_by_length: bool = setting(False, "batches of similar length (less padding; another data order)")
+    checkpoint_dir: str = setting("", 'where Trainer checkpoints are written while training: "" = inside the run '
+                                      'directory (on Colab: /content/tmkd-checkpoints, the runtime\'s local disk, copied '
+                                      'to the run directory in Drive every checkpoint_sync_minutes)')
+    checkpoint_sync_minutes: float = setting(10.0, "with a local checkpoint_dir: copy the newest checkpoint to the run "
+                                                   "directory at most this often (a dead runtime loses at most this)",
+                                             low=0.0)
     save_steps: int = setting(10, "checkpoint every N steps (a resumed run ends where an uninterrupted one does)",
                               low=1)
     logging_steps: int = setting(5, "log the training loss every N steps", low=1)
@@ -221,11 +227,27 @@ PROFILES = {
                     teacher_lrs=(4e-5, 6e-5, 1e-4), teacher_epochs=3.0, student_init="teacher", student_lr=1e-4,
                     student_epochs=3.0, sweep_task="qnli", stage1_task="qnli", stage1_corpus="pool",
                     stage1_epochs=2.0, group_by_length=True, save_steps=50, logging_steps=10, speed_repeats=10),
+    # A free Colab T4 in one session (about 3 hours): bert-base-uncased teachers at the paper's learning rates, three
+    # per task, on RTE (all 2,490 train pairs) and 50,000 of QNLI's 104,743; students as in the paper.
+    # The arithmetic, at rates assumed for a T4 in fp16 at 128 tokens (the chain prints its own estimate from a
+    # measured warm-up before it starts): teachers 6 x 3 epochs x (2,490 | 50,000) = 472k examples at ~170/s
+    # = 46 min; students: 6 sweep + 12 one-stage + 2 stage-1 + 7 stage-2 runs = 2.1M examples at ~600/s = 57 min;
+    # teacher logits 175k examples at ~700/s = 4 min; with loading, evaluation and Drive, about 2.5-3 h.
+    # Drive: 6 teachers x 0.44 GB + 27 students x 0.18 GB = 7.5 GB of final models; checkpoints stay on the
+    # runtime's disk and reach Drive at most every 30 minutes (a dead runtime loses at most that; Drive's bin keeps
+    # deleted copies for 30 days, so fewer copies keep a free 15 GB account within its quota).
+    "colab": dict(tasks=("rte", "qnli"), base_model="bert-base-uncased", max_seq_len=128, train_size=50_000,
+                  dev_size=0, teacher_lrs=(2e-5, 3e-5, 5e-5), teacher_epochs=3.0, teacher_batch_size=32,
+                  student_lr=1e-4, student_epochs=3.0, student_batch_size=32, group_by_length=True,
+                  save_steps=500, checkpoint_sync_minutes=30.0, logging_steps=50, eval_batch_size=128,
+                  speed_repeats=10),
     # The paper's setting on a Colab GPU: bert-base-uncased teachers, 3-layer student, full GLUE from the Hub.
+    # Many T4 sessions (each resumes from Drive), or one long A100 session: the chain prints its estimate first.
     "paper": dict(tasks=("mnli", "snli", "qnli", "rte"), base_model="bert-base-uncased", max_seq_len=128,
                   train_size=0, dev_size=0, teacher_lrs=(2e-5, 3e-5, 5e-5), teacher_epochs=3.0,
                   teacher_batch_size=32, student_lr=1e-4, student_epochs=3.0, student_batch_size=32,
-                  group_by_length=True, save_steps=500, logging_steps=50, eval_batch_size=128, speed_repeats=10),
+                  group_by_length=True, save_steps=500, checkpoint_sync_minutes=30.0, logging_steps=50,
+                  eval_batch_size=128, speed_repeats=10),
 }
 
 
@@ -264,6 +286,20 @@ def parse_overrides(overrides) -> dict:
     return dict(overrides)
 
 
+COLAB_LOCAL_CHECKPOINTS = Path("/content/tmkd-checkpoints")
+
+
+def checkpoint_root(cfg: Config) -> Path:
+    """Where a step's Trainer checkpoints go while it trains: the run directory itself, or a local-disk mirror of it
+    (cfg.checkpoint_dir; on Colab by default, so that Drive sees one checkpoint per step every few minutes instead
+    of every save)."""
+    if cfg.checkpoint_dir:
+        return Path(cfg.checkpoint_dir)
+    if COLAB_DRIVE.exists() and str(cfg.run_path).startswith(str(COLAB_DRIVE)):
+        return COLAB_LOCAL_CHECKPOINTS
+    return cfg.run_path
+
+
 def default_run_dir(profile: str) -> Path:
     """results/<profile> here; on Colab a folder in Drive, so a new session resumes where the last one died."""
     if COLAB_DRIVE.exists():
@@ -282,6 +318,8 @@ NO_EFFECT = {
     "run_dir": "where files go",
     "save_steps": "checkpoint interval: a resumed run ends where an uninterrupted one does (tested)",
     "logging_steps": "how often the loss is logged",
+    "checkpoint_dir": "where checkpoints are kept while training: a resumed run ends where an uninterrupted one does",
+    "checkpoint_sync_minutes": "how often checkpoints are copied to the run directory (same reason)",
     "eval_batch_size": "prediction batch: padding is masked, so only float rounding can differ",
     "speed_batch_size": "chapter 07's timing only",
     "speed_repeats": "chapter 07's timing only",

@@ -43,7 +43,7 @@ def teacher_logits(cfg: Config, task: str, teacher: str, split: str, force: bool
     if problem and path.with_suffix(".json").exists():
         print(f"! {task}/{teacher}/{split}: cached logits {problem} - recomputing")
     model = load_teacher(folder)
-    logits = predict_logits(model, ds, cfg.eval_batch_size, desc=f"{teacher} {split}")
+    logits = predict_logits(model, ds, cfg.eval_batch_size, desc=f"{teacher} {split}", mixed=False)   # fp32 targets
     save_npz_atomic(path, logits=logits, idx=np.asarray(ds["idx"], dtype=np.int64))
     write_json_atomic(path.with_suffix(".json"), meta | {"sha256": file_sha256(path)} | force_stamp(force))
     note_artifact(path.with_suffix(".json"))

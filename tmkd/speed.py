@@ -61,6 +61,12 @@ def speed_row(name: str, models: list, cfg: Config, inputs32: dict, inputs1: dic
             "threads": torch.get_num_threads()}
 
 
+def main_device(speed) -> str:
+    """The device the chain timed its models on (its teacher's row): tables and plots use that device's rows."""
+    teacher = speed[speed["method"] == "teacher"]
+    return str((teacher if len(teacher) else speed)["device"].iloc[0])
+
+
 def device_name(cpu: bool = False) -> str:
     if torch.cuda.is_available() and not cpu:
         return torch.cuda.get_device_name(0)
@@ -110,12 +116,18 @@ def measure_speed(cfg: Config, force: bool = False):
             rows.append(speed_row(name, models, cfg, inputs32, inputs1) | {"method": method})
     tmkd = stage2_spec(cfg, "tmkd")
     if (student_dir(cfg, tmkd) / "final").exists() and (force or f"{cfg.stage2_task}/tmkd-int8" not in set(here["model"])):
-        fp32 = TMKDStudent.from_pretrained(str(student_dir(cfg, tmkd) / "final"))
+        # Dynamic int8 runs on the CPU only: it is timed there beside the same student in fp32 on the CPU,
+        # never beside GPU rows (tables and plots compare models on one device).
+        fp32 = TMKDStudent.from_pretrained(str(student_dir(cfg, tmkd) / "final")).cpu().eval()
         params = count_params(fp32)
+        cpu32 = {k: v.cpu() for k, v in inputs32.items()}
+        cpu1 = {k: v.cpu() for k, v in inputs1.items()}
+        if torch.cuda.is_available():
+            rows.append(speed_row(f"{cfg.stage2_task}/tmkd", [fp32], cfg, cpu32, cpu1) | {"method": "tmkd"})
         q = quantize_int8(fp32)
-        rows.append(speed_row(f"{cfg.stage2_task}/tmkd-int8", [q], cfg, {k: v.cpu() for k, v in inputs32.items()},
-                              {k: v.cpu() for k, v in inputs1.items()}) | {"method": "tmkd_int8", "params": params})
-        record_metrics(cfg.run_path, int8_rows(cfg, tmkd, q, params))
+        rows.append(speed_row(f"{cfg.stage2_task}/tmkd-int8", [q], cfg, cpu32, cpu1)
+                    | {"method": "tmkd_int8", "params": params})
+        record_metrics(cfg.run_path, int8_rows(cfg, tmkd, q, fp32, params))
     if rows:
         new = pd.DataFrame(rows)
         keep = ~old.set_index(["model", "device"]).index.isin(new.set_index(["model", "device"]).index)
@@ -123,12 +135,17 @@ def measure_speed(cfg: Config, force: bool = False):
     return pd.read_csv(path)
 
 
-def int8_rows(cfg: Config, spec: StudentSpec, quantized, params: int) -> list:
+def int8_rows(cfg: Config, spec: StudentSpec, quantized, fp32_model, params: int) -> list:
+    """Dev accuracy of the int8 student, and how often it predicts what the same student in fp32 does (both
+    on the CPU, so the agreement measures quantization only)."""
     rows = []
     for split in dev_splits(spec.task):
         ds = split_dataset(cfg, spec.task, split)
         probs = np.exp(predict_logits(quantized, ds, cfg.eval_batch_size, desc=f"int8 {split}"))
-        fp32 = student_predictions(cfg, spec, split)
+        if torch.cuda.is_available():
+            fp32 = {"probs": np.exp(predict_logits(fp32_model, ds, cfg.eval_batch_size, desc="fp32", mixed=False))}
+        else:
+            fp32 = student_predictions(cfg, spec, split)
         rows.append(spec_row(cfg, spec) | {
             "method": "tmkd_int8", "model": f"{spec.task}/{spec.name}-int8", "split": split, "sweep": "",
             "accuracy": accuracy(probs, ds["label"]), "n_examples": len(ds),

@@ -179,7 +179,7 @@ def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks
     epochs = cfg.stage1_epochs if spec.stage == 1 else cfg.student_epochs
     args = training_args(out, cfg.student_lr, epochs, cfg.student_batch_size,
                          dataclasses.replace(cfg, seed=spec.seed), spec.optimizer)
-    trainer = fit(model, ds, out, args, callbacks)
+    trainer = fit(model, ds, out, args, callbacks, cfg.checkpoint_sync_minutes * 60)
     return finish_step(trainer, out, run_spec, force=force)
 
 

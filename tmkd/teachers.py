@@ -43,7 +43,7 @@ def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callba
     model = AutoModelForSequenceClassification.from_pretrained(
         base, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
     args = training_args(out, lr, cfg.teacher_epochs, cfg.teacher_batch_size, cfg)
-    trainer = fit(model, data["train"], out, args, callbacks)
+    trainer = fit(model, data["train"], out, args, callbacks, cfg.checkpoint_sync_minutes * 60)
     return finish_step(trainer, out, spec, tokenizer_from=base, force=force)
 
 

@@ -6,13 +6,15 @@ import json
 import math
 import os
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from transformers import TrainerCallback
 
 from .base_model import load_tokenizer
-from .config import OPTIMIZERS, Config
+from .config import OPTIMIZERS, Config, checkpoint_root
 from .rundir import fingerprint, file_sha256, force_stamp, note_artifact, read_json, replace_dir, write_json_atomic
 
 
@@ -20,17 +22,43 @@ def device() -> torch.device:
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def precision(capability) -> str:
+    """The training and inference dtype for a device: "fp32" on the CPU (capability None), "fp16" (with loss
+    scaling) below CUDA compute capability 8 (T4, V100: no native bf16 - torch.cuda.is_bf16_supported() says True
+    on a T4 through emulation, several times slower), "bf16" from 8 on (A100, L4, H100)."""
+    if capability is None:
+        return "fp32"
+    return "bf16" if tuple(capability)[0] >= 8 else "fp16"
+
+
+def device_precision() -> str:
+    """precision() of the device this process trains on."""
+    return precision(torch.cuda.get_device_capability(0) if torch.cuda.is_available() else None)
+
+
+AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+def work_dir(cfg: Config, out: Path) -> Path:
+    """Where the Trainer writes a step's checkpoints: the step's folder, or its mirror under cfg's checkpoint root
+    (config.checkpoint_root), kept apart per run directory."""
+    root = checkpoint_root(cfg)
+    if root == cfg.run_path:
+        return out
+    return root / fingerprint(str(cfg.run_path.resolve())) / out.relative_to(cfg.run_path)
+
+
 def training_args(out: Path, lr: float, epochs: float, batch_size: int, cfg: Config, optimizer="adamw"):
-    """One place for the Trainer's settings (mixed precision only on CUDA)."""
+    """One place for the Trainer's settings (mixed precision on CUDA, by device_precision())."""
     from transformers import TrainingArguments
     cuda = torch.cuda.is_available()
-    bf16 = cuda and torch.cuda.is_bf16_supported()
+    dtype = device_precision()
     return TrainingArguments(
-        output_dir=str(out), learning_rate=lr, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+        output_dir=str(work_dir(cfg, out)), learning_rate=lr, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
         per_device_eval_batch_size=cfg.eval_batch_size, warmup_steps=cfg.warmup, weight_decay=0.01,
         optim=OPTIMIZERS[optimizer], save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
         logging_steps=cfg.logging_steps, eval_strategy="no", report_to="none", seed=cfg.seed,
-        bf16=bf16, fp16=cuda and not bf16, dataloader_num_workers=0, dataloader_pin_memory=cuda, disable_tqdm=False,
+        bf16=dtype == "bf16", fp16=dtype == "fp16", dataloader_num_workers=0, dataloader_pin_memory=cuda, disable_tqdm=False,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random")
 
 
@@ -59,16 +87,57 @@ def last_good_checkpoint(out: Path):
     return None
 
 
-def fit(model, train_ds, out: Path, args, callbacks=()):
-    """Train with the Trainer, resuming from the last complete checkpoint in `out` if there is one."""
+def fit(model, train_ds, out: Path, args, callbacks=(), sync_every_s: float = 0.0):
+    """Train with the Trainer, resuming from the last complete checkpoint if there is one. With checkpoints on local
+    disk (args.output_dir is not `out`), the newest is copied to `out` at most every `sync_every_s` seconds, and a
+    new runtime without the local copy resumes from the one in `out`."""
     from transformers import Trainer
-    trainer = Trainer(model=model, args=args, train_dataset=train_ds, data_collator=collate,
-                      callbacks=list(callbacks))
-    resume = last_good_checkpoint(out)
+    work = Path(args.output_dir)
+    callbacks = list(callbacks)
+    if work != out:
+        callbacks.insert(0, SyncCheckpoints(work, out, sync_every_s))
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, data_collator=collate, callbacks=callbacks)
+    resume = last_good_checkpoint(work) or (restore_checkpoint(out, work) if work != out else None)
     if resume:
         print(f"  resuming from {Path(resume).name}")
     trainer.train(resume_from_checkpoint=resume)
     return trainer
+
+
+def copy_checkpoint(ckpt: Path, dest: Path) -> Path:
+    """Copy a checkpoint folder into `dest` atomically; older checkpoints there are removed (one per step)."""
+    final = dest / ckpt.name
+    tmp = dest / f".{ckpt.name}.tmp-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(ckpt, tmp)
+    replace_dir(tmp, final)
+    for old in dest.glob("checkpoint-*"):
+        if old != final:
+            shutil.rmtree(old)
+    return final
+
+
+def restore_checkpoint(out: Path, work: Path):
+    """A new runtime: bring the step's last synced checkpoint back from the run directory to local disk."""
+    ckpt = last_good_checkpoint(out)
+    if ckpt is None:
+        return None
+    print(f"  copying {Path(ckpt).name} back from the run directory")
+    work.mkdir(parents=True, exist_ok=True)
+    return str(copy_checkpoint(Path(ckpt), work))
+
+
+class SyncCheckpoints(TrainerCallback):
+    """After a save, copy the newest local checkpoint to the run directory if the last copy is old enough."""
+    def __init__(self, work: Path, out: Path, every_s: float):
+        self.work, self.out, self.every_s, self.last = work, out, every_s, float("-inf")
+
+    def on_save(self, args, state, control, **kwargs):
+        ckpt = self.work / f"checkpoint-{state.global_step}"
+        if ckpt.exists() and time.time() - self.last >= self.every_s:
+            self.out.mkdir(parents=True, exist_ok=True)
+            copy_checkpoint(ckpt, self.out)
+            self.last = time.time()
 
 
 def finish_step(trainer, out: Path, spec: dict, tokenizer_from=None, force: bool = False) -> Path:
@@ -87,8 +156,8 @@ def finish_step(trainer, out: Path, spec: dict, tokenizer_from=None, force: bool
     write_json_atomic(final / "done.json", {"spec": fingerprint(spec), "weights_bytes": weights.stat().st_size,
                                             "weights_sha256": file_sha256(weights)} | force_stamp(force))
     note_artifact(final / "done.json")
-    for ckpt in out.glob("checkpoint-*"):     # the final model supersedes them
-        shutil.rmtree(ckpt)
+    for ckpt in [*out.glob("checkpoint-*"), *Path(trainer.args.output_dir).glob("checkpoint-*")]:
+        shutil.rmtree(ckpt, ignore_errors=True)   # the final model supersedes them
     return final
 
 
@@ -107,8 +176,10 @@ def collate(features: list) -> dict:
 
 
 @torch.inference_mode()
-def predict_logits(model, ds, batch_size: int = 64, desc: str = "predict") -> np.ndarray:
-    """The model's `logits` output for every example of `ds`, in its order. Batches are built by length."""
+def predict_logits(model, ds, batch_size: int = 64, desc: str = "predict", mixed: bool = True) -> np.ndarray:
+    """The model's `logits` output for every example of `ds`, in its order. Batches are built by length.
+    mixed: autocast to the device's precision (dev accuracy); False: fp32 everywhere (teacher logits, the
+    students' MSE targets, are the same on every device)."""
     from tqdm.auto import tqdm
     model.eval()
     dev = next(model.parameters()).device
@@ -120,7 +191,8 @@ def predict_logits(model, ds, batch_size: int = 64, desc: str = "predict") -> np
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         rows = order[start:start + batch_size]
         batch = {k: v.to(dev) for k, v in collate([ds[int(i)] for i in rows]).items()}
-        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+        dtype = AUTOCAST.get(device_precision()) if mixed and dev.type == "cuda" else None
+        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
             logits = model(**batch).logits.float().cpu().numpy()
         if out is None:
             out = np.zeros((len(ds), logits.shape[1]), dtype=np.float32)
