@@ -65,9 +65,10 @@ def smoke_chain(tmp_path_factory):
 
 
 class StubTrainer:
-    """What finish_step needs of a Trainer: the (untrained) model saved as it is, and an empty log."""
-    def __init__(self, model):
+    """What finish_step needs of a Trainer: the (untrained) model saved as it is, an empty log, its output folder."""
+    def __init__(self, model, output_dir=""):
         self.model, self.state = model, SimpleNamespace(log_history=[])
+        self.args = SimpleNamespace(output_dir=output_dir)
 
     def save_model(self, folder):
         self.model.save_pretrained(folder)
@@ -84,7 +85,7 @@ def stub_training(monkeypatch):
     def fit(model, train_ds, out, args, callbacks=(), sync_every_s=0.0):
         assert len(train_ds) > 0
         trained.append(Path(out))
-        return StubTrainer(model)
+        return StubTrainer(model, args.output_dir)
 
     monkeypatch.setattr(tmkd.teachers, "fit", fit)
     monkeypatch.setattr(tmkd.students, "fit", fit)

@@ -37,7 +37,7 @@ def finished(tmp_path_factory):
     helpers.build_smoke_model(other / "base", seed=7)
     mp = pytest.MonkeyPatch()
     for module in (tmkd.teachers, tmkd.students):
-        mp.setattr(module, "fit", lambda model, ds, out, args, callbacks=(), sync_every_s=0: StubTrainer(model))
+        mp.setattr(module, "fit", lambda model, ds, out, args, callbacks=(), sync_every_s=0: StubTrainer(model, args.output_dir))
     cfg = stub_run(tmp_path_factory.mktemp("identity") / "run", data_dir=str(other / "glue"))
     helpers.train_teachers(cfg)
     for spec in steps(cfg):
