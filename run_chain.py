@@ -159,8 +159,9 @@ def main(argv=None) -> int:
         return 2
     executed = run / "executed"
     executed.mkdir(parents=True, exist_ok=True)
-    helpers.write_json_atomic(run / "chain.json", {"profile": cfg.profile, "overrides": overrides,
-                                                   "command": sys.argv, "started": time.strftime("%Y-%m-%d %H:%M:%S")})
+    settings = json.loads(json.dumps({"profile": cfg.profile, "data_dir": cfg.data_dir, "overrides": overrides}))
+    if helpers.read_json(run / "chain.json") != settings:            # what the chain was last run with
+        helpers.write_json_atomic(run / "chain.json", settings)
     parameters = {"PROFILE": cfg.profile, "RUN_DIR": str(run), "DATA_DIR": cfg.data_dir, "FORCE": args.force,
                   "OVERRIDES": json.loads(json.dumps(overrides))}      # tuples as lists: papermill writes literals
     signal.signal(signal.SIGTERM, signal.default_int_handler)     # stop like Ctrl-C: resumable, one line

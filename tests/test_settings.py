@@ -139,3 +139,21 @@ def test_run_dir_that_is_a_file_or_not_writable(tmp_path, capsys):
         ro = tmp_path / "ro"
         ro.mkdir(mode=0o500)
         refused(capsys, ["--profile", "smoke", "--run-dir", str(ro / "run")], "is not writable")
+
+
+def test_settings_reach_every_chapter_as_overrides_and_the_run_records_them(tmp_path, monkeypatch, capsys):
+    seen = []
+    monkeypatch.setattr(run_chain, "run_chapter", lambda nb, executed, parameters: seen.append((nb.stem, parameters)))
+    run = tmp_path / "run"
+    argv = ["--profile", "smoke", "--run-dir", str(run), "--set", "teacher_epochs=1", "--set", "tasks=rte,qnli",
+            "--only", "02", "03"]
+    assert run_chain.main(argv) == 0
+    assert [name for name, _ in seen] == ["02_teacher_logits", "03_student_sweeps"]
+    for _, parameters in seen:
+        assert parameters["OVERRIDES"] == {"teacher_epochs": 1.0, "tasks": ["rte", "qnli"]}
+        assert helpers.make_config("smoke", parameters["OVERRIDES"]).tasks == ("rte", "qnli")
+    assert helpers.read_json(run / "chain.json")["overrides"] == {"teacher_epochs": 1.0, "tasks": ["rte", "qnli"]}
+    assert helpers.read_json(run / "run.json")["teacher_epochs"] == 1.0
+    assert not (run / ".lock.json").exists()
+    out = capsys.readouterr().out
+    assert "[1/2] 02_teacher_logits: running ... done in" in out and "chain finished in" in out
