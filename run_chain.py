@@ -75,13 +75,26 @@ def chapter_done(marker: Path, stamp: dict) -> bool:
 
 def run_chapter(notebook: Path, executed: Path, parameters: dict):
     """Execute one chapter; the executed copy is written under a temporary name and renamed when done.
-    The kernel logs errors only (no transport warnings in the chain's output)."""
+    The kernel process logs errors only, into RUN_DIR/executed/.<chapter>.kernel.log (not into the chain's
+    output: a kernel stopped by Ctrl-C reports its closed sockets there)."""
     import papermill as pm
     partial = executed / f".{notebook.stem}.partial.ipynb"
     pm.execute_notebook(str(notebook), str(partial), parameters=parameters, kernel_name="python3",
                         cwd=str(NOTEBOOKS), progress_bar=False, log_output=False,
-                        extra_arguments=["--IPKernelApp.log_level=ERROR"])
+                        extra_arguments=["--IPKernelApp.log_level=ERROR"],
+                        kernel_manager_class=kernel_manager(executed / f".{notebook.stem}.kernel.log"))
     os.replace(partial, executed / notebook.name)
+
+
+def kernel_manager(log: Path):
+    """jupyter_client's KernelManager with the kernel process's stderr going to `log`."""
+    from jupyter_client.manager import KernelManager
+
+    class LoggedKernelManager(KernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            kw["stderr"] = open(log, "ab")                   # noqa: SIM115 - the kernel process owns it
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+    return LoggedKernelManager
 
 
 def parse_settings(pairs: list, config_file: str) -> dict:

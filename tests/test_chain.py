@@ -20,7 +20,8 @@ def test_every_chapter_executed_with_its_parameters(smoke_chain):
         assert injected and str(run) in "".join(injected[0]["source"])
         errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert not errors
-    assert f"[8/8] {CHAPTERS[-1][:-6]}: done" in proc.stdout
+    assert f"[8/8] {CHAPTERS[-1][:-6]}: running ... done in" in proc.stdout
+    assert "IPKernelApp" not in proc.stdout + proc.stderr and "WARNING" not in proc.stdout + proc.stderr
 
 
 def test_every_teacher_and_student_beats_chance_clearly(smoke_chain):

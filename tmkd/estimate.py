@@ -108,8 +108,11 @@ def measure_rates(cfg: Config) -> dict:
     """Examples/s of one teacher training step, one student training step and one prediction batch, on this
     device in its precision, at the profile's batch sizes and max_seq_len, with models of the real shapes built
     from their config (a few seconds; no weights are loaded)."""
+    import transformers
     from transformers import AutoModelForSequenceClassification
     from .method import TMKDStudent, student_config
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()          # the smoke base is built here on a first run
     shape = base_shape(cfg)
     dev = device()
     teacher = AutoModelForSequenceClassification.from_config(shape.__class__(**{**shape.to_dict(), "num_labels": 2}))
