@@ -141,7 +141,8 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
     r = rates or measure_rates(cfg)
     seconds = (w["teacher_examples"] / r["teacher_train"] + w["student_examples"] / r["student_train"]
                + w["predict_examples"] / r["teacher_predict"])
-    hours = seconds / 3600 * 1.25                    # + 25 %: loading models, evaluation, kernels, sync
+    # + 25 % for evaluation and sync, + 15 s per chapter (a kernel starts) and 3 s per model (load, save)
+    hours = (seconds * 1.25 + 15 * 8 + 3 * (w["teachers"] + w["students"])) / 3600
     gb = 1e-9
     finals = (w["teachers"] * r["params_teacher"] + w["students"] * r["params_student"]) * 4 * gb
     checkpoint = r["params_teacher"] * 12 * gb     # weights + two Adam moments (fp32)
@@ -152,8 +153,10 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
           + f" examples = {w['teacher_examples']:,.0f} training examples at {r['teacher_train']:,.0f}/s (measured)")
     print(f"  students: {w['students']} runs, {w['student_examples']:,.0f} training examples at "
           f"{r['student_train']:,.0f}/s; predictions: {w['predict_examples']:,.0f} examples at {r['teacher_predict']:,.0f}/s")
-    print(f"  about {hours:.1f} h in all; the run directory needs about {finals + checkpoint:.1f} GB "
-          f"({finals:.1f} GB of final models, up to {checkpoint:.1f} GB for the checkpoint of the step in progress)")
+    size = lambda gigabytes: f"{gigabytes:.1f} GB" if gigabytes >= 1 else f"{gigabytes * 1000:.0f} MB"   # noqa: E731
+    print(f"  about {f'{hours:.1f} h' if hours >= 1 else f'{hours * 60:.0f} minutes'} in all; the run directory "
+          f"needs about {size(finals + checkpoint)} ({size(finals)} of final models, up to {size(checkpoint)} "
+          "for the checkpoint of the step in progress)")
     if cfg.profile == "paper":
         print("  ! the paper profile is the full setting: on a free Colab T4 it needs many sessions (the run directory "
               "in Drive resumes each one where the last stopped), or one long session on an A100")
