@@ -192,7 +192,13 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
     executed = run / "executed"
     start = time.time()
     print(f"TMKD chain: profile {cfg.profile}, run directory {run}", flush=True)
-    os.environ["TMKD_RUN_TOKEN"] = uuid.uuid4().hex      # FORCE recomputes each step at most once in this run
+    # FORCE recomputes each step at most once per run; an interrupted --force run continues with the same token,
+    # so running the same command again resumes it instead of recomputing its finished steps once more.
+    forced = run / ".force-run.json"
+    token = (helpers.read_json(forced) or {}).get("token") if args.force else None
+    os.environ["TMKD_RUN_TOKEN"] = token or uuid.uuid4().hex
+    if args.force and not token:
+        helpers.write_json_atomic(forced, {"token": os.environ["TMKD_RUN_TOKEN"]})
     code = code_fingerprint()
     rerun_rest, summary = False, []
     for i, nb in enumerate(todo, 1):
@@ -233,6 +239,7 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
         ledger.unlink(missing_ok=True)
         print(f" done in {time.time() - t0:.0f}s", flush=True)
         summary.append((nb.stem, "ran", time.time() - t0))
+    forced.unlink(missing_ok=True)                       # the forced run is complete
     ran = [f"{name} {secs:.0f}s" for name, status, secs in summary if status == "ran"]
     print(f"chain finished in {time.time() - start:.0f}s: {len(ran)} chapter(s) ran ({', '.join(ran) or 'none'}), "
           f"{len(summary) - len(ran)} skipped; results in {run}", flush=True)

@@ -56,3 +56,24 @@ def test_forced_logits_are_recomputed_once_per_run(tmp_path, stub_training, monk
     monkeypatch.setenv("TMKD_RUN_TOKEN", "run-b")
     helpers.teacher_logits(cfg, "rte", name, "train", force=True)
     assert path.stat().st_mtime_ns != first
+
+
+def test_an_interrupted_forced_chain_resumes_with_the_same_run(tmp_path, monkeypatch):
+    import os
+
+    import run_chain
+    tokens = []
+
+    def chapter(nb, executed, parameters):
+        tokens.append(os.environ["TMKD_RUN_TOKEN"])
+        if len(tokens) == 2:
+            raise KeyboardInterrupt
+    monkeypatch.setattr(run_chain, "run_chapter", chapter)
+    argv = ["--profile", "smoke", "--run-dir", str(tmp_path / "run"), "--force", "--only", "02", "03"]
+    assert run_chain.main(argv) == 130                         # Ctrl-C in the second chapter
+    assert (tmp_path / "run" / ".force-run.json").exists()
+    assert run_chain.main(argv) == 0                           # the same command: the same forced run goes on
+    assert len(set(tokens)) == 1 and len(tokens) == 4
+    assert not (tmp_path / "run" / ".force-run.json").exists()
+    assert run_chain.main(argv) == 0                           # a new forced run recomputes again
+    assert len(set(tokens)) == 2
