@@ -14,6 +14,7 @@ System", WSDM 2020 (arXiv 1910.08381). Where each part lives:
   tmkd/students.py     one student step: spec, identity, build, train, score
   tmkd/experiments.py  what the chapters run: KD methods, sweeps, the two stages
   tmkd/estimate.py     what a profile will cost: time from a measured warm-up, disk
+  tmkd/evidence.py     paired bootstrap intervals of accuracy differences; supported / refuted / within noise
   tmkd/speed.py        examples/s and latency; the int8 student
   tmkd/report.py       tables and figures from metrics.csv
   tmkd/publish.py      results/reference and the README table (run_chain --publish; not for the chapters)
@@ -29,8 +30,9 @@ from tmkd.data import (dev_splits, frame_to_labelled, generate_split, peek, raw_
                        split_dataset, take_subset, task_data)
 from tmkd.estimate import estimate
 from tmkd.environment import describe_environment, quiet, start_chapter
-from tmkd.experiments import (alpha_sweep, base_spec, log_history, method_specs, one_vs_many, run_method,
-                              run_stage1, run_stage2, run_sweep, stage1_spec, stage2_spec, sweep_values)
+from tmkd.experiments import (ONE_STAGE_COMPARISONS, TWO_STAGE_COMPARISONS, alpha_sweep, base_spec, compare_methods,
+                              log_history, method_correct, method_specs, one_vs_many, run_method, run_stage1,
+                              run_stage2, run_sweep, stage1_spec, stage2_spec, sweep_values)
 from tmkd.logit_cache import (align_examples, align_labels, best_teacher, cache_all_logits, evaluate_teachers,
                               logits_path, stacked_teacher_logits, teacher_logits, with_teacher_logits)
 from tmkd.method import (METHODS, ONE_STAGE_METHODS, SOFT_LOSSES, TWO_STAGE_METHODS, TMKDConfig, TMKDStudent,

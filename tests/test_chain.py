@@ -96,3 +96,14 @@ def test_second_run_skips_all_finished_work(smoke_chain):
     after = {p: p.stat().st_mtime_ns for p in run.rglob("*") if p.is_file()}
     changed = [p for p in after if before.get(p) != after[p]]
     assert not changed, changed[:5]           # nothing recomputed, nothing rewritten
+
+
+def test_interval_tables_say_what_their_intervals_say(smoke_chain):
+    run, _ = smoke_chain
+    from tmkd.evidence import verdict
+    for name, pairs in (("intervals_one_stage", helpers.ONE_STAGE_COMPARISONS),
+                        ("intervals_two_stage", helpers.TWO_STAGE_COMPARISONS)):
+        table = pd.read_csv(run / "tables" / f"{name}.csv", index_col=0)
+        assert set(zip(table["a"], table["b"])) == set(pairs)
+        assert (table["low"] <= table["difference"]).all() and (table["difference"] <= table["high"]).all()
+        assert [verdict(r) for r in table.to_dict("records")] == table["verdict"].tolist()

@@ -165,3 +165,39 @@ def log_history(folder):
     import pandas as pd
     logs = read_json(Path(folder) / "log_history.json") or []
     return pd.DataFrame([r for r in logs if "loss" in r])
+
+
+# ---- which differences are more than noise (tmkd.evidence) ------------------------------------------------
+
+ONE_STAGE_COMPARISONS = (("mo1", "no_kd"), ("mo1", "1o1"), ("mo1", "1avgo1"), ("mom_avg", "mo1"))
+TWO_STAGE_COMPARISONS = (("tmkd", "mo1"), ("tmkd", "tkd"))
+
+
+def method_correct(cfg: Config, task: str, method: str, split: str):
+    """Per dev example (in example-id order), whether `method`'s prediction is the gold label."""
+    import numpy as np
+    specs = [stage2_spec(cfg, method)] if method in ("tmkd", "tkd") else method_specs(cfg, task, method)
+    preds = [student_predictions(cfg, s, split) for s in specs]
+    order = np.sort(preds[0]["idx"])
+    probs = [align_examples(p["probs"], p["idx"], order) for p in preds]
+    gold = align_examples(preds[0]["labels"], preds[0]["idx"], order)
+    predicted = combine_students(probs, method.split("_")[1]) if method.startswith("mom_") else probs[0].argmax(-1)
+    return predicted == gold
+
+
+def compare_methods(cfg: Config, pairs, tasks=None):
+    """For each task, dev split and pair (A, B) of trained methods: A's accuracy minus B's in points, its paired
+    bootstrap 95 % interval and the verdict (supported / refuted / within noise)."""
+    import pandas as pd
+    from .evidence import paired_bootstrap, sentence, verdict
+    from .report import METHOD_LABELS
+    rows = []
+    for task in tasks or cfg.tasks:
+        for split in dev_splits(task):
+            for a, b in pairs:
+                interval = paired_bootstrap(method_correct(cfg, task, a, split), method_correct(cfg, task, b, split))
+                rows.append({"task": task, "split": split, "a": a, "b": b,
+                             "difference": round(interval["difference"], 2), "low": round(interval["low"], 2),
+                             "high": round(interval["high"], 2), "verdict": verdict(interval),
+                             "reads": sentence(METHOD_LABELS.get(a, a), METHOD_LABELS.get(b, b), interval)})
+    return pd.DataFrame(rows)
