@@ -25,11 +25,9 @@ import time
 import uuid
 from pathlib import Path
 
-import helpers
-from tmkd import lock, publish
-from tmkd.config import coerce, settings_help
+from tmkd import config, lock, rundir           # light modules only: bad input is refused before torch loads
+from tmkd.config import TMKDError, coerce, settings_help
 from tmkd.data import check_data_dir
-from tmkd.estimate import estimate
 
 REPO = Path(__file__).resolve().parent
 NOTEBOOKS = REPO / "notebooks"
@@ -40,7 +38,7 @@ def chapters(only=()) -> list:
     if only:
         unknown = set(only) - {p.name[:2] for p in found}
         if unknown:
-            raise helpers.TMKDError(f"--only {sorted(unknown)}: no such chapter; chapters are "
+            raise TMKDError(f"--only {sorted(unknown)}: no such chapter; chapters are "
                                     f"{[p.name[:2] for p in found]}")
         found = [p for p in found if p.name[:2] in only]
     return found
@@ -50,7 +48,7 @@ def code_fingerprint() -> str:
     """The code every chapter runs: helpers.py and the tmkd package. A change re-executes the chapters (each
     still skips its finished steps inside)."""
     files = [REPO / "helpers.py", *sorted((REPO / "tmkd").glob("*.py"))]
-    return helpers.fingerprint({f.name: helpers.file_sha256(f) for f in files})
+    return rundir.fingerprint({f.name: rundir.file_sha256(f) for f in files})
 
 
 def read_ledger(ledger: Path) -> list:
@@ -67,10 +65,10 @@ def read_ledger(ledger: Path) -> list:
 def chapter_done(marker: Path, stamp: dict) -> bool:
     """A chapter counts as done while its marker matches (parameters, notebook, code) and every artifact it made
     (teachers, logit files, students, tables, figures) is still there, unchanged."""
-    old = helpers.read_json(marker)
+    old = rundir.read_json(marker)
     if old is None or {k: old.get(k) for k in stamp} != stamp:
         return False
-    return helpers.artifacts_intact(old.get("artifacts", []), marker.parent.parent)
+    return rundir.artifacts_intact(old.get("artifacts", []), marker.parent.parent)
 
 
 def run_chapter(notebook: Path, executed: Path, parameters: dict):
@@ -98,40 +96,40 @@ def kernel_manager(log: Path):
 
 
 def parse_settings(pairs: list, config_file: str) -> dict:
-    """--config FILE.json, then every --set KEY=VALUE, each converted and checked by helpers.Config's own fields."""
+    """--config FILE.json, then every --set KEY=VALUE, each converted and checked by Config's own fields."""
     settings = {}
     if config_file:
-        data = helpers.read_json(config_file)
+        data = rundir.read_json(config_file)
         if not isinstance(data, dict):
-            raise helpers.TMKDError(f"--config {config_file}: not a readable JSON object of settings, "
+            raise TMKDError(f"--config {config_file}: not a readable JSON object of settings, "
                                     'e.g. {"teacher_epochs": 1, "tasks": ["rte", "qnli"]}')
         settings.update(data)
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep:
-            raise helpers.TMKDError(f"--set {pair!r}: write KEY=VALUE, e.g. --set teacher_epochs=1")
+            raise TMKDError(f"--set {pair!r}: write KEY=VALUE, e.g. --set teacher_epochs=1")
         settings[key.strip()] = value
     for key in ("profile", "run_dir", "data_dir"):
         if key in settings:
-            raise helpers.TMKDError(f"{key} has its own option: use --{key.replace('_', '-')}")
+            raise TMKDError(f"{key} has its own option: use --{key.replace('_', '-')}")
     return {k: coerce(k, v) for k, v in settings.items()}
 
 
 def check_writable(run: Path) -> None:
     """Refuse a run directory that is a file or cannot be written, before anything is written."""
     if run.exists() and not run.is_dir():
-        raise helpers.TMKDError(f"--run-dir {run} is a file: choose a folder (it is created if missing)")
+        raise TMKDError(f"--run-dir {run} is a file: choose a folder (it is created if missing)")
     probe = run
     while not probe.exists():
         probe = probe.parent
     if not probe.is_dir() or not os.access(probe, os.W_OK | os.X_OK):
-        raise helpers.TMKDError(f"--run-dir {run}: {probe} is not writable; choose a folder you can write to")
+        raise TMKDError(f"--run-dir {run}: {probe} is not writable; choose a folder you can write to")
 
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="settings for --set and --config (defaults: the smoke profile):\n" + settings_help())
-    p.add_argument("--profile", default="smoke", help=f"one of {sorted(helpers.PROFILES)}")
+    p.add_argument("--profile", default="smoke", help=f"one of {sorted(config.PROFILES)}")
     p.add_argument("--run-dir", default="", help="run directory (default results/<profile>)")
     p.add_argument("--data-dir", default="", help="folder in GLUE's layout (<TASK>/train.tsv, dev.tsv)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
@@ -148,12 +146,12 @@ def parser() -> argparse.ArgumentParser:
 def prepare(args):
     """Everything checked in this process, in a second or two, before a kernel starts or a file is written."""
     overrides = parse_settings(args.settings, args.config)
-    cfg = helpers.make_config(args.profile, overrides, run_dir=os.path.abspath(args.run_dir) if args.run_dir else "",
+    cfg = config.make_config(args.profile, overrides, run_dir=os.path.abspath(args.run_dir) if args.run_dir else "",
                               data_dir=os.path.abspath(args.data_dir) if args.data_dir else "")
     check_data_dir(cfg)
     todo = chapters(args.only)
     if args.publish and cfg.profile == "smoke":
-        raise helpers.TMKDError("--publish is for real data: the smoke profile's generated numbers do not "
+        raise TMKDError("--publish is for real data: the smoke profile's generated numbers do not "
                                 "belong in results/reference or the README")
     check_writable(cfg.run_path)
     return cfg, overrides, todo
@@ -166,15 +164,15 @@ def main(argv=None) -> int:
         run = cfg.run_path
         os.environ["TMKD_LOCK_TOKEN"] = uuid.uuid4().hex    # the chapters' kernels share the chain's lock
         lock.acquire(run, what=f"run_chain.py --profile {cfg.profile}")
-        helpers.check_run_dir(cfg, args.force)
-    except helpers.TMKDError as e:
+        rundir.check_run_dir(cfg, args.force)
+    except TMKDError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     executed = run / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     settings = json.loads(json.dumps({"profile": cfg.profile, "data_dir": cfg.data_dir, "overrides": overrides}))
-    if helpers.read_json(run / "chain.json") != settings:            # what the chain was last run with
-        helpers.write_json_atomic(run / "chain.json", settings)
+    if rundir.read_json(run / "chain.json") != settings:            # what the chain was last run with
+        rundir.write_json_atomic(run / "chain.json", settings)
     parameters = {"PROFILE": cfg.profile, "RUN_DIR": str(run), "DATA_DIR": cfg.data_dir, "FORCE": args.force,
                   "OVERRIDES": json.loads(json.dumps(overrides))}      # tuples as lists: papermill writes literals
     signal.signal(signal.SIGTERM, signal.default_int_handler)     # stop like Ctrl-C: resumable, one line
@@ -195,22 +193,23 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
     # FORCE recomputes each step at most once per run; an interrupted --force run continues with the same token,
     # so running the same command again resumes it instead of recomputing its finished steps once more.
     forced = run / ".force-run.json"
-    token = (helpers.read_json(forced) or {}).get("token") if args.force else None
+    token = (rundir.read_json(forced) or {}).get("token") if args.force else None
     os.environ["TMKD_RUN_TOKEN"] = token or uuid.uuid4().hex
     if args.force and not token:
-        helpers.write_json_atomic(forced, {"token": os.environ["TMKD_RUN_TOKEN"]})
+        rundir.write_json_atomic(forced, {"token": os.environ["TMKD_RUN_TOKEN"]})
     code = code_fingerprint()
     rerun_rest, summary = False, []
     for i, nb in enumerate(todo, 1):
         marker = executed / f"{nb.stem}.done.json"
-        stamp = {"parameters": parameters, "notebook": helpers.file_sha256(nb), "code": code}
+        stamp = {"parameters": parameters, "notebook": rundir.file_sha256(nb), "code": code}
         head = f"[{i}/{len(todo)}] {nb.stem}"
         if not args.force and not rerun_rest and chapter_done(marker, stamp):
             print(f"{head}: done earlier, skipped", flush=True)
             summary.append((nb.stem, "skipped", 0.0))
             continue
         rerun_rest = True            # a chapter that runs again may change what the later ones read
-        if nb.name.startswith("01_") and not helpers.read_json(marker):
+        if nb.name.startswith("01_") and not rundir.read_json(marker):
+            from tmkd.estimate import estimate
             estimate(cfg)            # before any training: the time and space this profile will take here
         print(f"{head}: running ...", end="", flush=True)
         t0 = time.time()
@@ -235,7 +234,7 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
             return 1
         finally:
             os.environ.pop("TMKD_LEDGER", None)
-        helpers.write_json_atomic(marker, stamp | {"artifacts": read_ledger(ledger)})
+        rundir.write_json_atomic(marker, stamp | {"artifacts": read_ledger(ledger)})
         ledger.unlink(missing_ok=True)
         print(f" done in {time.time() - t0:.0f}s", flush=True)
         summary.append((nb.stem, "ran", time.time() - t0))
@@ -244,6 +243,7 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
     print(f"chain finished in {time.time() - start:.0f}s: {len(ran)} chapter(s) ran ({', '.join(ran) or 'none'}), "
           f"{len(summary) - len(ran)} skipped; results in {run}", flush=True)
     if args.publish:
+        from tmkd import publish
         dest = publish.export_reference(run)
         publish.update_readme(dest)
         size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())
