@@ -21,6 +21,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -73,14 +74,28 @@ def chapter_done(marker: Path, stamp: dict) -> bool:
 
 def run_chapter(notebook: Path, executed: Path, parameters: dict):
     """Execute one chapter; the executed copy is written under a temporary name and renamed when done.
-    The kernel process logs errors only, into RUN_DIR/executed/.<chapter>.kernel.log (not into the chain's
-    output: a kernel stopped by Ctrl-C reports its closed sockets there)."""
+
+    papermill runs in a worker thread: the main thread only waits, so Ctrl-C is handled at once (papermill's
+    client otherwise sits in a blocking zmq poll until the kernel next sends a message). The kernel process logs
+    errors only, into RUN_DIR/executed/.<chapter>.kernel.log, not into the chain's output."""
     import papermill as pm
     partial = executed / f".{notebook.stem}.partial.ipynb"
-    pm.execute_notebook(str(notebook), str(partial), parameters=parameters, kernel_name="python3",
-                        cwd=str(NOTEBOOKS), progress_bar=False, log_output=False,
-                        extra_arguments=["--IPKernelApp.log_level=ERROR"],
-                        kernel_manager_class=kernel_manager(executed / f".{notebook.stem}.kernel.log"))
+    outcome = {}
+
+    def execute():
+        try:
+            pm.execute_notebook(str(notebook), str(partial), parameters=parameters, kernel_name="python3",
+                                cwd=str(NOTEBOOKS), progress_bar=False, log_output=False,
+                                extra_arguments=["--IPKernelApp.log_level=ERROR"], shutdown_kernel="immediate",
+                                kernel_manager_class=kernel_manager(executed / f".{notebook.stem}.kernel.log"))
+        except BaseException as e:  # noqa: BLE001 - handed to the main thread as it is
+            outcome["error"] = e
+    worker = threading.Thread(target=execute, name=f"papermill {notebook.stem}", daemon=True)
+    worker.start()
+    while worker.is_alive():
+        worker.join(0.2)
+    if "error" in outcome:
+        raise outcome["error"]
     os.replace(partial, executed / notebook.name)
 
 
@@ -91,8 +106,21 @@ def kernel_manager(log: Path):
     class LoggedKernelManager(KernelManager):
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             kw["stderr"] = open(log, "ab")                   # noqa: SIM115 - the kernel process owns it
-            return await super()._async_launch_kernel(kernel_cmd, **kw)
+            result = await super()._async_launch_kernel(kernel_cmd, **kw)
+            KERNELS.append(self.provisioner.process.pid)
+            return result
     return LoggedKernelManager
+
+
+KERNELS = []        # pids of the kernels this chain started: stopped at once on Ctrl-C
+
+
+def stop_kernels() -> None:
+    for pid in KERNELS:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
 
 
 def parse_settings(pairs: list, config_file: str) -> dict:
@@ -175,13 +203,17 @@ def main(argv=None) -> int:
         rundir.write_json_atomic(run / "chain.json", settings)
     parameters = {"PROFILE": cfg.profile, "RUN_DIR": str(run), "DATA_DIR": cfg.data_dir, "FORCE": args.force,
                   "OVERRIDES": json.loads(json.dumps(overrides))}      # tuples as lists: papermill writes literals
-    signal.signal(signal.SIGTERM, signal.default_int_handler)     # stop like Ctrl-C: resumable, one line
+    for sig in (signal.SIGINT, signal.SIGTERM):     # Ctrl-C (also when started in the background) and kill:
+        signal.signal(sig, signal.default_int_handler)   # stop at once, resumable, with one line
     try:
         return run_chain(cfg, run, todo, parameters, args)
     except KeyboardInterrupt:
+        stop_kernels()                 # the running chapter's kernel: its last checkpoint is what resumes
+        lock.release(run)
         print("\ninterrupted: finished steps are kept and unfinished ones resume from their last checkpoint; "
               "run the same command again to continue", file=sys.stderr, flush=True)
-        return 130
+        sys.stdout.flush()
+        os._exit(130)                  # at once: no waiting for the kernel client's sockets to wind down
     finally:
         lock.release(run)
 
