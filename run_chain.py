@@ -212,8 +212,7 @@ def main(argv=None) -> int:
         lock.release(run)
         print("\ninterrupted: finished steps are kept and unfinished ones resume from their last checkpoint; "
               "run the same command again to continue", file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(130)                  # at once: no waiting for the kernel client's sockets to wind down
+        return 130
     finally:
         lock.release(run)
 
@@ -284,4 +283,8 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    code = main()
+    if code == 130:                    # interrupted: leave at once, without waiting for the kernel client's
+        sys.stdout.flush()             # sockets (the papermill thread) to wind down
+        os._exit(code)
+    sys.exit(code)
