@@ -40,7 +40,7 @@ def chapters(only=()) -> list:
         unknown = set(only) - {p.name[:2] for p in found}
         if unknown:
             raise TMKDError(f"--only {sorted(unknown)}: no such chapter; chapters are "
-                                    f"{[p.name[:2] for p in found]}")
+                            f"{[p.name[:2] for p in found]}")
         found = [p for p in found if p.name[:2] in only]
     return found
 
@@ -96,6 +96,7 @@ def run_chapter(notebook: Path, executed: Path, parameters: dict):
         worker.join(0.2)
     if "error" in outcome:
         raise outcome["error"]
+    KERNELS.clear()                  # shut down with the chapter: never signal a pid that may be reused
     os.replace(partial, executed / notebook.name)
 
 
@@ -105,14 +106,14 @@ def kernel_manager(log: Path):
 
     class LoggedKernelManager(KernelManager):
         async def _async_launch_kernel(self, kernel_cmd, **kw):
-            kw["stderr"] = open(log, "ab")                   # noqa: SIM115 - the kernel process owns it
-            result = await super()._async_launch_kernel(kernel_cmd, **kw)
+            with open(log, "ab") as stderr:                  # the kernel process keeps its own copy
+                result = await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": stderr})
             KERNELS.append(self.provisioner.process.pid)
             return result
     return LoggedKernelManager
 
 
-KERNELS = []        # pids of the kernels this chain started: stopped at once on Ctrl-C
+KERNELS = []        # pids of the running chapter's kernels: stopped at once on Ctrl-C
 
 
 def stop_kernels() -> None:
@@ -130,7 +131,7 @@ def parse_settings(pairs: list, config_file: str) -> dict:
         data = rundir.read_json(config_file)
         if not isinstance(data, dict):
             raise TMKDError(f"--config {config_file}: not a readable JSON object of settings, "
-                                    'e.g. {"teacher_epochs": 1, "tasks": ["rte", "qnli"]}')
+                            'e.g. {"teacher_epochs": 1, "tasks": ["rte", "qnli"]}')
         settings.update(data)
     for pair in pairs:
         key, sep, value = pair.partition("=")
