@@ -52,7 +52,7 @@ def test_labels_are_mapped_by_name_and_unlabeled_rows_dropped(glue_dir):
 
 
 def test_mnli_has_two_dev_sets_kept_apart(glue_dir, tmp_path):
-    cfg = smoke_config(tmp_path / "run", data_dir=str(glue_dir), tasks=("rte", "qnli", "mnli"))
+    cfg = smoke_config(tmp_path / "run", data_dir=str(glue_dir), tasks=("rte", "qnli", "mnli"), select_size=0)
     data = helpers.task_data(cfg, "mnli")
     assert set(data) == {"train", "validation_matched", "validation_mismatched"}
     assert len(data["validation_matched"]) == 1 and len(data["validation_mismatched"]) == 2
@@ -60,7 +60,7 @@ def test_mnli_has_two_dev_sets_kept_apart(glue_dir, tmp_path):
 
 
 def test_tokenized_once_and_reused(glue_dir, tmp_path):
-    cfg = smoke_config(tmp_path / "run", data_dir=str(glue_dir))
+    cfg = smoke_config(tmp_path / "run", data_dir=str(glue_dir), select_size=0)
     first = helpers.task_data(cfg, "rte")
     folders = list((cfg.run_path / "data").iterdir())
     second = helpers.task_data(cfg, "rte")

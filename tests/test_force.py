@@ -9,11 +9,13 @@ from conftest import stub_run
 def chapters_03_to_06(cfg, force):
     for knob in ("optimizer", "head_layers", "layers"):          # chapter 03
         helpers.run_sweep(cfg, knob, force)
-    helpers.one_vs_many(cfg, force)                                # chapter 04
+    for task in cfg.tasks:                                         # chapter 04
+        helpers.one_vs_many(cfg, task, force=force)
     for method in ("tmkd", "tkd"):                                 # chapter 05
         helpers.run_stage1(cfg, method, force)
-    for method in ("tmkd", "tkd"):                                 # chapter 06
-        helpers.run_stage2(cfg, method, force=force)
+    for task in helpers.stage2_tasks(cfg):                         # chapter 06
+        for method in ("tmkd", "tkd", "mo1_matched"):
+            helpers.run_stage2(cfg, method, task, force=force)
     helpers.alpha_sweep(cfg, force)
 
 

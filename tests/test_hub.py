@@ -192,7 +192,7 @@ def test_label_ids_are_read_through_the_datasets_own_names(tmp_path, monkeypatch
 def test_task_data_from_the_hub_has_mnli_train_and_both_dev_splits(hub, tmp_path):
     base = helpers.build_smoke_model(tmp_path / "base", seed=42)
     cfg = helpers.make_config("smoke", base_model=str(base), tasks=("mnli", "rte", "qnli"),
-                              run_dir=str(tmp_path / "run"), train_size=0, dev_size=0)
+                              run_dir=str(tmp_path / "run"), train_size=0, dev_size=0, select_size=0)
     assert data_source(cfg) == "hub"
     data = helpers.task_data(cfg, "mnli")
     assert set(data) == {"train", "validation_matched", "validation_mismatched"}

@@ -12,7 +12,8 @@ from conftest import stub_run
 # until it gets one here, so that the identity tests below cover it.
 ALTERNATES = {
     "profile": "offline", "run_dir": "elsewhere", "data_dir": "ANOTHER_GLUE_FOLDER", "tasks": ("rte", "qnli", "mnli"),
-    "base_model": "OTHER_BASE", "max_seq_len": 20, "train_size": 48, "dev_size": 24, "seed": 7,
+    "base_model": "OTHER_BASE", "max_seq_len": 20, "train_size": 48, "dev_size": 24, "seed": 7, "seeds": (5, 6),
+    "select_size": 40, "pooling": "mean", "stage1_size": 20, "weak_margin": 0.3,
     "teacher_lrs": (1e-3, 3e-3), "teacher_epochs": 2.0, "teacher_batch_size": 8,
     "student_layers": 2, "student_head_layers": 2, "student_init": "random", "student_lr": 1e-3,
     "student_epochs": 2.0, "student_batch_size": 8, "optimizer": "sgd", "alpha": 0.5, "soft_loss": "kl",
@@ -50,7 +51,7 @@ def write_glue_folder(folder):
     for task in ("rte", "qnli"):
         spec = helpers.TASKS[task]
         for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
-            df = helpers.generate_split(task, split, 64, 42).rename(columns={
+            df = helpers.generate_split(task, split, 200 if split == "train" else 64, 42).rename(columns={
                 "text_a": spec.local_columns[0], "text_b": spec.local_columns[1], "label": spec.local_label})
             (folder / spec.folder).mkdir(parents=True, exist_ok=True)
             df.to_csv(folder / spec.folder / name, sep="\t", index=False)

@@ -176,18 +176,47 @@ def data_source(cfg: Config) -> str:
     return "generated" if cfg.base_model == SMOKE_MODEL else "hub"
 
 
-def raw_split(cfg: Config, task: str, split: str):
-    """One labelled split as a frame, from the source the configuration names."""
-    size = cfg.train_size if split == "train" else cfg.dev_size
+TRAIN_PARTS = ("train", "select", "unused")
+
+
+def train_parts(df, train_size: int, select_size: int, seed: int) -> dict:
+    """A train file cut in three disjoint fixed-seed parts (example ids = rows of the file):
+    select: `select_size` held-out pairs on which teachers are compared (never the reported dev set);
+    train: `train_size` of the rest (0 = all of it), the labelled data of teachers and students;
+    unused: what is left, the only pairs stage 1 may use (unlabelled), so stage 2 never saw them with labels."""
+    if select_size * 2 > len(df):
+        raise TMKDError(f"select_size={select_size} would take over half of a {len(df)}-pair train file: lower it")
+    order = np.random.default_rng(seed).permutation(len(df))
+    select = order[:select_size]
+    end = select_size + train_size if train_size else len(df)
+    parts = {"select": select, "train": order[select_size:end], "unused": order[end:]}
+    return {name: df.iloc[np.sort(rows)].reset_index(drop=True) for name, rows in parts.items()}
+
+
+def labelled_file(cfg: Config, task: str, file_split: str):
+    """One whole file (train, or a dev split) as a labelled frame, from the source the configuration names."""
     source = data_source(cfg)
     if source == "generated":
-        df = generate_split(task, split, size or 200, cfg.seed)
+        n = (cfg.train_size or 200) * 2 + cfg.select_size if file_split == "train" else (cfg.dev_size or 200)
+        df = generate_split(task, file_split, n, cfg.seed)
     elif source == "hub":
-        df = read_hub_split(task, split)
+        df = read_hub_split(task, file_split)
     else:
-        df = read_local_split(cfg.data_dir, task, split)
-    df = frame_to_labelled(df, task, f"{task}/{split} from {source}")
-    return take_subset(df, size, cfg.seed)
+        df = read_local_split(cfg.data_dir, task, file_split)
+    return frame_to_labelled(df, task, f"{task}/{file_split} from {source}")
+
+
+def subsets(cfg: Config, file_split: str, df) -> dict:
+    """The splits a file gives: the train file's three parts (train_parts), or a dev file's fixed-seed subset."""
+    if file_split == "train":
+        return train_parts(df, cfg.train_size, cfg.select_size, cfg.seed)
+    return {file_split: take_subset(df, cfg.dev_size, cfg.seed)}
+
+
+def raw_split(cfg: Config, task: str, split: str):
+    """One labelled split as a frame: a dev split (dev_size of it), or one of the train file's parts."""
+    file_split = "train" if split in TRAIN_PARTS else split
+    return subsets(cfg, file_split, labelled_file(cfg, task, file_split))[split]
 
 
 def task_data(cfg: Config, task: str):
@@ -199,14 +228,15 @@ def task_data(cfg: Config, task: str):
         raise TMKDError(f"unknown task {task!r}: choose from {sorted(TASKS)}")
     tok_path = base_model_path(cfg)
     key = {"task": task, "source": data_source(cfg), "train_size": cfg.train_size, "dev_size": cfg.dev_size,
-           "seed": cfg.seed, "tokenizer": tokenizer_fingerprint(tok_path), "max_seq_len": cfg.max_seq_len}
+           "select_size": cfg.select_size, "seed": cfg.seed, "tokenizer": tokenizer_fingerprint(tok_path), "max_seq_len": cfg.max_seq_len}
     folder = cfg.run_path / "data" / f"{task}-{fingerprint(key)}"
     if read_json(folder / "done.json") == key:
         return load_from_disk(str(folder / "dataset"))
-    splits = ("train", *dev_splits(task))
-    frames = {s: raw_split(cfg, task, s) for s in splits}     # read everything first: bad input writes nothing
-    ds = DatasetDict({s: _frame_to_dataset(f) for s, f in frames.items()})
+    files = {s: labelled_file(cfg, task, s) for s in ("train", *dev_splits(task))}   # bad input writes nothing
+    frames = {name: df for s, f in files.items() for name, df in subsets(cfg, s, f).items()}
+    ds = DatasetDict({s: _frame_to_dataset(f) for s, f in frames.items() if len(f)})
     ds = tokenize(ds, load_tokenizer(tok_path), cfg.max_seq_len)
+    # an empty part (no unused pairs, select_size=0) is not stored: split_dataset gives it as train with no rows
     tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     ds.save_to_disk(str(tmp / "dataset"))
@@ -226,22 +256,32 @@ def tokenize(ds, tokenizer, max_seq_len: int):
     return ds.map(encode, batched=True, remove_columns=["text_a", "text_b"], desc="tokenize")
 
 
-def pool_data(cfg: Config, tasks: tuple):
-    """Stage 1's paper-faithful option: the train pairs of several tasks with their labels dropped."""
+def stage1_corpus(cfg: Config):
+    """Stage 1's unlabelled corpus: the unused train pairs (train_parts) of stage1_task, or of every task of
+    stage1_pool_tasks (ids of the k-th task offset by k * POOL_OFFSET), labels dropped, at most stage1_size pairs."""
     from datasets import concatenate_datasets
+    tasks = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else (cfg.stage1_task,)
     parts = []
     for k, t in enumerate(tasks):
-        d = task_data(cfg, t)["train"].remove_columns(["label"])
+        d = split_dataset(cfg, t, "unused").remove_columns(["label"])
         parts.append(d.map(lambda b, o=k * POOL_OFFSET: {"idx": [o + i for i in b["idx"]]}, batched=True,
-                           desc=f"pool {t}"))
-    return concatenate_datasets(parts)
+                           desc=f"stage-1 pairs of {t}") if k else d)
+    ds = concatenate_datasets(parts)
+    if len(ds) == 0:
+        raise TMKDError(f"no unused train pairs in {list(tasks)} for stage 1: every pair is trained on or selects "
+                        "a teacher. Lower train_size, or add a task with spare pairs to stage1_pool_tasks")
+    if cfg.stage1_size and cfg.stage1_size < len(ds):
+        ds = ds.select(np.sort(np.random.default_rng(cfg.seed).permutation(len(ds))[:cfg.stage1_size]))
+    return ds
 
 
 def split_dataset(cfg: Config, task: str, split: str):
-    """A tokenized split by name: a task split, or 'pool' (stage 1's unlabeled pool of cfg.stage1_pool_tasks)."""
-    if split == "pool":
-        return pool_data(cfg, cfg.stage1_pool_tasks)
+    """A tokenized split by name: train | select | unused | a dev split, or 'stage1' (stage1_corpus)."""
+    if split == "stage1":
+        return stage1_corpus(cfg)
     data = task_data(cfg, task)
+    if split in TRAIN_PARTS and split not in data:
+        return data["train"].select([])
     if split not in data:
         raise TMKDError(f"{task} has no split {split!r}: it has {list(data)}")
     return data[split]

@@ -25,31 +25,38 @@ def split_sizes(cfg: Config, task: str) -> tuple:
         full = (count("train"), sum(count(s) for s in dev_splits(task)))
     else:
         full = HUB_SIZES[task]
-    train = min(full[0], cfg.train_size) if cfg.train_size else full[0]
+    if cfg.base_model == SMOKE_MODEL and not cfg.data_dir:
+        full = ((cfg.train_size or 200) * 2 + cfg.select_size, full[1])       # the generated train file
+    train = min(full[0] - cfg.select_size, cfg.train_size) if cfg.train_size else full[0] - cfg.select_size
     dev = min(full[1], cfg.dev_size * len(dev_splits(task))) if cfg.dev_size else full[1]
-    return train, dev
+    return train, dev, max(full[0] - cfg.select_size - train, 0)           # train, dev, unused (data.train_parts)
 
 
 def workload(cfg: Config) -> dict:
     """Examples x epochs the chain trains and predicts, by kind of model."""
-    n_teachers = len(cfg.teacher_lrs)
+    n_teachers, n_seeds = len(cfg.teacher_lrs), len(cfg.seeds)
     sizes = {t: split_sizes(cfg, t) for t in dict.fromkeys((*cfg.tasks, *cfg.stage1_pool_tasks))}
     teacher = sum(n_teachers * cfg.teacher_epochs * sizes[t][0] for t in cfg.tasks)
-    predict = sum(n_teachers * sum(sizes[t]) for t in cfg.tasks)                   # logits, cached once
+    teacher += cfg.teacher_epochs * sizes[cfg.sweep_task][0]                       # chapter 03's pooling check
+    predict = sum(n_teachers * (sizes[t][0] + sizes[t][1] + cfg.select_size) for t in cfg.tasks)
     students = []                                                                  # (examples x epochs, count)
     sweeps = len(set(cfg.sweep_optimizers) | {cfg.optimizer}) + len(set(cfg.sweep_head_layers)) + len(set(cfg.sweep_layers)) - 2
-    students.append((sizes[cfg.sweep_task][0] * cfg.student_epochs, max(sweeps, 1)))
-    one_stage = 3 + n_teachers                    # no_kd, 1avg-o-1, m-o-1 and one per teacher (1-o-1 is one of them)
+    students.append((sizes[cfg.sweep_task][0] * cfg.student_epochs, max(sweeps, 1) + 1))   # + pooling check
+    one_stage = (3 + n_teachers) * n_seeds        # no_kd, 1avg-o-1, m-o-1 and one per teacher (1-o-1 is one of them)
     students += [(sizes[t][0] * cfg.student_epochs, one_stage) for t in cfg.tasks]
-    corpus = (sum(sizes[t][0] for t in cfg.stage1_pool_tasks) if cfg.stage1_corpus == "pool"
-              else sizes[cfg.stage1_task][0])
+    pool = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else (cfg.stage1_task,)
+    corpus = sum(sizes[t][2] for t in pool)
+    corpus = min(corpus, cfg.stage1_size) if cfg.stage1_size else corpus
     students.append((corpus * cfg.stage1_epochs, 2))                               # TMKD and TKD stage 1
-    predict += n_teachers * corpus if cfg.stage1_corpus == "pool" else 0
-    students.append((sizes[cfg.stage2_task][0] * cfg.student_epochs, 1 + len(set(cfg.alphas) | {cfg.alpha})))
+    predict += n_teachers * corpus
+    for t in cfg.tasks:                                                            # stage 2: TMKD, TKD, control
+        students.append((sizes[t][0] * cfg.student_epochs, 2 * n_seeds))
+        students.append((sizes[t][0] * cfg.student_epochs + corpus * cfg.stage1_epochs, n_seeds))
+    students.append((sizes[cfg.stage2_task][0] * cfg.student_epochs, len(set(cfg.alphas) - {cfg.alpha})))
     n_students = sum(k for _, k in students)
     mean_dev = sum(sizes[t][1] for t in cfg.tasks) / len(cfg.tasks)
     return {"teacher_examples": teacher, "student_examples": sum(n * k for n, k in students),
-            "students": n_students, "teachers": n_teachers * len(cfg.tasks),
+            "students": n_students, "teachers": n_teachers * len(cfg.tasks) + 1,
             "predict_examples": predict + n_students * mean_dev, "sizes": sizes}
 
 

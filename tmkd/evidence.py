@@ -34,6 +34,16 @@ def verdict(interval: dict) -> str:
     return "within noise"
 
 
+def claim_verdict(interval: dict, paper_difference=None) -> str:
+    """The verdict on a paper's claim "A - B = paper_difference": 'supported' when the interval excludes 0 on the
+    paper's side, 'refuted' when it excludes 0 on the other side, else 'within noise'. Without a published
+    difference the claim is "A beats B" (e.g. TMKD vs the compute-matched control)."""
+    if paper_difference is None or paper_difference != paper_difference or paper_difference >= 0:
+        return verdict(interval)
+    flipped = {"supported": "refuted", "refuted": "supported"}
+    return flipped.get(verdict(interval), "within noise")
+
+
 def sentence(a: str, b: str, interval: dict) -> str:
     """What the interval says, in words: "m-o-1 beats 1-o-1 by 1.2 points [0.3, 2.1]" or "... within noise"."""
     d, lo, hi = interval["difference"], interval["low"], interval["high"]

@@ -1,5 +1,6 @@
 """Teacher logits: computed once per teacher and split, cached with what produced them, and aligned to a split by
-example id and to the task's label order by name. Teachers are judged on dev from these files too."""
+example id and to the task's label order by name. Teachers are reported on dev from these files, and compared
+(best teacher, weak teachers) on the held-out select slice of train only."""
 from __future__ import annotations
 
 import json
@@ -107,7 +108,7 @@ def cache_all_logits(cfg: Config, force: bool = False):
     rows = []
     for task in cfg.tasks:
         for t in teacher_names(cfg):
-            for split in ("train", *dev_splits(task)):
+            for split in ("train", "select", *dev_splits(task)):
                 c = teacher_logits(cfg, task, t, split, force)
                 rows.append({"task": task, "teacher": t, "split": split, "examples": len(c["idx"]),
                              "classes": c["logits"].shape[1],
@@ -117,11 +118,11 @@ def cache_all_logits(cfg: Config, force: bool = False):
 
 # ---- teachers on dev, from their cached logits --------------------------------------------------------------
 
-def evaluate_teachers(cfg: Config):
+def evaluate_teachers(cfg: Config, tasks=None, record: bool = True):
     """Each teacher and the teacher ensemble (mean of probabilities) on the dev sets, against gold labels."""
     import pandas as pd
     rows = []
-    for task in cfg.tasks:
+    for task in tasks or cfg.tasks:
         names = teacher_names(cfg)
         params = params_of(teacher_dir(cfg, task, names[0]) / "final")
         for split in dev_splits(task):
@@ -133,17 +134,60 @@ def evaluate_teachers(cfg: Config):
             for i, name in enumerate(names):
                 rows.append(common | {"method": "teacher", "model": f"{task}/{name}", "params": params,
                                       "accuracy": accuracy(logits[:, i], gold), "lr": cfg.teacher_lrs[i],
-                                      "teachers": name})
+                                      "teachers": name, "pooling": cfg.pooling})
             rows.append(common | {"method": "teacher_ensemble", "model": f"{task}/ensemble-{len(names)}",
                                   "params": params * len(names), "accuracy": accuracy(teacher_ensemble(logits), gold)})
-    record_metrics(cfg.run_path, rows)
-    return pd.DataFrame(rows)[["task", "split", "method", "model", "accuracy", "n_examples"]]
+    if record:
+        record_metrics(cfg.run_path, rows)
+    return pd.DataFrame(rows)
+
+
+def select_split(cfg: Config, task: str):
+    ds = split_dataset(cfg, task, "select")
+    if len(ds) == 0:
+        raise TMKDError(f"select_size={cfg.select_size}: {task} has no held-out slice to compare teachers on. "
+                        "Set select_size (e.g. 200) so that the best teacher is not chosen on the dev set")
+    return ds
+
+
+def select_accuracies(cfg: Config, task: str) -> dict:
+    """Each teacher's accuracy on the held-out `select` slice of train (never on the reported dev set)."""
+    ds = select_split(cfg, task)
+    logits = stacked_teacher_logits(cfg, task, teacher_names(cfg), "select", ds)
+    return {t: accuracy(logits[:, i], ds["label"]) for i, t in enumerate(teacher_names(cfg))}
 
 
 def best_teacher(cfg: Config, task: str) -> str:
-    """The teacher with the best dev accuracy (first dev split; ties go to the first in teacher_lrs)."""
-    split = dev_splits(task)[0]
-    ds = split_dataset(cfg, task, split)
-    logits = stacked_teacher_logits(cfg, task, teacher_names(cfg), split, ds)
-    accs = [accuracy(logits[:, i], ds["label"]) for i in range(logits.shape[1])]
-    return teacher_names(cfg)[int(np.argmax(accs))]
+    """The teacher with the best accuracy on the held-out select slice (ties go to the first in teacher_lrs)."""
+    accs = select_accuracies(cfg, task)
+    return max(accs, key=lambda t: (accs[t], -list(accs).index(t)))
+
+
+def teacher_quality(cfg: Config, task: str):
+    """Per teacher, on the held-out select slice: accuracy, the majority-class rate, the scale of its logits
+    (std over examples and classes: what MSE targets weigh) and whether it is weak (cfg.weak_margin below the best
+    teacher, or within 2 points of the majority class). Nothing here reads the dev set."""
+    import pandas as pd
+    ds = select_split(cfg, task)
+    gold = np.asarray(ds["label"])
+    majority = float(np.bincount(gold).max() / len(gold))
+    logits = stacked_teacher_logits(cfg, task, teacher_names(cfg), "select", ds)
+    accs = [accuracy(logits[:, i], gold) for i in range(logits.shape[1])]
+    rows = []
+    for i, t in enumerate(teacher_names(cfg)):
+        reasons = []
+        if accs[i] < max(accs) - cfg.weak_margin:
+            reasons.append(f"{(max(accs) - accs[i]) * 100:.1f} points below the best teacher")
+        if accs[i] <= majority + 0.02:
+            reasons.append(f"near the majority class ({majority * 100:.1f} %)")
+        rows.append({"task": task, "teacher": t, "select_accuracy": round(accs[i] * 100, 2),
+                     "majority_class": round(majority * 100, 2), "logit_scale": round(float(logits[:, i].std()), 2),
+                     "weak": bool(reasons), "why": "; ".join(reasons)})
+    return pd.DataFrame(rows)
+
+
+def weak_teachers(cfg: Config, task: str) -> list:
+    """The teachers teacher_quality flags on `task` (never all of them: the best one is kept)."""
+    q = teacher_quality(cfg, task)
+    weak = list(q.loc[q["weak"], "teacher"])
+    return [t for t in weak if t != best_teacher(cfg, task)]

@@ -3,7 +3,8 @@
 Yang, Shou, Gong, Lin, Jiang. "Model Compression with Two-stage Multi-teacher Knowledge Distillation for Web
 Question Answering System", WSDM 2020 (arXiv 1910.08381). Read beside ../shared/docs/PAPER.md.
 
-Notation (paper Sec. 3): h is the student's [CLS] state; T0 is the golden label, T1..TN the teachers;
+Notation (paper Sec. 3): h is the student's sentence vector (BERT's [CLS] state; `pool` documents the one
+deviation, mean pooling for a base that was trained that way); T0 is the golden label, T1..TN the teachers;
 W_g the golden head, W_si the soft head of teacher i; C the classes; B the batch.
 Shapes: golden logits (B, C), soft-head logits and teacher logits (B, N, C).
 
@@ -18,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-from transformers import BertConfig, BertModel, BertPreTrainedModel
+from transformers import AutoConfig, BertConfig, BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 
@@ -102,7 +103,60 @@ def teacher_ensemble(teacher_logits: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------
-# The student (Sec. 3.1, Fig. 1): BERT-k and the multi-header layer on its [CLS] state.
+# The sentence vector h. The paper's BERT classifies from its [CLS] state. A base pre-trained as a sentence model
+# (all-MiniLM-L6-v2: mean of the token states) never trained its [CLS] state or pooler, so for such a base the
+# series uses the pooling it was trained with: a named setting (`pooling`), the same for teachers and students.
+# ------------------------------------------------------------------------------------------------
+
+POOLINGS = ("cls", "mean")
+
+
+def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
+    """h from the last layer's states (B, T, H): the [CLS] state, or the mean over real (unpadded) tokens."""
+    if how == "cls":
+        return hidden[:, 0]
+    if how == "mean":
+        if attention_mask is None:
+            return hidden.mean(dim=1)
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)                      # (B, T, 1)
+        return (hidden * m).sum(dim=1) / m.sum(dim=1).clamp_min(1e-9)
+    raise ValueError(f"pooling must be one of {POOLINGS}, not {how!r}")
+
+
+class TeacherConfig(BertConfig):
+    """A teacher: BERT + a linear classifier on h (`pooling`)."""
+    model_type = "tmkd-teacher"
+
+    def __init__(self, pooling="cls", **kwargs):
+        super().__init__(**kwargs)
+        self.pooling = pooling
+
+
+class TeacherClassifier(BertPreTrainedModel):
+    """A fine-tuned BERT teacher. pooling="cls" is exactly BertForSequenceClassification (BERT's pooler, a
+    tanh layer on [CLS]); "mean" classifies from the mean of the token states."""
+    config_class = TeacherConfig
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.bert = BertModel(config, add_pooling_layer=config.pooling == "cls")
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+
+    def forward(self, input_ids=None, attention_mask=None, token_type_ids=None, labels=None):
+        out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+        h = out.pooler_output if self.config.pooling == "cls" else pool(out.last_hidden_state, attention_mask, "mean")
+        logits = self.classifier(self.dropout(h))                               # (B, C): the teacher's R_t
+        loss = F.cross_entropy(logits, labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+AutoConfig.register(TeacherConfig.model_type, TeacherConfig)    # so a teacher's folder reads as a config
+
+
+# ------------------------------------------------------------------------------------------------
+# The student (Sec. 3.1, Fig. 1): BERT-k and the multi-header layer on its sentence vector h.
 # ------------------------------------------------------------------------------------------------
 
 class TMKDConfig(BertConfig):
@@ -110,10 +164,11 @@ class TMKDConfig(BertConfig):
     and the soft loss by name ("temperature" is a generation key in transformers, hence kd_temperature)."""
     model_type = "tmkd-student"
 
-    def __init__(self, n_teachers=3, head_layers=1, alpha=0.7, soft_loss="mse", kd_temperature=1.0, **kwargs):
+    def __init__(self, n_teachers=3, head_layers=1, alpha=0.7, soft_loss="mse", kd_temperature=1.0, pooling="cls",
+                 **kwargs):
         super().__init__(**kwargs)
         self.n_teachers, self.head_layers, self.alpha = n_teachers, head_layers, alpha
-        self.soft_loss, self.kd_temperature = soft_loss, kd_temperature
+        self.soft_loss, self.kd_temperature, self.pooling = soft_loss, kd_temperature, pooling
 
 
 def make_head(hidden: int, classes: int, layers: int) -> nn.Module:
@@ -140,9 +195,9 @@ class TMKDStudent(BertPreTrainedModel):
 
     def heads(self, input_ids=None, attention_mask=None, token_type_ids=None):
         """Every head's logits: golden (B, C) and soft (B, N, C) (None without teachers)."""
-        h = self.bert(input_ids=input_ids, attention_mask=attention_mask,
-                      token_type_ids=token_type_ids).last_hidden_state[:, 0]     # (B, H): the [CLS] state
-        h = self.dropout(h)
+        states = self.bert(input_ids=input_ids, attention_mask=attention_mask,
+                           token_type_ids=token_type_ids).last_hidden_state       # (B, T, H)
+        h = self.dropout(pool(states, attention_mask, self.config.pooling))    # (B, H)
         golden = self.golden_head(h)                                            # (B, C)
         soft = torch.stack([head(h) for head in self.soft_heads], dim=1) if len(self.soft_heads) else None
         return golden, soft                                                     # soft: (B, N, C)
@@ -170,18 +225,21 @@ BERT_ARCH_KEYS = ("vocab_size", "hidden_size", "num_attention_heads", "intermedi
 
 
 def student_config(bert_config: dict, layers: int, label_names, n_teachers: int, head_layers: int = 1,
-                   alpha: float = 0.7, soft_loss: str = "mse", kd_temperature: float = 1.0) -> TMKDConfig:
+                   alpha: float = 0.7, soft_loss: str = "mse", kd_temperature: float = 1.0,
+                   pooling: str = "cls") -> TMKDConfig:
     """The config of a BERT-k student whose encoder has the shapes of `bert_config` (a dict)."""
     if layers > bert_config["num_hidden_layers"]:
         raise ValueError(f"the student asks for {layers} layers but its source has only "
                          f"{bert_config['num_hidden_layers']}")
     if soft_loss not in SOFT_LOSSES:
         raise ValueError(f"unknown soft loss {soft_loss!r}: choose from {sorted(SOFT_LOSSES)}")
+    if pooling not in POOLINGS:
+        raise ValueError(f"pooling must be one of {POOLINGS}, not {pooling!r}")
     labels = list(label_names)
     keep = {k: v for k, v in bert_config.items() if k in BERT_ARCH_KEYS}
     return TMKDConfig(**keep, num_hidden_layers=layers, num_labels=len(labels), n_teachers=n_teachers,
                       head_layers=head_layers, alpha=alpha, soft_loss=soft_loss, kd_temperature=kd_temperature,
-                      id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+                      pooling=pooling, id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
 
 
 def copy_bottom_layers(student: TMKDStudent, bert: BertModel) -> TMKDStudent:

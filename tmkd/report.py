@@ -13,7 +13,9 @@ from .rundir import note_artifact, tmp_name, write_text_atomic
 METHOD_LABELS = {"teacher": "teacher (mean of 3)", "teacher_ensemble": "teacher ensemble (3)",
                  "no_kd": "student, no KD", "1o1": "1-o-1", "1avgo1": "1avg-o-1", "mom_avg": "m-o-m (average)",
                  "mom_vote": "m-o-m (vote)", "mo1": "m-o-1 (MKD)", "tkd": "TKD", "tmkd": "TMKD",
-                 "tmkd_int8": "TMKD, int8"}
+                 "tmkd_int8": "TMKD, int8", "mom_member": "m-o-m member (1 teacher)",
+                 "mo1_strong": "m-o-1 without weak teachers", "1avgo1_strong": "1avg-o-1 without weak teachers",
+                 "mo1_matched": "m-o-1, compute-matched to TMKD"}
 
 # Published dev accuracies (%) for reference. Source: Yang et al. 2020, Table 4 (paper) and the seed
 # reimplementation's slides (1000-example subsets, bert-base teachers, its own test split; see docs/PAPER.md).
@@ -37,6 +39,66 @@ PUBLISHED = {
 }
 METHOD_ORDER = ("teacher", "teacher_ensemble", "no_kd", "1o1", "1avgo1", "mom_avg", "mom_vote", "mo1", "tkd",
                 "tmkd", "tmkd_int8")
+VARIANT_ORDER = ("mom_member", "mo1_strong", "1avgo1_strong", "mo1_matched")
+
+
+def per_seed(metrics, methods=METHOD_ORDER + VARIANT_ORDER):
+    """Accuracy (%) per method, task and seed: the mean over a task's dev splits (MNLI's two) and over a method's
+    models of that seed (the N teachers, m-o-m's members), so each seed counts once."""
+    df = main_rows(metrics)
+    df = df[df["method"].isin(methods)]
+    return df.groupby(["method", "task", "seed"])["accuracy"].mean().mul(100).rename("accuracy").reset_index()
+
+
+def seed_table(metrics, methods=METHOD_ORDER + VARIANT_ORDER, tasks=None):
+    """Accuracy (%) per method x task as "mean ± sd (n seeds)": the sd is over seeds (a teacher row: over
+    the N teachers of its one seed, i.e. how far apart the teachers are)."""
+    import pandas as pd
+    df = per_seed(metrics, methods)
+    teachers = main_rows(metrics)
+    teachers = teachers[teachers["method"] == "teacher"]
+    if tasks:
+        df, teachers = df[df["task"].isin(tasks)], teachers[teachers["task"].isin(tasks)]
+    if not len(df):
+        return pd.DataFrame()
+    cells = {}
+    for (m, t), g in df.groupby(["method", "task"]):
+        values = g["accuracy"]
+        if m == "teacher":
+            values = teachers[teachers["task"] == t].groupby("model")["accuracy"].mean() * 100
+        sd = values.std(ddof=1) if len(values) > 1 else float("nan")
+        cells[(m, t)] = f"{values.mean():.1f} ± {sd:.1f} ({len(values)})" if len(values) > 1 else f"{values.mean():.1f} (1)"
+    table = pd.Series(cells).unstack()
+    order = [m for m in methods if m in table.index]
+    table = table.loc[order]
+    table.index = [METHOD_LABELS.get(m, m) for m in order]
+    table.index.name = "method (mean ± sd over n)"
+    return table
+
+
+def plot_intervals(intervals, title: str = "Paired bootstrap 95 % intervals (A minus B, dev accuracy points)"):
+    """Forest plot: one line per comparison and task, the interval around this run's difference, the paper's
+    difference as a cross, and 0 (no difference) as a vertical line."""
+    import matplotlib.pyplot as plt
+    d = intervals.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7, 0.45 * len(d) + 1.2))
+    y = np.arange(len(d))[::-1]
+    colors = {"supported": "tab:green", "refuted": "tab:red", "within noise": "tab:gray"}
+    for yi, (_, r) in zip(y, d.iterrows()):
+        c = colors.get(r["verdict"], "k")
+        ax.plot([r["low"], r["high"]], [yi, yi], color=c, lw=2)
+        ax.plot(r["difference"], yi, "o", color=c)
+        if r.get("paper_difference") not in (None, "") and r["paper_difference"] == r["paper_difference"]:
+            ax.plot(float(r["paper_difference"]), yi, "x", color="k")
+    labels = [f"{r['task']}: {METHOD_LABELS.get(r['a'], r['a'])} - {METHOD_LABELS.get(r['b'], r['b'])}"
+              for _, r in d.iterrows()]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.axvline(0, color="k", lw=0.8)
+    ax.set_xlabel("difference in dev accuracy (points); x = the paper's difference")
+    handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in colors.items()]
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    ax.set_title(title, fontsize=9)
+    return fig
 
 
 def main_rows(metrics):

@@ -190,7 +190,8 @@ def finished_model(folder) -> dict:
 
 METRIC_KEY = ("task", "method", "model", "split", "sweep")
 METRIC_COLUMNS = ("task", "method", "model", "split", "accuracy", "n_examples", "params", "sweep", "stage",
-                  "corpus", "alpha", "layers", "head_layers", "optimizer", "teachers", "lr", "epochs", "seed")
+                  "corpus", "alpha", "layers", "head_layers", "optimizer", "teachers", "lr", "epochs", "seed", "init",
+                  "pooling")
 
 
 def record_metrics(run: Path, rows: list) -> Path:
@@ -211,4 +212,5 @@ def read_metrics(run: Path):
     path = Path(run) / "metrics.csv"
     if not path.exists():
         return pd.DataFrame(columns=list(METRIC_COLUMNS))
-    return pd.read_csv(path, keep_default_na=False, dtype={"sweep": str, "corpus": str, "teachers": str})
+    return pd.read_csv(path, keep_default_na=False, dtype={"sweep": str, "corpus": str, "teachers": str, "init": str,
+                                                                 "pooling": str})

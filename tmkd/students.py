@@ -14,7 +14,7 @@ from .data import dev_splits, split_dataset
 from .logit_cache import best_teacher, with_teacher_logits
 from .method import Student, TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, soft_heads, student_config
 from .rundir import claim_step, file_sha256, finished_model, load_npz, read_json, save_npz_atomic, write_json_atomic
-from .teachers import teacher_dir
+from .teachers import pretrained_encoder, teacher_dir
 from .trainer import device, finish_step, fit, params_of, predict_logits, training_args
 
 
@@ -30,8 +30,11 @@ class StudentSpec:
     optimizer: str = "adamw"
     seed: int = 42
     stage: int = 0                     # 0 one stage, 1 distillation pre-training, 2 task fine-tuning
-    corpus: str = "train"              # stage 1: "train" (the task's pairs, labels dropped) or "pool"
+    corpus: str = "task"               # stage 1: "task" or "pool" (config.stage1_corpus), labels dropped
     init_from: str = ""                # stage 2: name of the stage-1 student it starts from
+    epochs: float = 0.0                # 0: the configuration's (student_epochs; stage1_epochs in stage 1)
+    variant: str = ""                  # a named variant of the method: "matched" (the compute-matched control),
+                                       # "strong" (without the teachers flagged weak)
 
     @property
     def who(self) -> str:
@@ -42,8 +45,10 @@ class StudentSpec:
         if not self.teachers:
             return "nokd"
         if self.average_teachers:
-            return "1avgo1"
-        return f"1o1-{self.teachers[0]}" if len(self.teachers) == 1 else "mo1"
+            who = "1avgo1"
+        else:
+            who = f"1o1-{self.teachers[0]}" if len(self.teachers) == 1 else "mo1"
+        return f"{who}-{self.variant}" if self.variant else who
 
     @property
     def suffix(self) -> str:
@@ -56,6 +61,8 @@ class StudentSpec:
             parts.append(self.optimizer)
         if self.teachers and self.stage != 1:
             parts.append(f"a{self.alpha:g}")
+        if self.epochs:
+            parts.append(f"e{self.epochs:g}")
         return "-" + "-".join(parts + [f"s{self.seed}"])
 
     @property
@@ -83,7 +90,7 @@ def student_identity(cfg: Config, spec: StudentSpec) -> dict:
     """Every setting that can change this student: the configuration as the student sees it (its spec's values
     in place of the defaults), minus config.settings_excluded(...), plus the spec and the exact weights of
     its teachers and of the model it starts from."""
-    seen = dataclasses.replace(cfg, **{field: getattr(spec, key) for key, field in SPEC_FIELDS.items()}, seed=spec.seed)
+    seen = dataclasses.replace(cfg, **{field: getattr(spec, key) for key, field in SPEC_FIELDS.items()})
     teachers = {t: finished_model(teacher_dir(cfg, spec.task, t) / "final").get("weights_sha256")
                 for t in spec.teachers}
     if spec.stage == 2:
@@ -103,7 +110,7 @@ def stage1_folder(cfg: Config, spec: StudentSpec) -> Path:
 def student_train_data(cfg: Config, spec: StudentSpec):
     """The training split with its teachers' cached logits (no teacher forward during training).
     Stage 1 drops the gold labels altogether, so they cannot leak into the soft loss."""
-    split = "pool" if spec.corpus == "pool" else "train"
+    split = "stage1" if spec.stage == 1 else "train"
     if not spec.teachers:
         ds = split_dataset(cfg, spec.task, split)
     else:
@@ -114,20 +121,21 @@ def student_train_data(cfg: Config, spec: StudentSpec):
 
 
 def build_student(source, layers: int, n_teachers: int, label_names, head_layers: int = 1, alpha: float = 0.7,
-                  init: str = "copy", soft_loss: str = "mse", kd_temperature: float = 1.0, seed: int = 42):
+                  init: str = "copy", soft_loss: str = "mse", kd_temperature: float = 1.0, seed: int = 42,
+                  pooling: str = "cls"):
     """A BERT-k student shaped like the BERT at `source` (a folder or Hub id: the pre-trained base or a fine-tuned
     teacher). init="copy": its embeddings and bottom k layers are copied (the paper); "random": same shapes."""
-    from transformers import AutoConfig, AutoModel, set_seed
+    from transformers import AutoConfig, set_seed
     bert_config = AutoConfig.from_pretrained(str(source)).to_dict()
     try:
         config = student_config(bert_config, layers, label_names, n_teachers, head_layers, alpha, soft_loss,
-                                kd_temperature)
+                                kd_temperature, pooling)
     except ValueError as e:
         raise TMKDError(f"{source}: {e}") from e
     set_seed(seed)
     student = TMKDStudent(config)
     if init == "copy":
-        copy_bottom_layers(student, AutoModel.from_pretrained(str(source)))   # BertModel, also from a classifier
+        copy_bottom_layers(student, pretrained_encoder(source))   # the base's BertModel, or a teacher's
     elif init != "random":
         raise TMKDError(f"init must be 'copy' or 'random', not {init!r}")
     return student
@@ -140,7 +148,7 @@ def student_from_stage1(stage1_folder, n_teachers: int, label_names, alpha: floa
     from transformers import set_seed
     old = TMKDStudent.from_pretrained(str(stage1_folder))
     config = student_config(old.config.to_dict(), old.config.num_hidden_layers, label_names, n_teachers,
-                            head_layers, alpha, soft_loss, kd_temperature)
+                            head_layers, alpha, soft_loss, kd_temperature, old.config.pooling)
     set_seed(seed)
     new = TMKDStudent(config)
     return new, carry_over_stage1(old, new)
@@ -173,10 +181,10 @@ def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks
     else:
         model = build_student(student_source(cfg, spec.task), spec.layers, spec.n_heads, labels, spec.head_layers,
                               spec.alpha, "random" if cfg.student_init == "random" else "copy", cfg.soft_loss,
-                              cfg.kd_temperature, spec.seed)
+                              cfg.kd_temperature, spec.seed, cfg.pooling)
     check_vocabulary(cfg, model, spec.task, spec.teachers)
     print(f"> {spec.task}/{spec.name}: {len(ds)} examples, {spec.n_heads} soft head(s), alpha={spec.alpha:g}")
-    epochs = cfg.stage1_epochs if spec.stage == 1 else cfg.student_epochs
+    epochs = student_epochs(cfg, spec)
     args = training_args(out, cfg.student_lr, epochs, cfg.student_batch_size,
                          dataclasses.replace(cfg, seed=spec.seed), spec.optimizer)
     trainer = fit(model, ds, out, args, callbacks, cfg.checkpoint_sync_minutes * 60)
@@ -203,12 +211,27 @@ def student_predictions(cfg: Config, spec: StudentSpec, split: str) -> dict:
     return {"probs": probs, "idx": np.asarray(ds["idx"]), "labels": np.asarray(ds["label"])}
 
 
+def student_epochs(cfg: Config, spec: StudentSpec) -> float:
+    return spec.epochs or (cfg.stage1_epochs if spec.stage == 1 else cfg.student_epochs)
+
+
+def student_init(cfg: Config, spec: StudentSpec) -> str:
+    """Where the student's weights start, as metrics.csv records it: base (the teachers' pre-trained model,
+    the paper's BERT-k), teacher:<name> (the best teacher's layers), random, or stage1:<stage-1 student>."""
+    if spec.stage == 2:
+        return f"stage1:{spec.init_from}"
+    if cfg.student_init == "teacher":
+        return f"teacher:{best_teacher(cfg, spec.task)}"
+    return cfg.student_init
+
+
 def spec_row(cfg: Config, spec: StudentSpec) -> dict:
     """The metrics.csv columns that describe a student."""
     return {"task": spec.task, "stage": spec.stage, "alpha": spec.alpha, "layers": spec.layers,
             "head_layers": spec.head_layers, "optimizer": spec.optimizer, "teachers": "+".join(spec.teachers),
             "corpus": spec.corpus if spec.stage == 1 else "", "lr": cfg.student_lr,
-            "epochs": cfg.stage1_epochs if spec.stage == 1 else cfg.student_epochs, "seed": spec.seed}
+            "epochs": student_epochs(cfg, spec), "seed": spec.seed, "init": student_init(cfg, spec),
+            "pooling": cfg.pooling}
 
 
 def student_rows(cfg: Config, spec: StudentSpec, method: str, sweep: str = "") -> list:

@@ -9,6 +9,7 @@ import numpy as np
 from .base_model import base_model_path
 from .config import TASKS, Config, TMKDError, identity
 from .data import task_data
+from .method import TeacherClassifier, TeacherConfig
 from .rundir import check_run_dir, claim_step, read_json
 from .trainer import device, finish_step, fit, training_args
 
@@ -28,7 +29,7 @@ def teacher_dir(cfg: Config, task: str, name: str) -> Path:
 
 def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callbacks=()) -> Path:
     """Fine-tune one teacher (BERT + classifier) on the task; skip it when finished, resume it when not."""
-    from transformers import AutoModelForSequenceClassification, set_seed
+    from transformers import AutoConfig, set_seed
     name = teacher_name(lr)
     out = teacher_dir(cfg, task, name)
     base = base_model_path(cfg)
@@ -40,8 +41,11 @@ def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callba
         return out / "final"
     print(f"> {task}/{name}: fine-tuning on {len(data['train'])} examples")
     set_seed(cfg.seed)
-    model = AutoModelForSequenceClassification.from_pretrained(
-        base, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)})
+    shape = {k: v for k, v in AutoConfig.from_pretrained(base).to_dict().items()
+             if k not in ("model_type", "architectures", "transformers_version")}
+    config = TeacherConfig(**shape | dict(pooling=cfg.pooling, num_labels=len(labels),
+                                          id2label=dict(enumerate(labels)), label2id={l: i for i, l in enumerate(labels)}))
+    model = TeacherClassifier.from_pretrained(base, config=config)
     args = training_args(out, lr, cfg.teacher_epochs, cfg.teacher_batch_size, cfg)
     trainer = fit(model, data["train"], out, args, callbacks, cfg.checkpoint_sync_minutes * 60)
     return finish_step(trainer, out, spec, tokenizer_from=base, force=force)
@@ -54,10 +58,17 @@ def train_teachers(cfg: Config, force: bool = False) -> dict:
 
 
 def load_teacher(folder):
-    from transformers import AutoModelForSequenceClassification
     if read_json(Path(folder) / "done.json") is None:
         raise TMKDError(f"{folder} is not a finished teacher: run chapter 01 (teachers) first")
-    return AutoModelForSequenceClassification.from_pretrained(str(folder)).to(device())
+    return TeacherClassifier.from_pretrained(str(folder)).to(device())
+
+
+def pretrained_encoder(source):
+    """The BertModel inside `source`: the pre-trained base (a folder or Hub id) or a fine-tuned teacher's folder."""
+    from transformers import AutoConfig, AutoModel
+    if AutoConfig.from_pretrained(str(source)).model_type == TeacherConfig.model_type:
+        return TeacherClassifier.from_pretrained(str(source)).bert
+    return AutoModel.from_pretrained(str(source))
 
 
 def teacher_label_names(folder) -> list:

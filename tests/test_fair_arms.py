@@ -1,0 +1,154 @@
+"""Issue 13's fair arms: seeds in step specs, held-out teacher choice, disjoint stage-1 corpus, init in every row,
+the pooling choice, and verdicts on the paper's claims."""
+import numpy as np
+import pytest
+import torch
+
+import helpers
+import tmkd.logit_cache
+from conftest import stub_run
+from tmkd.evidence import claim_verdict, paired_bootstrap
+
+
+def test_student_specs_and_identities_differ_by_seed(tmp_path, stub_training):
+    cfg = stub_run(tmp_path / "run", seeds=(1, 2))
+    helpers.train_teachers(cfg)
+    names = {s: [spec.name for spec in helpers.method_specs(cfg, "rte", "mo1", s)] for s in cfg.seeds}
+    assert names[1] != names[2] and names[1][0].endswith("-s1") and names[2][0].endswith("-s2")
+    a, b = (helpers.method_specs(cfg, "rte", "no_kd", s)[0] for s in cfg.seeds)
+    from tmkd.students import student_identity
+    assert student_identity(cfg, a) != student_identity(cfg, b)
+    assert student_identity(cfg, a)["spec"]["seed"] == 1 and student_identity(cfg, b)["spec"]["seed"] == 2
+
+
+def test_train_select_unused_are_disjoint_and_cover_the_file():
+    import pandas as pd
+    df = pd.DataFrame({"idx": np.arange(100)})
+    parts = helpers.train_parts(df, train_size=30, select_size=20, seed=0)
+    ids = {k: set(v["idx"]) for k, v in parts.items()}
+    assert [len(ids[k]) for k in ("select", "train", "unused")] == [20, 30, 50]
+    assert not (ids["select"] & ids["train"]) and not (ids["unused"] & (ids["select"] | ids["train"]))
+    with pytest.raises(helpers.TMKDError, match="select_size"):
+        helpers.train_parts(df, train_size=0, select_size=60, seed=0)
+
+
+@pytest.mark.parametrize("corpus", ["task", "pool"])
+def test_stage1_corpus_never_holds_a_stage2_train_or_select_pair(tmp_path, corpus):
+    cfg = stub_run(tmp_path / "run", stage1_corpus=corpus, stage1_task="qnli", stage1_pool_tasks=("rte", "qnli"))
+    ds = helpers.split_dataset(cfg, "qnli", "stage1")
+    assert "label" not in ds.column_names and len(ds) > 0
+    ids = np.asarray(ds["idx"])
+    tasks = ("rte", "qnli") if corpus == "pool" else ("qnli",)
+    for k, task in enumerate(tasks):
+        mine = set((ids[(ids >= k * 10_000_000) & (ids < (k + 1) * 10_000_000)] - k * 10_000_000).tolist())
+        assert mine, task
+        assert not mine & set(helpers.split_dataset(cfg, task, "train")["idx"])
+        assert not mine & set(helpers.split_dataset(cfg, task, "select")["idx"])
+        assert mine <= set(helpers.split_dataset(cfg, task, "unused")["idx"])
+    assert all(o["shared_with_train_or_select"] == 0 for o in helpers.stage1_overlap(cfg).values())
+    small = stub_run(tmp_path / "small", stage1_corpus=corpus, stage1_task="qnli", stage1_size=10)
+    assert len(helpers.split_dataset(small, "qnli", "stage1")) == 10
+
+
+def test_stage1_without_unused_pairs_is_refused(tmp_path):
+    cfg = stub_run(tmp_path / "run", train_size=0, stage1_corpus="task", stage1_task="qnli")
+    with pytest.raises(helpers.TMKDError, match="no unused train pairs"):
+        helpers.split_dataset(cfg, "qnli", "stage1")
+
+
+def test_best_and_weak_teachers_never_read_dev(tmp_path, stub_training, monkeypatch):
+    cfg = stub_run(tmp_path / "run")
+    helpers.train_teachers(cfg)
+    read = []
+    real = tmkd.logit_cache.split_dataset
+
+    def spy(cfg_, task, split):
+        read.append(split)
+        return real(cfg_, task, split)
+    monkeypatch.setattr(tmkd.logit_cache, "split_dataset", spy)
+    best = helpers.best_teacher(cfg, "rte")
+    helpers.weak_teachers(cfg, "rte")
+    helpers.teacher_quality(cfg, "rte")
+    assert best in helpers.teacher_names(cfg)
+    assert read and set(read) == {"select"}, read
+
+
+def test_best_teacher_follows_the_select_slice_not_dev(tmp_path, stub_training, monkeypatch):
+    cfg = stub_run(tmp_path / "run")
+    helpers.train_teachers(cfg)
+    names = helpers.teacher_names(cfg)
+
+    def fake(cfg_, task, teachers, split, ds=None):
+        ds = helpers.split_dataset(cfg_, task, split)
+        gold = np.asarray(ds["label"])
+        good = np.eye(2)[gold] * 5.0
+        out = np.stack([good if (i == 1) == (split == "select") else -good for i in range(len(teachers))], axis=1)
+        return out.astype(np.float32)
+    monkeypatch.setattr(tmkd.logit_cache, "stacked_teacher_logits", fake)
+    assert helpers.best_teacher(cfg, "rte") == names[1]                  # dev would have said names[0]
+    assert helpers.weak_teachers(cfg, "rte") == [names[0]]
+
+
+def test_every_student_row_records_its_init_and_seed(tmp_path, stub_training):
+    cfg = stub_run(tmp_path / "run", seeds=(1, 2))
+    helpers.train_teachers(cfg)
+    for method in ("no_kd", "1o1", "mo1", "mom_avg"):
+        helpers.run_method(cfg, "rte", method)
+    helpers.run_stage1(cfg, "tmkd")
+    helpers.run_stage2(cfg, "tmkd", "rte")
+    helpers.run_stage2(cfg, "mo1_matched", "rte")
+    m = helpers.read_metrics(cfg.run_path)
+    students = m[~m["method"].isin(["teacher", "teacher_ensemble"])]
+    assert len(students) and (students["init"] != "").all()
+    assert set(students[students["stage"].astype(int) == 0]["init"]) == {"base"}
+    assert set(students[students["stage"].astype(int) == 2]["init"]) == {"stage1:tmkd-stage1-task-k3-s1"}
+    one_stage = students[students["sweep"] == ""]
+    assert set(one_stage["seed"].astype(int)) == {1, 2}
+    assert {"mom_member", "mo1_matched"} <= set(students["method"])
+    matched = students[students["method"] == "mo1_matched"]
+    assert (matched["epochs"].astype(float) > cfg.student_epochs).all()
+    table = helpers.seed_table(m)
+    assert "(2)" in table.loc["m-o-1 (MKD)", "rte"]
+    correct = helpers.method_correct(cfg, "rte", "mo1", "validation")
+    assert correct.shape[0] == 2
+
+
+def test_teacher_init_is_named_in_the_rows(tmp_path, stub_training):
+    cfg = stub_run(tmp_path / "run", student_init="teacher", seeds=(1,))
+    helpers.train_teachers(cfg)
+    rows = helpers.run_method(cfg, "rte", "no_kd")
+    assert rows[0]["init"] == f"teacher:{helpers.best_teacher(cfg, 'rte')}"
+
+
+def test_mean_pooling_ignores_padding_and_cls_takes_the_first_token():
+    h = torch.tensor([[[1.0, 2.0], [3.0, 4.0], [100.0, 100.0]]])
+    mask = torch.tensor([[1, 1, 0]])
+    assert torch.equal(helpers.pool(h, mask, "mean"), torch.tensor([[2.0, 3.0]]))
+    assert torch.equal(helpers.pool(h, mask, "cls"), torch.tensor([[1.0, 2.0]]))
+    with pytest.raises(ValueError, match="pooling"):
+        helpers.pool(h, mask, "max")
+
+
+def test_a_cls_teacher_is_bert_for_sequence_classification():
+    from transformers import BertConfig, BertForSequenceClassification
+    from tmkd.method import TeacherClassifier, TeacherConfig
+    shape = dict(vocab_size=50, hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32,
+                 num_labels=2)
+    torch.manual_seed(0)
+    ref = BertForSequenceClassification(BertConfig(**shape)).eval()
+    teacher = TeacherClassifier(TeacherConfig(pooling="cls", **shape)).eval()
+    teacher.load_state_dict(ref.state_dict())
+    ids = torch.randint(0, 50, (3, 7))
+    assert torch.allclose(teacher(input_ids=ids).logits, ref(input_ids=ids).logits, atol=1e-6)
+
+
+def test_claim_verdict_follows_the_papers_sign():
+    rng = np.random.default_rng(0)
+    base = rng.random((2, 400)) < 0.6
+    better = base | (rng.random((2, 400)) < 0.5)
+    up = paired_bootstrap(better, base)
+    assert claim_verdict(up, 1.2) == "supported" and claim_verdict(up, -2.4) == "refuted"
+    assert claim_verdict(up, None) == "supported"
+    down = paired_bootstrap(base, better)
+    assert claim_verdict(down, -2.4) == "supported" and claim_verdict(down, 0.5) == "refuted"
+    assert claim_verdict(paired_bootstrap(base, base), 3.0) == "within noise"
