@@ -156,7 +156,7 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
     on = device_name()
     print(f"estimate for profile {cfg.profile} on {on} ({device_precision()}):")
     print(f"  teachers: {w['teachers']} x {cfg.teacher_epochs:g} epochs on "
-          + ", ".join(f"{t} {n:,}" for t, (n, _) in w["sizes"].items() if t in cfg.tasks)
+          + ", ".join(f"{t} {n:,}" for t, (n, *_) in w["sizes"].items() if t in cfg.tasks)
           + f" examples = {w['teacher_examples']:,.0f} training examples at {r['teacher_train']:,.0f}/s (measured)")
     print(f"  students: {w['students']} runs, {w['student_examples']:,.0f} training examples at "
           f"{r['student_train']:,.0f}/s; predictions: {w['predict_examples']:,.0f} examples at {r['teacher_predict']:,.0f}/s")
