@@ -14,6 +14,7 @@ System", WSDM 2020 (arXiv 1910.08381). Where each part lives:
   tmkd/students.py     one student step: spec, identity, build, train, score
   tmkd/experiments.py  what the chapters run: KD methods, sweeps, the two stages
   tmkd/estimate.py     what a profile will cost: time from a measured warm-up, disk
+  tmkd/walkthrough.py  the multi-header student on one real batch (chapter 03)
   tmkd/evidence.py     paired bootstrap intervals of accuracy differences; supported / refuted / within noise
   tmkd/speed.py        examples/s and latency; the int8 student
   tmkd/report.py       tables and figures from metrics.csv
@@ -24,12 +25,12 @@ System", WSDM 2020 (arXiv 1910.08381). Where each part lives:
 Nothing runs at import time except constants.
 """
 from tmkd.base_model import base_depth, base_model_path, build_smoke_model, load_tokenizer, smoke_vocabulary
-from tmkd.config import (MINILM_MODEL, PROFILES, SMOKE_MODEL, TASKS, Config, TMKDError, identity, make_config,
-                         parse_overrides, settings_excluded)
+from tmkd.config import (MINILM_MODEL, PAPER_VALUES, PROFILES, SMOKE_MODEL, TASKS, Config, TMKDError, deviations,
+                         identity, make_config, parse_overrides, settings_excluded)
 from tmkd.data import (TRAIN_PARTS, dev_splits, frame_to_labelled, generate_split, peek, raw_split, read_local_split,
                        split_dataset, stage1_corpus, take_subset, task_data, train_parts)
 from tmkd.estimate import estimate
-from tmkd.environment import describe_environment, quiet, start_chapter
+from tmkd.environment import departures, describe_environment, quiet, start_chapter
 from tmkd.evidence import claim_verdict, paired_bootstrap, sentence, verdict
 from tmkd.experiments import (ONE_STAGE_COMPARISONS, TWO_STAGE_COMPARISONS, VARIANTS, alpha_sweep, base_spec,
                               compare_methods, log_history, matched_spec, method_correct, method_specs, one_vs_many,
@@ -42,9 +43,10 @@ from tmkd.method import (METHODS, ONE_STAGE_METHODS, SOFT_LOSSES, TWO_STAGE_METH
                          accuracy, combine_students, golden_loss, head_probabilities, kl_soft_loss, make_head,
                          method_students, mse_soft_loss, pool, soft_heads, teacher_ensemble, tmkd_loss,
                          TeacherClassifier)
-from tmkd.report import (METHOD_LABELS, METHOD_ORDER, PUBLISHED, comparison_table, method_table, per_seed, plot_curves,
-                         plot_intervals, plot_methods, plot_speed, plot_sweep, relative_table, save_figure, save_table,
-                         seed_table, sweep_table, training_runs)
+from tmkd.report import (METHOD_LABELS, METHOD_ORDER, PUBLISHED, collapsed, comparison_table, interval_sentences,
+                         method_table, per_seed, plot_curves, plot_intervals, plot_methods, plot_speed, plot_sweep,
+                         relative_table, result_sentence, result_sentences, save_figure, save_table, seed_table,
+                         stage_curves, sweep_sentence, sweep_table, training_runs)
 from tmkd.rundir import (METRIC_KEY, artifacts_intact, check_run_dir, claim_step, file_sha256, fingerprint, load_npz,
                          read_json, read_metrics,
                          record_metrics, write_json_atomic)
@@ -53,5 +55,6 @@ from tmkd.students import (StudentSpec, build_student, check_vocabulary, student
                            student_predictions, student_rows, student_train_data, train_student)
 from tmkd.teachers import teacher_dir, teacher_name, teacher_names, train_teacher, train_teachers
 from tmkd.trainer import last_good_checkpoint
+from tmkd.walkthrough import first_batch, fresh_student
 
 __all__ = [name for name in dir() if not name.startswith("_")]

@@ -64,8 +64,9 @@ def test_comparison_table_equals_the_metrics(smoke_chain):
 
 def test_figures_are_valid_png_files(smoke_chain):
     run, _ = smoke_chain
-    expected = {"methods", "one_vs_many", "alpha", "alpha_sweep", "layers", "stage1_loss", "accuracy_vs_speed",
-                "curves_teachers", "curves_two_stage", "sweep_optimizer", "sweep_head_layers", "sweep_layers"}
+    expected = {"methods", "one_vs_many", "two_stage", "alpha_sweep", "stage1_loss", "accuracy_vs_speed",
+                "curves_teachers", "curves_two_stage", "sweep_optimizer", "sweep_head_layers", "sweep_layers",
+                "intervals", "intervals_one_stage", "intervals_two_stage"}
     found = {p.stem for p in (run / "figures").glob("*.png")}
     assert expected <= found
     for name in expected:

@@ -40,13 +40,44 @@ def test_every_readme_accuracy_equals_the_mean_of_its_reference_metrics_rows():
                 if cell == "":
                     assert acc.empty, f"{method}/{task} has metrics but an empty README cell"
                     continue
-                assert float(cell) == pytest.approx(round(acc.mean() * 100, 2), abs=0.006), (method, task)
+                mean, _, sd = cell.partition(" ± ")
+                assert float(mean) == pytest.approx(round(acc.mean() * 100, 2), abs=0.006), (method, task)
+                seeds = m[(m["method"] == method) & (m["task"] == task)].groupby("seed")["accuracy"].mean() * 100
+                if sd:
+                    assert len(seeds) > 1 and float(sd) == pytest.approx(seeds.std(), abs=0.006), (method, task)
                 checked += 1
             elif column.endswith("(paper)"):
                 paper = helpers.PUBLISHED["paper"].get(method, {}).get(task)
                 assert (cell == "" and paper is None) or float(cell) == paper, (method, task)
     assert checked >= 15
     assert {method_of[r[0]] for r in rows} >= {"teacher", "no_kd", "1o1", "mom_avg", "mo1", "tkd", "tmkd"}
+
+
+def test_readme_verdicts_are_generated_from_the_reference_intervals():
+    assert publish.readme_verdicts_block() == publish.readme_verdicts(REF), f"README verdicts differ; {REGENERATE}"
+
+
+def test_every_verdict_in_the_readme_follows_from_its_interval():
+    """Recomputed here with plain pandas: the sign rule on each interval of tables/intervals.csv."""
+    d = pd.read_csv(REF / "tables" / "intervals.csv", index_col=0)
+    assert len(d) >= 7 and (d["seeds"] >= 3).all(), "the reference intervals rest on at least 3 seeds"
+    assert {("mo1", "no_kd"), ("mo1", "1o1"), ("mo1", "1avgo1"), ("mom_avg", "mo1"), ("tmkd", "mo1"),
+            ("tmkd", "mo1_matched"), ("tmkd", "tkd")} <= set(zip(d["a"], d["b"]))
+    text = publish.readme_verdicts_block()
+    for r in d.itertuples():
+        side = 1 if pd.isna(r.paper_difference) or r.paper_difference >= 0 else -1
+        lo, hi = sorted((r.low * side, r.high * side))
+        expected = "supported" if lo > 0 else "refuted" if hi < 0 else "within noise"
+        assert r.verdict == expected, r
+        assert f"here {r.difference:+.2f} [{r.low:+.2f}, {r.high:+.2f}] **{expected}**" in text, r
+
+
+def test_every_reference_student_row_records_init_seed_and_pooling():
+    m = pd.read_csv(REF / "metrics.csv", keep_default_na=False)
+    students = m[~m["method"].isin(["teacher", "teacher_ensemble"])]
+    assert (students["init"] != "").all() and (students["pooling"] != "").all()
+    one_stage = students[(students["sweep"] == "") & (students["stage"].astype(str) == "0")]
+    assert set(one_stage["init"]) == {"base"}, "the main comparisons start from the teachers' pre-trained base"
 
 
 def test_reference_folder_holds_results_only_and_every_executed_chapter():
@@ -94,11 +125,13 @@ def test_export_and_readme_update_on_a_fresh_run(smoke_chain, tmp_path):
     assert (times["minutes"] >= 0).all() and times.loc["total", "minutes"] > 0
     assert times.loc["total", "minutes"] == pytest.approx(times["minutes"].iloc[:-1].sum(), abs=0.05 * len(CHAPTERS))
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{publish.TABLE_START}\nold table\n{publish.TABLE_END}\noutro\n")
+    readme.write_text(f"intro\n{publish.TABLE_START}\nold table\n{publish.TABLE_END}\nmiddle\n"
+                      f"{publish.VERDICTS_START}\nold verdicts\n{publish.VERDICTS_END}\noutro\n")
     publish.update_readme(dest, readme)
     text = readme.read_text()
-    assert text.startswith("intro\n") and text.endswith(f"{publish.TABLE_END}\noutro\n")
+    assert text.startswith("intro\n") and text.endswith(f"{publish.VERDICTS_END}\noutro\n") and "\nmiddle\n" in text
     assert publish.readme_block(readme) == publish.readme_table(dest) and "old table" not in text
+    assert publish.readme_verdicts_block(readme) == publish.readme_verdicts(dest) and "old verdicts" not in text
     assert "| TMKD |" in text
 
 

@@ -270,6 +270,33 @@ PROFILES = {
 }
 
 
+# What the paper used for each setting a profile may change (docs/PAPER.md), for the deviations each chapter prints.
+PAPER_VALUES = {
+    "base_model": "BERT-large teachers; student layers from BERT-base",
+    "pooling": "cls", "teacher_lrs": (2e-5, 3e-5, 5e-5), "teacher_epochs": 10.0, "teacher_batch_size": 128,
+    "max_seq_len": 150, "train_size": 0, "student_layers": 3, "student_head_layers": 1, "student_init": "base",
+    "student_lr": 1e-4, "optimizer": "adamw", "alpha": 0.9, "soft_loss": "mse",
+    "stage1_corpus": "4M unlabeled web question-passage pairs",
+}
+
+
+def deviations(cfg: Config):
+    """The settings of `cfg` that depart from the paper's, beside the paper's value (a frame; empty if none)."""
+    import pandas as pd
+    rows = []
+    for name, paper in PAPER_VALUES.items():
+        mine = getattr(cfg, name)
+        if name == "stage1_corpus":
+            tasks = cfg.stage1_pool_tasks if mine == "pool" else (cfg.stage1_task,)
+            size = f"at most {cfg.stage1_size:,}" if cfg.stage1_size else "all"
+            mine = f"{size} unused train pairs of {'+'.join(tasks)} ({cfg.stage1_epochs:g} epoch(s))"
+        if name == "base_model" or mine != paper:
+            shown = "all" if name == "train_size" and mine == 0 else mine
+            rows.append({"setting": name, "this run": str(shown),
+                         "paper": "all" if name == "train_size" else str(paper)})
+    return pd.DataFrame(rows).set_index("setting") if rows else pd.DataFrame()
+
+
 def make_config(profile: str = "smoke", overrides=None, **settings) -> Config:
     """The profile's values, then `overrides` (a dict or a JSON object as text, as papermill may pass a chapter's
     OVERRIDES), then `settings`. None or "" leaves the profile's value (an empty RUN_DIR / DATA_DIR parameter)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 import sys
 
 from . import lock
-from .config import Config, make_config
+from .config import Config, deviations, make_config
 from .data import data_source
 from .rundir import check_run_dir
 from .speed import device_name
@@ -19,7 +19,17 @@ def start_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides
     quiet()
     info = describe_environment(cfg)
     print(" | ".join(f"{k}: {v}" for k, v in info.items()))
+    print(departures(cfg))
     return cfg
+
+
+def departures(cfg: Config) -> str:
+    """Where this run departs from the paper, one line per setting, the paper's value beside it."""
+    d = deviations(cfg)
+    if not len(d):
+        return "This run uses the paper's settings."
+    return "Where this run departs from the paper:\n" + "\n".join(
+        f"  {name}: {r['this run']}  (paper: {r['paper']})" for name, r in d.iterrows())
 
 
 def quiet():
@@ -31,6 +41,22 @@ def quiet():
     warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
 
 
+def shown_path(path) -> str:
+    """A path as a chapter shows it: relative to the repository when inside it (no machine-specific prefix)."""
+    from pathlib import Path
+    from .config import REPO
+    p = Path(str(path))
+    if not p.is_absolute():
+        return str(path)
+    for base, name in ((REPO, ""), (REPO.parent, "..")):
+        try:
+            rel = p.resolve().relative_to(base.resolve())
+            return str(Path(name) / rel) if name else str(rel)
+        except ValueError:
+            continue
+    return str(path)
+
+
 def describe_environment(cfg: Config) -> dict:
     """Library versions, device and run directory; warns when there is no GPU for a GPU-sized profile."""
     import datasets
@@ -38,7 +64,7 @@ def describe_environment(cfg: Config) -> dict:
     import transformers
     info = {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
             "datasets": datasets.__version__, "device": device_name(), "profile": cfg.profile,
-            "run_dir": str(cfg.run_path), "data": data_source(cfg)}
+            "run_dir": shown_path(cfg.run_path), "data": shown_path(data_source(cfg))}
     if cfg.profile == "paper" and not torch.cuda.is_available():
         print("! the paper profile expects a GPU (Runtime > Change runtime type in Colab)")
     return info

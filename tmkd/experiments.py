@@ -91,6 +91,7 @@ def mom_rows(cfg: Config, specs: list, method: str) -> list:
             "method": method, "model": f"{task}/mom{len(specs)}{specs[0].suffix}", "split": split,
             "sweep": "", "teachers": "+".join(t for s in specs for t in s.teachers),
             "accuracy": float((predicted == gold).mean()), "n_examples": len(gold),
+            "top_class_share": float(np.bincount(predicted).max() / len(predicted)),
             "params": sum(params_of(student_dir(cfg, s) / "final") for s in specs)})
     return rows
 

@@ -2,16 +2,27 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
 from .config import REPO, TMKDError
-from .report import METHOD_LABELS, comparison_table, save_table, to_markdown
+from .report import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER, comparison_table, per_seed, save_table, to_markdown
 from .rundir import read_json, read_metrics, replace_dir, write_json_atomic, write_text_atomic
 
 REFERENCE = REPO / "results" / "reference"
 README = REPO / "README.md"
 TABLE_START, TABLE_END = "<!-- reference-table:start -->", "<!-- reference-table:end -->"
+VERDICTS_START, VERDICTS_END = "<!-- reference-verdicts:start -->", "<!-- reference-verdicts:end -->"
+README_METHODS = METHOD_ORDER + tuple(m for m in VARIANT_ORDER if m != "mom_member")
+# The paper's claims as comparisons (A, B): what each says, in the README's words.
+CLAIMS = {("mo1", "no_kd"): "KD helps: m-o-1 minus the no-KD student",
+          ("mo1", "1o1"): "many teachers beat one: m-o-1 minus 1-o-1",
+          ("mo1", "1avgo1"): "a head per teacher beats their average: m-o-1 minus 1avg-o-1",
+          ("mom_avg", "mo1"): "m-o-m (N students) minus m-o-1 (one student)",
+          ("tmkd", "mo1"): "two stages help: TMKD minus m-o-1",
+          ("tmkd", "mo1_matched"): "and not only through more steps: TMKD minus m-o-1 with as many steps",
+          ("tmkd", "tkd"): "TMKD minus TKD (one teacher in both stages)"}
 REFERENCE_CONTENT = {".": (".csv", ".json"), "tables": (".csv", ".md"), "figures": (".png",),
                      "executed": (".ipynb",)}
 
@@ -30,7 +41,7 @@ def export_reference(run, dest=None) -> Path:
             if f.is_file() and f.suffix in suffixes and not f.name.startswith("."):
                 (tmp / folder).mkdir(parents=True, exist_ok=True)
                 if f.suffix == ".ipynb":
-                    write_json_atomic(tmp / folder / f.name, without_widget_state(read_json(f)))
+                    write_json_atomic(tmp / folder / f.name, clean_notebook(read_json(f), run))
                 else:
                     shutil.copy2(f, tmp / folder / f.name)
     save_table(tmp, "chapter_times", times)
@@ -42,6 +53,50 @@ def without_widget_state(nb: dict) -> dict:
     """An executed notebook without its saved widget state: about 1 MB of progress-bar models per chapter that
     no viewer renders once the kernel is gone; the cells' text and figures are kept."""
     return dict(nb, metadata={k: v for k, v in nb.get("metadata", {}).items() if k != "widgets"})
+
+
+PROGRESS = re.compile(r"(\d+%\|)|(it/s\])|(s/it\])|(\d+/\d+ \[\d)")
+NOISE = re.compile(r"(Warning|warnings\.warn|warn\(|^\s*_validate\()")
+
+
+def clean_notebook(nb: dict, run) -> dict:
+    """An executed chapter as the reference publishes it: no widget state, no frozen progress bars (the live bars
+    a reader saw while it ran), no library warnings, and no machine-specific paths (the run directory reads RUN_DIR,
+    the repository's folder '.', its parent '..'). Cells, results and figures are kept."""
+    nb = without_widget_state(nb)
+    run = Path(run).resolve()
+    swaps = [(str(run), "RUN_DIR"), (str(REPO.resolve()) + "/", ""), (str(REPO.resolve()), "."),
+             (str(REPO.resolve().parent) + "/", "../")]
+
+    def unpath(text: str) -> str:
+        for old, new in swaps:
+            text = text.replace(old, new)
+        return text
+
+    def lines(text):
+        return "".join(text) if isinstance(text, list) else text
+    cells = []
+    for c in nb.get("cells", []):
+        c = dict(c, source=unpath(lines(c.get("source", ""))))
+        outputs = []
+        for o in c.get("outputs", []):
+            o = dict(o)
+            if "application/vnd.jupyter.widget-view+json" in o.get("data", {}):
+                continue                     # a progress widget: without its kernel it shows only a frozen bar
+            if o.get("output_type") == "stream":
+                kept = [line for line in lines(o.get("text", "")).replace("\r", "\n").split("\n")
+                        if line.strip() and not PROGRESS.search(line) and not NOISE.search(line)]
+                if not kept:
+                    continue
+                o["text"] = unpath("\n".join(kept) + "\n")
+            for key in ("data",):
+                if key in o:
+                    o[key] = {k: (unpath(lines(v)) if k.startswith("text/") else v) for k, v in o[key].items()}
+            outputs.append(o)
+        if c.get("cell_type") == "code":
+            c["outputs"] = outputs
+        cells.append(c)
+    return dict(nb, cells=cells)
 
 
 def chapter_times(run):
@@ -60,19 +115,28 @@ def chapter_times(run):
 
 
 def readme_table(reference=None) -> str:
-    """The README's comparison table: this run's dev accuracy next to the paper's, params and speed.
-    Built from `reference`/metrics.csv and speed.csv only."""
+    """The README's comparison table: this run's dev accuracy (mean ± sd over seeds where there are several) next
+    to the paper's, params and speed. Built from `reference`/metrics.csv and speed.csv only."""
     import pandas as pd
     reference = Path(reference or REFERENCE)
     metrics = read_metrics(reference)
     speed_file = reference / "speed.csv"
     speed = pd.read_csv(speed_file, keep_default_na=False) if speed_file.exists() else None
-    table = comparison_table(metrics, speed)
+    table = comparison_table(metrics, speed, README_METHODS)
+    spread = per_seed(metrics, README_METHODS).groupby(["method", "task"])["accuracy"].agg(["std", "count"])
     tasks = [t for t in ("qnli", "rte", "mnli", "snli") if t in table.columns]
     out = pd.DataFrame(index=[METHOD_LABELS.get(m, m) for m in table.index])
     out.index.name = "method"
+
+    def cell(method, task):
+        mean = table.loc[method, task]
+        if mean != mean:
+            return None
+        if (method, task) in spread.index and spread.loc[(method, task), "count"] > 1:
+            return f"{mean:.2f} ± {spread.loc[(method, task), 'std']:.2f}"
+        return f"{mean:.2f}"
     for t in tasks:
-        out[f"{t.upper()} (this run)"] = table[t].to_numpy()
+        out[f"{t.upper()} (this run)"] = [cell(m, t) for m in table.index]
         out[f"{t.upper()} (paper)"] = table[f"{t} (paper)"].to_numpy()
     out["params (M)"] = table["params_M"].to_numpy()
     if "examples_per_s" in table.columns:
@@ -80,19 +144,64 @@ def readme_table(reference=None) -> str:
     return to_markdown(out.astype(object).where(out.notna(), None))
 
 
+def reference_intervals(reference=None):
+    """Every interval of the reference run (chapters 04 and 06): tables/intervals.csv."""
+    import pandas as pd
+    path = Path(reference or REFERENCE) / "tables" / "intervals.csv"
+    if not path.exists():
+        raise TMKDError(f"{path} is missing: run chapter 08 (results) before publishing")
+    return pd.read_csv(path, index_col=0, keep_default_na=False)
+
+
+def readme_verdicts(reference=None) -> str:
+    """The README's verdict on each of the paper's claims, generated from the reference run's intervals: per claim
+    and task, the paper's difference, this run's with its 95 % interval, and supported / refuted / within noise."""
+    d = reference_intervals(reference)
+    seeds = sorted(set(d["seeds"].astype(int)))
+    counts = d["verdict"].value_counts()
+    lines = [f"Over {len(d)} comparisons ({', '.join(f'{counts.get(v, 0)} {v}' for v in ('supported', 'refuted', 'within noise'))}); "
+             f"differences in dev accuracy points, mean over {'/'.join(map(str, seeds))} seeds, paired bootstrap 95 % "
+             "interval over dev examples. *Supported*: the interval excludes 0 on the paper's side; *refuted*: on "
+             "the other side; *within noise*: it contains 0.", ""]
+    for (a, b), title in CLAIMS.items():
+        rows = d[(d["a"] == a) & (d["b"] == b)]
+        if not len(rows):
+            continue
+        parts = []
+        for r in rows.itertuples():
+            task = r.task.upper() + ("" if r.split == "validation" else f" {r.split.replace('validation_', '')}")
+            paper = f"paper {float(r.paper_difference):+.2f}" if r.paper_difference != "" else "no paper number"
+            parts.append(f"{task}: {paper}, here {float(r.difference):+.2f} [{float(r.low):+.2f}, {float(r.high):+.2f}] "
+                         f"**{r.verdict}**")
+        lines.append(f"- {title}. " + "; ".join(parts) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def _block(text: str, start: str, end: str, where) -> str:
+    if start not in text or end not in text:
+        raise TMKDError(f"{where} has no {start} ... {end} block for the reference results")
+    return text.split(start, 1)[1].split(end, 1)[0].strip("\n") + "\n"
+
+
+def readme_verdicts_block(readme=None) -> str:
+    return _block(Path(readme or README).read_text(encoding="utf-8"), VERDICTS_START, VERDICTS_END, readme or README)
+
+
 def readme_block(readme=None) -> str:
     """The text between the reference-table markers of the README."""
-    text = Path(readme or README).read_text(encoding="utf-8")
-    if TABLE_START not in text or TABLE_END not in text:
-        raise TMKDError(f"{readme or README} has no {TABLE_START} ... {TABLE_END} block for the reference table")
-    return text.split(TABLE_START, 1)[1].split(TABLE_END, 1)[0].strip("\n") + "\n"
+    return _block(Path(readme or README).read_text(encoding="utf-8"), TABLE_START, TABLE_END, readme or README)
 
 
 def update_readme(reference=None, readme=None) -> Path:
-    """Rewrite the README's reference table from `reference`/metrics.csv (the rest of the README is kept)."""
+    """Rewrite the README's reference table and, where the README has its markers, the verdicts on the paper's
+    claims, from `reference` (the rest of the README is kept)."""
     readme = Path(readme or README)
-    readme_block(readme)                           # refuses a README without the markers
+    readme_block(readme)                           # refuses a README without the table markers
     text = readme.read_text(encoding="utf-8")
-    head, rest = text.split(TABLE_START, 1)
-    tail = rest.split(TABLE_END, 1)[1]
-    return write_text_atomic(readme, f"{head}{TABLE_START}\n{readme_table(reference)}{TABLE_END}{tail}")
+    blocks = [(TABLE_START, TABLE_END, readme_table(reference))]
+    if VERDICTS_START in text:
+        blocks.append((VERDICTS_START, VERDICTS_END, readme_verdicts(reference)))
+    for start, end, body in blocks:
+        head, rest = text.split(start, 1)
+        text = f"{head}{start}\n{body}{end}{rest.split(end, 1)[1]}"
+    return write_text_atomic(readme, text)

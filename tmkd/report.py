@@ -118,9 +118,9 @@ def method_table(metrics, methods=METHOD_ORDER):
     return by_task.loc[order].round(2) if len(order) else pd.DataFrame()
 
 
-def comparison_table(metrics, speed=None):
+def comparison_table(metrics, speed=None, methods=METHOD_ORDER):
     """Table-4-style: methods x tasks (this run) with params, examples/s and the published numbers."""
-    table = method_table(metrics)
+    table = method_table(metrics, methods)
     df = main_rows(metrics)
     params = df.groupby("method")["params"].max()
     table.insert(0, "params_M", (params.reindex(table.index).astype(float) / 1e6).round(2))
@@ -133,6 +133,60 @@ def comparison_table(metrics, speed=None):
         for task in [t for t in table.columns if t in ("mnli", "snli", "qnli", "rte")]:
             table[f"{task} ({source})"] = [numbers.get(m, {}).get(task) for m in table.index]
     return table
+
+
+def result_sentence(metrics, method: str, task: str) -> str:
+    """What this run shows for one method on one task, generated from metrics.csv: mean ± sd over seeds, the
+    paper's number, and a warning when the model collapsed to one class."""
+    seeds = per_seed(metrics, (method,))
+    acc = seeds[seeds["task"] == task]["accuracy"]
+    label = METHOD_LABELS.get(method, method)
+    if not len(acc):
+        return f"{label} has no {task.upper()} result in this run."
+    spread = f" ± {acc.std():.1f} over {len(acc)} seeds" if len(acc) > 1 else " (one seed)"
+    paper = PUBLISHED["paper"].get(method, {}).get(task)
+    text = f"{label} on {task.upper()}: {acc.mean():.1f} %{spread}" + (f" (paper {paper:.2f})" if paper else "")
+    models = main_rows(metrics)
+    models = models[(models["task"] == task) & (models["method"] == method)]["model"]
+    bad = {m: v for m, v in collapsed(metrics).items() if m in set(models)}
+    if bad:
+        text += f"; {len(bad)} model(s) collapsed (one class for >= {COLLAPSED:.0%} of dev examples)"
+    return text + "."
+
+
+def result_sentences(metrics, methods, tasks) -> str:
+    return "\n".join(result_sentence(metrics, m, t) for t in tasks for m in methods)
+
+
+def interval_sentences(intervals) -> str:
+    """One line per comparison: the interval in words, the paper's difference, the verdict on its claim."""
+    lines = []
+    for r in intervals.itertuples():
+        pd_ = r.paper_difference
+        paper = "no published number" if pd_ is None or pd_ != pd_ or pd_ == "" else f"paper {float(pd_):+.2f}"
+        lines.append(f"{r.task.upper()} ({r.split}): {r.reads}; {paper} -> {r.verdict}")
+    return "\n".join(lines)
+
+
+def sweep_sentence(metrics, knob: str) -> str:
+    """A sweep in words (one seed): each value's accuracy and whether the spread exceeds the dev-sample noise."""
+    df = metrics[metrics["sweep"].astype(str) == knob].copy()
+    if not len(df):
+        return f"No {knob} sweep in this run."
+    df["accuracy"] = df["accuracy"].astype(float)
+    out = []
+    for task, g in df.groupby("task"):
+        g = g.groupby(knob).agg(accuracy=("accuracy", "mean"), n=("n_examples", "sum"))
+        values = ", ".join(f"{k} {a * 100:.1f} %" for k, a in g["accuracy"].items())
+        spread = (g["accuracy"].max() - g["accuracy"].min()) * 100
+        noise = max(dev_noise(a, n) for a, n in zip(g["accuracy"], g["n"]))
+        reading = ("larger than" if spread > noise else "within") + f" the ±{noise:.1f}-point dev-sample interval"
+        best = g["accuracy"].idxmax()
+        out.append(f"{task.upper()} ({knob}, one seed): {values}; best {best}; spread {spread:.1f} points, {reading}.")
+    bad = [m for m in collapsed(df)]
+    if bad:
+        out.append(f"Collapsed to one class: {', '.join(bad)}.")
+    return "\n".join(out)
 
 
 def relative_table(metrics):
@@ -183,41 +237,79 @@ def save_figure(run: Path, name: str, fig) -> Path:
     return path
 
 
-def plot_methods(metrics, methods=("1o1", "mom_avg", "mom_vote", "mo1", "tkd", "tmkd")):
-    """Grouped bar chart: accuracy per task for each method, with the teacher ensemble as a line."""
+COLLAPSED = 0.95     # a model that predicts one class for at least this share of dev examples has collapsed
+
+
+def collapsed(metrics) -> dict:
+    """{model: share} of the models that predict one class for >= COLLAPSED of their dev examples."""
+    if "top_class_share" not in metrics.columns:
+        return {}
+    share = metrics[metrics["top_class_share"].astype(str) != ""]
+    share = share.assign(top=share["top_class_share"].astype(float))
+    return {m: round(v, 3) for m, v in share.groupby("model")["top"].max().items() if v >= COLLAPSED}
+
+
+def dev_noise(accuracy: float, n: int) -> float:
+    """Half-width (points) of the 95 % binomial interval of an accuracy measured on n dev examples."""
+    p = min(max(accuracy, 1e-6), 1 - 1e-6)
+    return 196 * math.sqrt(p * (1 - p) / max(n, 1))
+
+
+def chance(task: str) -> float:
+    from .config import TASKS
+    return 100 / len(TASKS[task].labels)
+
+
+def plot_methods(metrics, methods=("no_kd", "1o1", "1avgo1", "mom_avg", "mom_vote", "mo1"), title="Dev accuracy by method"):
+    """One axis per task: each method's mean over seeds with its sd as an error bar, the teacher ensemble as a
+    dashed line and chance as a dotted one; a collapsed model (one class for >= 95 % of examples) is marked x."""
     import matplotlib.pyplot as plt
-    table = method_table(metrics)
-    shown = [m for m in methods if m in table.index]
-    tasks = list(table.columns)
-    fig, ax = plt.subplots(figsize=(1.5 + 1.6 * len(tasks), 3.6))
-    width = 0.8 / max(len(shown), 1)
-    for i, m in enumerate(shown):
-        ax.bar(np.arange(len(tasks)) + i * width, table.loc[m, tasks], width, label=METHOD_LABELS.get(m, m))
-    if "teacher_ensemble" in table.index:
-        for j, t in enumerate(tasks):
-            ax.hlines(table.loc["teacher_ensemble", t], j - width / 2, j + 0.8 - width / 2, colors="k",
-                      linestyles="--", label="teacher ensemble" if j == 0 else None)
-    ax.set_xticks(np.arange(len(tasks)) + 0.4 - width / 2, tasks)
-    ax.set_ylabel("dev accuracy (%)")
-    ax.set_ylim(max(0, np.nanmin(table.loc[shown, tasks].values) - 10) if shown else 0, 100)
-    ax.legend(fontsize=8, ncol=2)
-    ax.set_title("One vs many teachers")
+    seeds = per_seed(metrics, methods + ("teacher_ensemble",))
+    tasks = sorted(seeds["task"].unique())
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.2 * max(len(tasks), 1) + 0.6, 3.6), squeeze=False)
+    bad = collapsed(metrics)
+    main = main_rows(metrics)
+    for ax, task in zip(axes[0], tasks):
+        on = seeds[seeds["task"] == task]
+        shown = [m for m in methods if m in set(on["method"])]
+        stats = on.groupby("method")["accuracy"].agg(["mean", "std"]).reindex(shown)
+        ax.bar(range(len(shown)), stats["mean"], yerr=stats["std"].fillna(0), capsize=3, color="tab:blue")
+        for i, m in enumerate(shown):
+            models = main[(main["task"] == task) & (main["method"] == m)]["model"]
+            if any(x in bad for x in models):
+                ax.plot(i, stats.loc[m, "mean"] + 1, "x", color="tab:red", ms=9)
+        ens = on[on["method"] == "teacher_ensemble"]["accuracy"]
+        if len(ens):
+            ax.axhline(ens.mean(), color="k", ls="--", lw=1, label="teacher ensemble")
+        ax.axhline(chance(task), color="gray", ls=":", lw=1, label="chance")
+        ax.set_xticks(range(len(shown)), [METHOD_LABELS.get(m, m) for m in shown], rotation=35, ha="right", fontsize=8)
+        low = min([chance(task)] + list(stats["mean"] - stats["std"].fillna(0)))
+        ax.set_ylim(max(0, low - 5), 100)
+        ax.set_title(task.upper(), fontsize=9)
+    axes[0][0].set_ylabel("dev accuracy (%), mean ± sd over seeds")
+    axes[0][0].legend(fontsize=7, loc="lower left")
+    fig.suptitle(title + ("  (x: collapsed to one class)" if bad else ""), fontsize=10)
+    fig.tight_layout()
     return fig
 
 
 def plot_sweep(metrics, knob: str, title: str = ""):
+    """One line per task over the knob's values (one seed): error bars are the 95 % binomial interval of each
+    accuracy on its dev set, i.e. how much a different dev sample of that size could move it; chance dotted."""
     import matplotlib.pyplot as plt
-    table = sweep_table(metrics, knob)
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    for task in table.columns:
-        if knob == "optimizer":
-            ax.bar([str(v) for v in table.index], table[task], label=task)
-        else:
-            ax.plot(table.index, table[task], marker="o", label=task)
+    df = metrics[metrics["sweep"].astype(str) == knob].copy()
+    df["accuracy"] = df["accuracy"].astype(float)
+    fig, ax = plt.subplots(figsize=(4.8, 3.3))
+    for task, g in df.groupby("task"):
+        g = g.groupby(knob).agg(accuracy=("accuracy", "mean"), n=("n_examples", "sum")).reset_index()
+        err = [dev_noise(a, n) for a, n in zip(g["accuracy"], g["n"])]
+        x = [str(v) for v in g[knob]] if knob == "optimizer" else g[knob]
+        ax.errorbar(x, g["accuracy"] * 100, yerr=err, marker="o", capsize=3, label=task.upper())
+        ax.axhline(chance(task), color="gray", ls=":", lw=1)
     ax.set_xlabel(knob)
     ax.set_ylabel("dev accuracy (%)")
-    ax.set_title(title or f"{knob} sweep")
-    ax.legend()
+    ax.set_title(title or f"{knob} sweep (one seed; bars: 95 % dev-sample interval)", fontsize=9)
+    ax.legend(fontsize=8)
     return fig
 
 
@@ -236,8 +328,9 @@ def plot_curves(folders: dict, title: str = "training loss"):
     return fig
 
 
-def plot_speed(metrics, speed):
-    """Accuracy against examples/s (log scale) on one device: the trade the paper's QPS column reports."""
+def plot_speed(metrics, speed, task: str):
+    """Accuracy on `task` against examples/s (log scale) on one device, for the models of that task: the trade the
+    paper's QPS column reports."""
     import matplotlib.pyplot as plt
     from .speed import main_device
     device = main_device(speed)
@@ -245,19 +338,33 @@ def plot_speed(metrics, speed):
     acc = main_rows(metrics).groupby(["method", "task"])["accuracy"].mean()
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for _, r in speed.iterrows():
-        task = r["model"].split("/")[0] if "/" in r["model"] else None
         key = (r["method"], task)
-        if key in acc.index:
+        if str(r["model"]).split("/")[0] == task and key in acc.index:
             ax.scatter(r["examples_per_s"], acc[key] * 100)
-            ax.annotate(r["model"].split("/")[-1], (r["examples_per_s"], acc[key] * 100), fontsize=7)
+            ax.annotate(METHOD_LABELS.get(r["method"], r["method"]), (r["examples_per_s"], acc[key] * 100), fontsize=7)
+    ax.axhline(chance(task), color="gray", ls=":", lw=1)
     ax.set_xscale("log")
     ax.xaxis.set_major_locator(plt.LogLocator(subs=(1, 2, 5)))   # 10, 20, 50, 100, ... in plain numbers
     ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
     ax.xaxis.set_minor_formatter(plt.NullFormatter())
     ax.set_xlabel("examples/s (batch 32)")
-    ax.set_ylabel("dev accuracy (%)")
-    ax.set_title(f"Accuracy vs speed on {device.split(' (')[0]}")
+    ax.set_ylabel(f"{task.upper()} dev accuracy (%)")
+    ax.set_title(f"{task.upper()}: accuracy vs speed on {device.split(' (')[0]}", fontsize=9)
     return fig
+
+
+def stage_curves(run: Path, stage: int, seed: int, alpha: float) -> dict:
+    """{short label: final folder} of the two-stage students of one seed: stage 1 (its soft loss) or stage 2 at
+    `alpha` (one loss on one scale per figure)."""
+    run = Path(run)
+    found = {}
+    for final in sorted(run.glob("students/*/*/final")):
+        name, task = final.parent.name, final.parent.parent.name
+        if not name.startswith(("tmkd", "tkd")) or not name.endswith(f"-s{seed}"):
+            continue
+        if (stage == 1) == ("-stage1-" in name) and (stage == 1 or f"-a{alpha:g}-" in name):
+            found[f"{task.upper()} {name.split('-')[0].upper()}"] = final
+    return found
 
 
 def training_runs(run: Path) -> dict:

@@ -234,6 +234,13 @@ def spec_row(cfg: Config, spec: StudentSpec) -> dict:
             "pooling": cfg.pooling}
 
 
+def top_class_share(probs) -> float:
+    """The share of examples predicted as the most predicted class: near 1 means a collapsed model (one label for
+    everything), whatever its accuracy says."""
+    predicted = np.asarray(probs).argmax(-1)
+    return float(np.bincount(predicted).max() / len(predicted))
+
+
 def student_rows(cfg: Config, spec: StudentSpec, method: str, sweep: str = "") -> list:
     """Evaluate a trained student on its task's dev splits (gold labels) as metrics rows."""
     params = params_of(student_dir(cfg, spec) / "final")
@@ -242,5 +249,6 @@ def student_rows(cfg: Config, spec: StudentSpec, method: str, sweep: str = "") -
         p = student_predictions(cfg, spec, split)
         rows.append(spec_row(cfg, spec) | {
             "method": method, "model": f"{spec.task}/{spec.name}", "split": split, "sweep": sweep,
-            "accuracy": accuracy(p["probs"], p["labels"]), "n_examples": len(p["labels"]), "params": params})
+            "accuracy": accuracy(p["probs"], p["labels"]), "n_examples": len(p["labels"]), "params": params,
+            "top_class_share": top_class_share(p["probs"])})
     return rows
