@@ -38,9 +38,10 @@ def method_specs(cfg: Config, task: str, method: str, seed: int | None = None) -
     """The student steps of `method` on `task` for one seed (tmkd.method.method_students says what each method
     trains; the `_strong` variants leave out the weak teachers)."""
     seed = cfg.seeds[0] if seed is None else seed
-    paper, _, variant = method.partition("_strong")
+    strong = method.endswith("_strong")
+    paper = method.removesuffix("_strong")
     teachers = teacher_names(cfg)
-    if _ == "_strong":
+    if strong:
         weak = weak_teachers(cfg, task)
         teachers = [t for t in teachers if t not in weak]
     best = best_teacher(cfg, task) if paper in ("1o1", "tkd") else ""
@@ -49,7 +50,7 @@ def method_specs(cfg: Config, task: str, method: str, seed: int | None = None) -
         changes = {"teachers": s.teachers, "average_teachers": s.average, "seed": seed}
         if not s.teachers:
             changes["alpha"] = 0.0                       # no teachers: gold labels only
-        if _ == "_strong":
+        if strong:
             changes["variant"] = "strong"
         specs.append(base_spec(cfg, task, **changes))
     return specs
