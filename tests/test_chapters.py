@@ -81,3 +81,13 @@ def test_clean_notebook_drops_bars_warnings_widgets_and_paths(tmp_path):
     assert [o["output_type"] for o in c["outputs"]] == ["stream", "execute_result"]
     assert c["outputs"][0]["text"] == "done\n"
     assert c["outputs"][1]["data"]["text/plain"] == "RUN_DIR/tables/a.md and notebooks"
+
+
+def test_the_set_up_is_short_and_its_colab_script_exists():
+    for path in CHAPTERS:
+        setup, imports, params, config = cells(path, "code")[:4]
+        assert "google.colab" in setup and len(setup.splitlines()) <= 8, path.name
+        assert "%run /content/tmkd-notebooks/tmkd/colab.py" in setup
+        assert config.strip() == "cfg = start_chapter(PROFILE, RUN_DIR, DATA_DIR, OVERRIDES, FORCE)", path.name
+    import tmkd.colab                                   # importing it does nothing (no Drive, no pip)
+    assert (REPO / "tmkd" / "colab.py").exists() and callable(tmkd.colab.main)
