@@ -7,7 +7,8 @@ import shutil
 from pathlib import Path
 
 from .config import REPO, TMKDError
-from .report import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER, comparison_table, per_seed, save_table, to_markdown
+from .report import (METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER, collapsed_count, comparison_table, per_seed,
+                     save_table, to_markdown)
 from .rundir import read_json, read_metrics, replace_dir, write_json_atomic, write_text_atomic
 
 REFERENCE = REPO / "results" / "reference"
@@ -132,9 +133,11 @@ def readme_table(reference=None) -> str:
         mean = table.loc[method, task]
         if mean != mean:
             return None
+        text = f"{mean:.2f}"
         if (method, task) in spread.index and spread.loc[(method, task), "count"] > 1:
-            return f"{mean:.2f} ± {spread.loc[(method, task), 'std']:.2f}"
-        return f"{mean:.2f}"
+            text += f" ± {spread.loc[(method, task), 'std']:.2f}"
+        n_bad = collapsed_count(metrics, method, task)
+        return text + (f" ({n_bad} collapsed)" if n_bad else "")
     for t in tasks:
         out[f"{t.upper()} (this run)"] = [cell(m, t) for m in table.index]
         out[f"{t.upper()} (paper)"] = table[f"{t} (paper)"].to_numpy()

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import dev_splits
 from .experiments import log_history
 from .rundir import note_artifact, tmp_name, write_text_atomic
 
@@ -68,7 +69,12 @@ def seed_table(metrics, methods=METHOD_ORDER + VARIANT_ORDER, tasks=None):
             values = teachers[teachers["task"] == t].groupby("model")["accuracy"].mean() * 100
         sd = values.std(ddof=1) if len(values) > 1 else float("nan")
         cells[(m, t)] = f"{values.mean():.1f} ± {sd:.1f} ({len(values)})" if len(values) > 1 else f"{values.mean():.1f} (1)"
+        n_bad = collapsed_count(metrics, m, t)
+        if n_bad:
+            cells[(m, t)] += f" {n_bad} collapsed"
     table = pd.Series(cells).unstack()
+    table.columns = [f"{t} (mean of {' and '.join(d.split('_')[-1] for d in dev_splits(t))})"
+                     if len(dev_splits(t)) > 1 else t for t in table.columns]
     order = [m for m in methods if m in table.index]
     table = table.loc[order]
     table.index = [METHOD_LABELS.get(m, m) for m in order]
@@ -247,6 +253,13 @@ def collapsed(metrics) -> dict:
     share = metrics[metrics["top_class_share"].astype(str) != ""]
     share = share.assign(top=share["top_class_share"].astype(float))
     return {m: round(v, 3) for m, v in share.groupby("model")["top"].max().items() if v >= COLLAPSED}
+
+
+def collapsed_count(metrics, method: str, task: str) -> int:
+    """How many of `method`'s models on `task` collapsed to one class (see `collapsed`)."""
+    main = main_rows(metrics)
+    models = set(main[(main["task"] == task) & (main["method"] == method)]["model"])
+    return sum(m in models for m in collapsed(metrics))
 
 
 def dev_noise(accuracy: float, n: int) -> float:
