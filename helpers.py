@@ -34,7 +34,7 @@ from tmkd.environment import departures, describe_environment, quiet, start_chap
 from tmkd.evidence import claim_verdict, paired_bootstrap, sentence, verdict
 from tmkd.experiments import (ONE_STAGE_COMPARISONS, TWO_STAGE_COMPARISONS, VARIANTS, alpha_sweep, base_spec,
                               compare_methods, log_history, matched_spec, method_correct, method_specs, one_vs_many,
-                              pooling_check, run_method, run_stage1, run_stage2, run_sweep, stage1_overlap, stage1_spec,
+                              pooling_check, run_method, run_stage1, run_stage2, run_sweep, stage1_overlap, stage1_spec, strong_variants,
                               stage2_spec, stage2_tasks, sweep_values)
 from tmkd.logit_cache import (align_examples, align_labels, best_teacher, cache_all_logits, evaluate_teachers,
                               logits_path, select_accuracies, stacked_teacher_logits, teacher_logits, teacher_quality,

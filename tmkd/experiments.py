@@ -97,6 +97,17 @@ def mom_rows(cfg: Config, specs: list, method: str) -> list:
     return rows
 
 
+def strong_variants(cfg: Config, task: str) -> list:
+    """The weak-teacher variants worth training on `task`: m-o-1 and 1avg-o-1 without the flagged teachers, when
+    at least two teachers remain (with one left, both would be 1-o-1, already trained)."""
+    weak = weak_teachers(cfg, task)
+    left = len(teacher_names(cfg)) - len(weak)
+    if weak:
+        print(f"  {task}: {', '.join(weak)} flagged weak on the held-out slice; {left} teacher(s) left"
+              + ("" if left >= 2 else ": without them m-o-1 and 1avg-o-1 would be 1-o-1, so nothing more is trained"))
+    return ["mo1_strong", "1avgo1_strong"] if weak and left >= 2 else []
+
+
 def one_vs_many(cfg: Config, task: str, methods=ONE_STAGE_METHODS, force: bool = False):
     """Chapter 04 on one task: each method once per seed, then the weak-teacher variants where a teacher is weak.
     Returns the accuracy table (mean and sd over seeds) beside the teachers."""
@@ -104,11 +115,8 @@ def one_vs_many(cfg: Config, task: str, methods=ONE_STAGE_METHODS, force: bool =
     check_run_dir(cfg)
     for method in methods:
         run_method(cfg, task, method, force)
-    weak = weak_teachers(cfg, task)
-    if weak:
-        print(f"  {task}: {', '.join(weak)} flagged weak on the held-out slice: m-o-1 and 1avg-o-1 again without")
-        for method in ("mo1_strong", "1avgo1_strong"):
-            run_method(cfg, task, method, force)
+    for method in strong_variants(cfg, task):
+        run_method(cfg, task, method, force)
     return seed_table(read_metrics(cfg.run_path), tasks=(task,))
 
 
