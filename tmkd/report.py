@@ -109,7 +109,7 @@ def plot_intervals(intervals, title: str = "Paired bootstrap 95 % intervals (A m
 
 def main_rows(metrics):
     """The comparison rows: no sweep rows, no stage-1 rows; MNLI = mean of matched and mismatched."""
-    df = metrics[metrics["sweep"].astype(str) == ""].copy()
+    df = metrics[metrics["sweep"].astype(str) == ""].copy() if "sweep" in metrics.columns else metrics.copy()
     df["accuracy"] = df["accuracy"].astype(float)
     return df
 
