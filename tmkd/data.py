@@ -272,7 +272,6 @@ def stage1_corpus(cfg: Config):
     stage1_pool_tasks (ids of the k-th task offset by k * POOL_OFFSET), labels dropped, at most stage1_size pairs.
     Or a file of the user's pairs (stage1_corpus=<path>; its first stage1_size pairs), tokenized in shards and
     memory-mapped (tmkd.corpus.TokenShards: never loaded whole)."""
-    from datasets import concatenate_datasets
     if cfg.corpus_file:
         from .corpus import corpus_tokens
         return corpus_tokens(cfg)

@@ -160,12 +160,16 @@ def launch(fn, *args, nproc: int, threads: int = 0, **kwargs):
     try:
         results = elastic_launch(config, _worker)(fn, args, kwargs, threads)
     except ChildFailedError as e:
-        rank_, failure = next(iter(sorted(e.failures.items())))
-        message = str(failure.message.get("message", failure.message) if isinstance(failure.message, dict)
-                      else failure.message)
-        if "TMKDError" in message:
-            raise TMKDError(message.split("TMKDError:", 1)[-1].strip().splitlines()[0]) from None
-        raise RuntimeError(f"{getattr(fn, '__name__', fn)} failed in process {rank_} of {nproc}: {message}") from None
+        # the process that raised (it left an error file) rather than the ones the launcher then stopped
+        failures = sorted(e.failures.items(), key=lambda kv: (not isinstance(kv[1].message, dict), kv[0]))
+        rank_, failure = failures[0]
+        info = failure.message if isinstance(failure.message, dict) else {"message": str(failure.message)}
+        message = str(info.get("message", ""))
+        if message.startswith("TMKDError:"):
+            raise TMKDError(message.split(":", 1)[1].strip()) from None
+        stack = str(info.get("extraInfo", {}).get("py_callstack", ""))
+        raise RuntimeError(f"{getattr(fn, '__name__', fn)} failed in process {rank_} of {nproc}: {message}\n"
+                           f"{stack}") from None
     finally:
         for k, v in saved.items():
             if v is None:
