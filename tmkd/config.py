@@ -122,7 +122,7 @@ class Config:
                                          "text columns, any size): read, tokenized and scored shard by shard")
     stage1_pool_tasks: tuple = setting(("rte", "qnli"), "tasks whose unused train pairs form the pool corpus",
                                        choices=tuple(TASKS))
-    stage1_shard_pairs: int = setting(100_000, "pairs per shard of a stage-1 corpus file: its tokens and each "
+    stage1_shard_pairs: int = setting(50_000, "pairs per shard of a stage-1 corpus file: its tokens and each "
                                                "teacher's logits are written shard by shard (a re-run resumes at the "
                                                "first unscored shard) and memory-mapped for training", low=100)
     stage1_size: int = setting(0, "at most this many stage-1 pairs, a fixed-seed subset (0 = all)", low=0)

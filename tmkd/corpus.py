@@ -195,15 +195,25 @@ def save_npy_atomic(path: Path, array) -> Path:
     return path
 
 
+TOKENIZE_BATCH = 1000      # pairs per tokenizer call: Python lists of token ids for only this many pairs at a time
+
+
 def _tokenize_shard(tokenizer, texts_a, texts_b, max_seq_len: int) -> dict:
-    enc = tokenizer(texts_a, texts_b, truncation=True, max_length=max_seq_len)
-    lengths = np.fromiter((len(x) for x in enc["input_ids"]), dtype=np.int64, count=len(texts_a))
-    offsets = np.zeros(len(texts_a) + 1, dtype=np.int64)
+    """One shard's pairs as flat arrays: input_ids (int32), token_type_ids (int8), offsets (int64, n + 1)."""
+    ids, types, lengths = [], [], []
+    for i in range(0, len(texts_a), TOKENIZE_BATCH):
+        enc = tokenizer(texts_a[i:i + TOKENIZE_BATCH], texts_b[i:i + TOKENIZE_BATCH], truncation=True,
+                        max_length=max_seq_len)
+        n = np.fromiter((len(x) for x in enc["input_ids"]), dtype=np.int64, count=len(enc["input_ids"]))
+        lengths.append(n)
+        ids.append(np.fromiter((t for x in enc["input_ids"] for t in x), dtype=np.int32, count=int(n.sum())))
+        kinds = enc.get("token_type_ids")
+        types.append(np.fromiter((t for x in kinds for t in x), dtype=np.int8, count=int(n.sum())) if kinds
+                     else np.zeros(int(n.sum()), dtype=np.int8))
+    lengths = np.concatenate(lengths)
+    offsets = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.cumsum(lengths, out=offsets[1:])
-    types = enc.get("token_type_ids") or [[0] * n for n in lengths]
-    return {"input_ids": np.fromiter((t for x in enc["input_ids"] for t in x), dtype=np.int32, count=offsets[-1]),
-            "token_type_ids": np.fromiter((t for x in types for t in x), dtype=np.int8, count=offsets[-1]),
-            "offsets": offsets}
+    return {"input_ids": np.concatenate(ids), "token_type_ids": np.concatenate(types), "offsets": offsets}
 
 
 def shard_ok(folder: Path, k: int, verify: bool = True) -> dict | None:
