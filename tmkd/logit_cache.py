@@ -15,7 +15,8 @@ from .corpus import save_npy_atomic
 from .rundir import (check_run_dir, file_sha256, force_stamp, forced_here, load_npz, note_artifact, read_json,
                      record_metrics, save_npz_atomic, write_json_atomic)
 from .teachers import load_teacher, teacher_dir, teacher_label_names, teacher_names
-from .parallel import barrier, gather_to_main, is_main, launch, main_first, on_main, rank, wants_launch, world_size
+from .parallel import (barrier, broadcast, gather_to_main, is_main, launch, main_first, on_main, rank, wants_launch,
+                       world_size)
 from .trainer import params_of, predict_batches, predict_logits
 
 
@@ -34,7 +35,8 @@ def teacher_logits(cfg: Config, task: str, teacher: str, split: str, force: bool
         return {"logits": np.concatenate([np.asarray(a) for a in shards["shards"]]),
                 "idx": np.arange(shards["n"], dtype=np.int64), "labels": shards["labels"]}
     job = _logits_job(cfg, task, teacher, split)
-    if job["problem"] is None and (not force or forced_here(job["cached"])):
+    # with several processes the main one decides (it writes): the others may look after it wrote
+    if broadcast(job["problem"] is None and (not force or forced_here(job["cached"]))):
         note_artifact(job["path"].with_suffix(".json"))
         arrays = load_npz(job["path"])
         return {"logits": arrays["logits"], "idx": arrays["idx"], "labels": job["labels"]}
@@ -81,13 +83,10 @@ def score_splits(cfg: Config, items, force: bool = False) -> int:
     """Cache the logits of (task, teacher, split) items whose cache is missing, stale or corrupt (all of them
     with force, once per run), the items shared among the processes of a launch; the main process writes every
     file. Returns how many were computed."""
-    def todo():
-        jobs = [_logits_job(cfg, *item) for item in items]
-        return [item for item, job in zip(items, jobs) if job["problem"] is not None
-                or (force and not forced_here(job["cached"]))]
-    work = on_main(todo)
-    across_processes(work, lambda item: _score_split(cfg, _logits_job(cfg, *item)),
-                     lambda item, logits: _write_split(_logits_job(cfg, *item), logits, force))
+    jobs = [_logits_job(cfg, *item) for item in items]        # in every process (each reads the prepared data)
+    work = on_main(lambda: [i for i, job in enumerate(jobs)
+                            if job["problem"] is not None or (force and not forced_here(job["cached"]))])
+    across_processes(work, lambda i: _score_split(cfg, jobs[i]), lambda i, logits: _write_split(jobs[i], logits, force))
     return len(work)
 
 

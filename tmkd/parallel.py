@@ -44,8 +44,9 @@ def is_main() -> bool:
 
 
 def _group():
-    """The default process group, initialised on first use (nccl on GPUs, gloo on CPUs); None for one process."""
-    if not distributed():
+    """The default process group, initialised on first use (nccl on GPUs, gloo on CPUs); None for one process, and
+    inside on_main's main-only call (the other processes are waiting for its result, not at a collective)."""
+    if not distributed() or _solo[0]:
         return None
     import torch
     import torch.distributed as dist
@@ -96,9 +97,19 @@ def gather_to_main(value) -> list:
 def on_main(fn, *args, **kwargs):
     """fn(*args, **kwargs) run by the main process only (it may write the run directory); every process gets its
     result. A failure in the main process ends the launch (the launcher stops the others)."""
-    if not distributed():
+    if not distributed() or _solo[0]:
         return fn(*args, **kwargs)
-    return broadcast(fn(*args, **kwargs) if is_main() else None)
+    result = None
+    if is_main():
+        _solo[0] += 1                    # barriers and main_first inside fn: this process alone
+        try:
+            result = fn(*args, **kwargs)
+        finally:
+            _solo[0] -= 1
+    return broadcast(result)
+
+
+_solo = [0]
 
 
 @contextlib.contextmanager
@@ -106,7 +117,7 @@ def main_first():
     """The block runs in the main process first (it prepares and writes); the others run it after, when what it
     wrote is there to read. Every process passes exactly one barrier; a block inside another adds none (the outer
     one already orders them)."""
-    if not distributed() or _depth[0]:
+    if not distributed() or _depth[0] or _solo[0]:
         yield
         return
     _depth[0] += 1
