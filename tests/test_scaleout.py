@@ -132,3 +132,21 @@ def test_run_chain_takes_nproc_into_every_chapter(tmp_path):
     args = run_chain.parser().parse_args(["--profile", "smoke", "--run-dir", str(tmp_path / "r"), "--nproc", "2"])
     cfg, overrides, _ = run_chain.prepare(args)
     assert cfg.nproc == 2 and overrides["nproc"] == 2          # reaches the chapters as OVERRIDES
+
+
+def fail_in(rank: int, error: str):
+    """A worker that raises in one process while the other waits at a barrier."""
+    from tmkd import parallel
+    if parallel.rank() == rank:
+        raise {"TMKDError": helpers.TMKDError, "RuntimeError": RuntimeError}[error]("the corpus file is missing")
+    parallel.barrier()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("error", ["TMKDError", "RuntimeError"])
+def test_a_worker_failure_is_raised_here_with_its_own_message(error):
+    """Not the lost connection the other process sees: what the failing one raised (a TMKDError as it is)."""
+    expected = helpers.TMKDError if error == "TMKDError" else RuntimeError
+    with pytest.raises(expected, match="the corpus file is missing") as info:
+        helpers.launch(fail_in, 1, error, nproc=2)
+    assert "Connection" not in str(info.value)

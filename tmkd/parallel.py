@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 import uuid
 
 
@@ -157,7 +158,8 @@ def launch(fn, *args, nproc: int, threads: int = 0, **kwargs):
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
     from .config import TMKDError
     threads = threads or max(1, (os.cpu_count() or 1) // nproc)
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)   # failures are raised below
+    logging.getLogger("torch.multiprocessing").setLevel(logging.ERROR)
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
                           start_method="spawn")
@@ -171,9 +173,7 @@ def launch(fn, *args, nproc: int, threads: int = 0, **kwargs):
     try:
         results = elastic_launch(config, _worker)(fn, args, kwargs, threads)
     except ChildFailedError as e:
-        # the process that raised (it left an error file) rather than the ones the launcher then stopped
-        failures = sorted(e.failures.items(), key=lambda kv: (not isinstance(kv[1].message, dict), kv[0]))
-        rank_, failure = failures[0]
+        rank_, failure = _root_cause(e.failures)
         info = failure.message if isinstance(failure.message, dict) else {"message": str(failure.message)}
         message = str(info.get("message", ""))
         if message.startswith("TMKDError:"):
@@ -190,6 +190,17 @@ def launch(fn, *args, nproc: int, threads: int = 0, **kwargs):
     return results[0]
 
 
+def _root_cause(failures: dict):
+    """The failure that started it: not a lost connection (what the other processes see when one dies at a
+    collective), the earliest."""
+    return min(failures.items(), key=lambda kv: (_lost(str(kv[1].message)), kv[1].timestamp, kv[0]))
+
+
+def _lost(message: str) -> bool:
+    """A failure that only says another process is gone (a collective lost its peer, or the launcher stopped it)."""
+    return any(s in message for s in ("Connection closed by peer", "Connection reset by peer", "Signal ", "NCCL"))
+
+
 def _worker(fn, args, kwargs, threads):
     """One worker: its device (GPU `LOCAL_RANK`) or its CPU threads, the process group, then fn."""
     from torch.distributed.elastic.multiprocessing.errors import record
@@ -203,8 +214,12 @@ def _worker(fn, args, kwargs, threads):
         sys.stdout = open(os.devnull, "w")
     _group()
     try:
-        return record(fn)(*args, **kwargs)
-    finally:
-        import torch.distributed as dist
-        if dist.is_initialized():
-            dist.destroy_process_group()
+        result = record(fn)(*args, **kwargs)
+    except Exception as e:
+        if _lost(str(e)):                # another process died: let the launcher see that one first
+            time.sleep(5)
+        raise
+    import torch.distributed as dist
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return result
