@@ -135,11 +135,6 @@ def main_first():
 _depth = [0]
 
 
-def shares(n_items: int) -> list:
-    """Which of n_items this process takes: every world_size-th, from its rank (all of them for one process)."""
-    return list(range(rank(), n_items, world_size()))
-
-
 # ---- starting the workers ---------------------------------------------------------------------------------
 
 def wants_launch(cfg) -> bool:
@@ -157,6 +152,9 @@ def launch(fn, *args, nproc: int, threads: int = 0, **kwargs):
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
     from .config import TMKDError
+    if torch.cuda.is_available() and nproc > torch.cuda.device_count():
+        raise TMKDError(f"nproc={nproc} processes, but this machine has {torch.cuda.device_count()} GPU(s): one process "
+                        f"per GPU, so set nproc to at most {torch.cuda.device_count()}")
     threads = threads or max(1, (os.cpu_count() or 1) // nproc)
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)   # failures are raised below
     logging.getLogger("torch.multiprocessing").setLevel(logging.ERROR)
