@@ -125,7 +125,8 @@ class Config:
     stage1_shard_pairs: int = setting(50_000, "pairs per shard of a stage-1 corpus file: its tokens and each "
                                                "teacher's logits are written shard by shard (a re-run resumes at the "
                                                "first unscored shard) and memory-mapped for training", low=100)
-    stage1_size: int = setting(0, "at most this many stage-1 pairs, a fixed-seed subset (0 = all)", low=0)
+    stage1_size: int = setting(0, "at most this many stage-1 pairs, a fixed-seed subset (a corpus file: its first "
+                                  "pairs; 0 = all)", low=0)
     stage1_epochs: float = setting(3.0, "stage-1 epochs", low=0.01)
     stage2_task: str = setting("qnli", "first task of stage 2 (task distillation fine-tuning); stage 2 then runs "
                                        "on every other task of tasks, from the same stage-1 student",
