@@ -437,13 +437,14 @@ def parallel_identity(cfg: Config, step: str) -> dict:
 def identity(cfg: Config, step: str, **own) -> dict:
     """Every setting of `cfg` that can change `step`'s result, plus what the step adds (`own`), JSON-ready.
     A training step run by several processes adds their number and the per-device batch (parallel_identity);
-    a stage-1 corpus file adds its content hash (a changed file under the same name is another corpus)."""
+    a stage-1 corpus file is its name and content hash (a changed file under the same name is another corpus, the
+    same file in another folder the same)."""
     values = dataclasses.asdict(cfg)
     values["data_dir"] = str(Path(cfg.data_dir).resolve()) if cfg.data_dir else ""
     out = {k: v for k, v in values.items() if k not in settings_excluded(step)}
     if "stage1_corpus" in out and cfg.corpus_file:
         from .corpus import corpus_fingerprint
-        out["stage1_corpus"] = {"file": str(Path(cfg.corpus_file).resolve()), "sha256": corpus_fingerprint(cfg.corpus_file)}
+        out["stage1_corpus"] = {"file": Path(cfg.corpus_file).name, "sha256": corpus_fingerprint(cfg.corpus_file)}
     return _jsonable(out | parallel_identity(cfg, step) | own)
 
 

@@ -166,9 +166,10 @@ def count_pairs(path) -> int:
 # ---- tokenized shards ----------------------------------------------------------------------------------------
 
 def corpus_key(cfg: Config) -> dict:
-    """What the tokenized shards depend on: the file's bytes, the tokenizer, max_seq_len, stage1_size, shard size."""
+    """What the tokenized shards depend on: the file's bytes (not where it lies: a copy elsewhere is the same corpus),
+    the tokenizer, max_seq_len, stage1_size, shard size."""
     from .base_model import base_model_path, tokenizer_fingerprint
-    return {"file": str(Path(cfg.corpus_file).resolve()), "sha256": corpus_fingerprint(cfg.corpus_file),
+    return {"sha256": corpus_fingerprint(cfg.corpus_file),
             "tokenizer": tokenizer_fingerprint(base_model_path(cfg)), "max_seq_len": cfg.max_seq_len,
             "stage1_size": cfg.stage1_size, "shard_pairs": cfg.stage1_shard_pairs}
 
