@@ -312,8 +312,8 @@ class TokenShards:
 
     def shard(self, k: int) -> dict:
         if k not in self._open:
-            self._open[k] = {name: np.load(self.folder / f"{shard_name(k)}.{name}.npy", mmap_mode="r",
-                                           allow_pickle=False) for name in SHARD_ARRAYS}
+            paths = {name: self.folder / f"{shard_name(k)}.{name}.npy" for name in SHARD_ARRAYS}
+            self._open[k] = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in paths.items()}
         return self._open[k]
 
     def shard_rows(self, k: int) -> range:
