@@ -16,7 +16,7 @@ ACCURACY_TOLERANCE = 0.10
 
 def one_task(run_dir, **settings):
     values = dict(tasks=("rte",), sweep_task="rte", stage1_task="rte", stage2_task="rte", stage1_pool_tasks=("rte",),
-                  teacher_lrs=(2e-3, 3e-3)) | settings
+                  teacher_lrs=(1e-3, 2e-3)) | settings
     return smoke_config(run_dir, **values)
 
 
