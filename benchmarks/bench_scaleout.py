@@ -157,6 +157,18 @@ def machine() -> str:
             f"GPU: {'yes' if torch.cuda.is_available() else 'none'}")
 
 
+def report_memory(mem: dict, sizes: list) -> None:
+    print("\n(b) peak resident memory while tokenizing and scoring (fresh process, both teachers)")
+    for n, r in mem.items():
+        print(f"  {n:,} pairs: peak {r['peak_mb']:,.0f} MB ({r['peak_mb'] - r['before_mb']:,.0f} MB above the "
+              f"{r['before_mb']:,.0f} MB after imports); tokenize {r['times']['tokenize']:.1f} s, score "
+              f"{r['times']['score']:.1f} s")
+    lo, hi = mem[sizes[0]], mem[sizes[-1]]
+    growth = (hi['peak_mb'] - hi['before_mb']) / max(lo['peak_mb'] - lo['before_mb'], 1)
+    print(f"  ratio {sizes[-1]:,}/{sizes[0]:,}: peak {hi['peak_mb'] / lo['peak_mb']:.2f}, above imports "
+          f"{growth:.2f} (corpus {sizes[-1] / sizes[0]:.0f}x larger)", flush=True)
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--pairs", type=int, help="(a) corpus size for the throughput (default 40,000; --quick 16,000)")
@@ -165,6 +177,7 @@ def main(argv=None) -> None:
     p.add_argument("--repeats", type=int, help="(a) runs per process count, the fastest kept (default 2; --quick 1)")
     p.add_argument("--threads", type=int, default=1, help="(b, c) torch threads of the fresh process (default 1)")
     p.add_argument("--stage1", type=int, default=0, metavar="N", help="(c) also a whole stage 1 on N pairs")
+    p.add_argument("--parts", default="ab", help="what to measure besides --stage1: a (throughput), b (memory)")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--child-stage1", action="store_true", help=argparse.SUPPRESS)
@@ -186,28 +199,25 @@ def main(argv=None) -> None:
         write_corpus(tmp / "none.jsonl", 10)
         helpers.train_teachers(base)                                      # a few steps each
 
-        cfg = settings(tmp / "base", write_corpus(tmp / "throughput.jsonl", pairs), args.shard_pairs)
-        speed = throughput(cfg, repeats)
-        print("\n(a) scoring throughput, one teacher")
-        for k, r in speed.items():
-            print(f"  {k} process(es) x 1 thread: {r['pairs_per_s']:,.0f} pairs/s scoring ({r['seconds']:.1f} s), "
-                  f"{r['pairs_per_s_wall']:,.0f} pairs/s with start-up ({r['wall']:.1f} s)")
-        print(f"  ratio 2-proc/1-proc: {speed[2]['pairs_per_s'] / speed[1]['pairs_per_s']:.2f} (scoring), "
-              f"{speed[2]['pairs_per_s_wall'] / speed[1]['pairs_per_s_wall']:.2f} (with start-up)", flush=True)
-        shutil.rmtree(tmp / "base" / "logits", ignore_errors=True)
-        shutil.rmtree(tmp / "base" / "data", ignore_errors=True)
+        if "a" in args.parts:
+            cfg = settings(tmp / "base", write_corpus(tmp / "throughput.jsonl", pairs), args.shard_pairs)
+            speed = throughput(cfg, repeats)
+            print("\n(a) scoring throughput, one teacher")
+            for k, r in speed.items():
+                print(f"  {k} process(es) x 1 thread: {r['pairs_per_s']:,.0f} pairs/s scoring ({r['seconds']:.1f} s), "
+                      f"{r['pairs_per_s_wall']:,.0f} pairs/s with start-up ({r['wall']:.1f} s)")
+            print(f"  ratio 2-proc/1-proc: {speed[2]['pairs_per_s'] / speed[1]['pairs_per_s']:.2f} (scoring), "
+                  f"{speed[2]['pairs_per_s_wall'] / speed[1]['pairs_per_s_wall']:.2f} (with start-up); load "
+                  f"average now {os.getloadavg()[0]:.1f}", flush=True)
+        if "b" not in args.parts:
+            sizes = []
+        shutil.rmtree(tmp / "base" / "logits", ignore_errors=True)          # the teachers stay, nothing scored
+        for old in (tmp / "base" / "data").glob("stage1-*"):
+            shutil.rmtree(old)
 
         mem = {n: in_fresh_process(tmp / "base", tmp / f"mem-{n}", n, args) for n in sizes}
-        print("\n(b) peak resident memory while tokenizing and scoring (fresh process, both teachers)")
-        for n, r in mem.items():
-            print(f"  {n:,} pairs: peak {r['peak_mb']:,.0f} MB ({r['peak_mb'] - r['before_mb']:,.0f} MB above the "
-                  f"{r['before_mb']:,.0f} MB after imports); tokenize {r['times']['tokenize']:.1f} s, score "
-                  f"{r['times']['score']:.1f} s")
-        lo, hi = mem[sizes[0]], mem[sizes[-1]]
-        growth = (hi['peak_mb'] - hi['before_mb']) / max(lo['peak_mb'] - lo['before_mb'], 1)
-        print(f"  ratio {sizes[-1]:,}/{sizes[0]:,}: peak {hi['peak_mb'] / lo['peak_mb']:.2f}, above imports "
-              f"{growth:.2f} (corpus {sizes[-1] / sizes[0]:.0f}x larger)", flush=True)
-
+        if mem:
+            report_memory(mem, sizes)
         if args.stage1:
             r = in_fresh_process(tmp / "base", tmp / "stage1", args.stage1, args, stage1=True)
             t = r["times"]
