@@ -20,6 +20,13 @@ def one_task(run_dir, **settings):
     return smoke_config(run_dir, **values)
 
 
+def optimizer_steps(cfg, name) -> int:
+    """Steps a finished teacher took: examples x epochs / effective batch when the processes share the data (each
+    process training on all of it with its per-device batch would take world_size times more)."""
+    log = helpers.read_json(helpers.teacher_dir(cfg, "rte", name) / "final" / "log_history.json")
+    return max(r["step"] for r in log)
+
+
 def dev_accuracies(cfg) -> dict:
     m = helpers.read_metrics(cfg.run_path)
     return dict(zip(m[m["method"] == "teacher"]["model"], m[m["method"] == "teacher"]["accuracy"]))
@@ -53,6 +60,8 @@ def test_teachers_on_two_processes_give_a_consistent_run_and_the_accuracy_of_one
     assert "on 2 CPU processes" in capfd.readouterr().out
     assert_consistent(one, 1)
     assert_consistent(two, 2)
+    for name in helpers.teacher_names(one):        # the data was shared, not trained twice: the same steps
+        assert optimizer_steps(two, name) == optimizer_steps(one, name) == 320 // 16 * 4
     acc_one, acc_two = dev_accuracies(one), dev_accuracies(two)
     for model, acc in acc_one.items():
         assert acc > 0.7, f"{model}: the 1-process teacher did not learn ({acc})"
@@ -95,6 +104,7 @@ def test_a_script_under_torchrun_writes_one_consistent_run_directory(tmp_path):
     done = helpers.read_json(out / "final" / "done.json")
     assert done and helpers.file_sha256(out / "final" / "model.safetensors") == done["weights_sha256"]
     assert helpers.read_json(out / "spec.json")["processes"] == {"world_size": 2, "per_device_batch": 8}
+    assert optimizer_steps(cfg, helpers.teacher_names(cfg)[0]) == 320 // 16 * 4     # DDP: each rank half the data
     m = helpers.read_metrics(run)
     assert len(m) == 2 and not m.duplicated(list(helpers.METRIC_KEY)).any()
     assert len(list((run / "data").glob("rte-*"))) == 1 and not list((run / "data").glob("*.tmp-*"))

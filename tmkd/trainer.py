@@ -15,7 +15,7 @@ from transformers import TrainerCallback
 
 from .base_model import load_tokenizer
 from .config import OPTIMIZERS, Config, TMKDError, checkpoint_root
-from .parallel import barrier, distributed, is_main, on_main
+from .parallel import barrier, distributed, is_main, on_main, world_size
 from .rundir import fingerprint, file_sha256, force_stamp, note_artifact, read_json, replace_dir, write_json_atomic
 
 
@@ -53,7 +53,6 @@ def work_dir(cfg: Config, out: Path) -> Path:
 
 def per_device_batch(batch_size: int) -> int:
     """The configured (effective) batch split over the processes of this launch: each takes batch / world_size."""
-    from .parallel import world_size
     world = world_size()
     if batch_size % world:
         raise TMKDError(f"batch size {batch_size} does not split over {world} processes: choose a multiple of {world}")
@@ -70,12 +69,15 @@ def training_args(out: Path, lr: float, epochs: float, batch_size: int, cfg: Con
     dtype = device_precision()
     args = TrainingArguments(
         output_dir=str(work_dir(cfg, out)), learning_rate=lr, num_train_epochs=epochs,
-        per_device_train_batch_size=per_device_batch(batch_size),
+        per_device_train_batch_size=per_device_batch(batch_size), use_cpu=not cuda,   # CPU processes: gloo DDP
         per_device_eval_batch_size=cfg.eval_batch_size, warmup_steps=cfg.warmup, weight_decay=0.01,
         optim=OPTIMIZERS[optimizer], save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
         logging_steps=cfg.logging_steps, eval_strategy="no", report_to="none", seed=cfg.seed,
         bf16=dtype == "bf16", fp16=dtype == "fp16", dataloader_num_workers=0, dataloader_pin_memory=cuda, disable_tqdm=False,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random")
+    if distributed() and args.world_size != world_size():
+        raise TMKDError(f"the Trainer sees {args.world_size} process(es) in a launch of {world_size()}: it would train "
+                        "each process on all the data; report this with your torch / transformers / accelerate versions")
     if args.n_gpu > 1:                   # one process, several GPUs: no DataParallel
         print(f"! {args.n_gpu} GPUs visible to one process: training on one of them (set nproc={args.n_gpu} to use "
               "them all, one process each)")
