@@ -10,7 +10,10 @@ System", WSDM 2020 (arXiv 1910.08381). Where each part lives:
   tmkd/rundir.py       atomic files, run.json, claiming a step, FORCE once per run, metrics.csv
   tmkd/trainer.py      Trainer glue: arguments, resume, final model + done marker, prediction
   tmkd/teachers.py     fine-tuning the N teachers per task
-  tmkd/logit_cache.py  cached teacher logits, aligned by example and label; teachers reported on dev, compared on a held-out slice of train
+  tmkd/logit_cache.py  cached teacher logits, aligned by example and label; teachers reported on dev, compared on a held-out slice of train;
+                       a stage-1 corpus file scored shard by shard
+  tmkd/corpus.py       a stage-1 corpus from a file of any size: read, tokenized and memory-mapped in shards
+  tmkd/parallel.py     several processes (GPUs) for the heavy steps: nproc workers, or a torchrun / accelerate launch
   tmkd/students.py     one student step: spec, identity, build, train, score
   tmkd/experiments.py  what the chapters run: KD methods, sweeps, the two stages
   tmkd/estimate.py     what a profile will cost: time from a measured warm-up, disk
@@ -27,6 +30,8 @@ Nothing runs at import time except constants.
 from tmkd.base_model import base_depth, base_model_path, build_smoke_model, load_tokenizer, smoke_vocabulary
 from tmkd.config import (MINILM_MODEL, PAPER_VALUES, PROFILES, SMOKE_MODEL, TASKS, Config, TMKDError, deviations,
                          identity, make_config, parse_overrides, settings_excluded)
+from tmkd.corpus import (TokenShards, check_corpus_file, corpus_columns, corpus_name, corpus_tokens, count_pairs,
+                         read_pairs)
 from tmkd.data import (TRAIN_PARTS, dev_splits, frame_to_labelled, generate_split, peek, raw_split, read_local_split,
                        split_dataset, stage1_corpus, take_subset, task_data, train_parts)
 from tmkd.estimate import estimate
@@ -36,7 +41,7 @@ from tmkd.experiments import (ONE_STAGE_COMPARISONS, TWO_STAGE_COMPARISONS, VARI
                               compare_methods, log_history, matched_spec, method_correct, method_specs, one_vs_many,
                               pooling_check, run_method, run_stage1, run_stage2, run_sweep, stage1_overlap, stage1_spec, strong_variants,
                               stage2_spec, stage2_tasks, sweep_values)
-from tmkd.logit_cache import (align_examples, align_labels, best_teacher, cache_all_logits, evaluate_teachers,
+from tmkd.logit_cache import (corpus_logits, corpus_with_logits, score_corpus, align_examples, align_labels, best_teacher, cache_all_logits, evaluate_teachers,
                               logits_path, select_accuracies, stacked_teacher_logits, teacher_logits, teacher_quality,
                               weak_teachers, with_teacher_logits)
 from tmkd.method import (METHODS, ONE_STAGE_METHODS, SOFT_LOSSES, TWO_STAGE_METHODS, TMKDConfig, TMKDStudent,
@@ -47,7 +52,8 @@ from tmkd.report import (METHOD_LABELS, METHOD_ORDER, PUBLISHED, collapsed, comp
                          method_table, per_seed, plot_curves, plot_intervals, plot_methods, plot_speed, plot_sweep,
                          relative_table, result_sentence, result_sentences, save_figure, save_table, seed_table,
                          stage_curves, sweep_sentence, sweep_table, training_runs)
-from tmkd.rundir import (METRIC_KEY, artifacts_intact, check_run_dir, claim_step, file_sha256, fingerprint, load_npz,
+from tmkd.parallel import launch, world_size
+from tmkd.rundir import (METRIC_KEY, artifacts_intact, check_run_dir, claim_step, step_finished, file_sha256, fingerprint, load_npz,
                          read_json, read_metrics,
                          record_metrics, write_json_atomic)
 from tmkd.speed import measure_speed

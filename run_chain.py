@@ -6,6 +6,8 @@
     python run_chain.py --profile smoke --force           # recompute everything
     python run_chain.py --profile smoke --set teacher_epochs=1 --set tasks=rte,qnli   # any setting
     python run_chain.py --profile smoke --config my-settings.json                      # settings from a file
+    python run_chain.py --profile colab --nproc 2     # teachers, logits and students on 2 GPUs (torch's elastic
+                                                      # launcher, DDP; the configured batch stays the effective one)
     python run_chain.py --profile offline --data-dir ../shared/data/glue --publish
                                     # then copy the results to results/reference and rewrite the README table
 
@@ -164,6 +166,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                    help="any setting listed below, e.g. --set teacher_epochs=1 --set tasks=rte,qnli (repeatable)")
     p.add_argument("--config", default="", metavar="FILE.json", help="settings from a JSON object; --set wins")
+    p.add_argument("--nproc", type=int, default=0, metavar="N",
+                   help="processes (one per GPU) for teacher training, logit caching and student training: the "
+                        "chapters start them with torch's elastic launcher (torchrun's engine); same as --set nproc=N")
     p.add_argument("--only", nargs="*", default=[], help="chapter numbers to run, e.g. 01 02")
     p.add_argument("--force", action="store_true", help="recompute finished steps (each once in this run)")
     p.add_argument("--publish", action="store_true",
@@ -175,6 +180,8 @@ def parser() -> argparse.ArgumentParser:
 def prepare(args):
     """Everything checked in this process, in a second or two, before a kernel starts or a file is written."""
     overrides = parse_settings(args.settings, args.config)
+    if args.nproc:
+        overrides["nproc"] = coerce("nproc", args.nproc)
     cfg = config.make_config(args.profile, overrides, run_dir=os.path.abspath(args.run_dir) if args.run_dir else "",
                               data_dir=os.path.abspath(args.data_dir) if args.data_dir else "")
     check_data_dir(cfg)

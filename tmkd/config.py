@@ -50,8 +50,13 @@ TASKS = {
 
 OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd"}      # our name -> TrainingArguments.optim
 STUDENT_INITS = ("base", "teacher", "random")
-STAGE1_CORPORA = ("task", "pool")
+STAGE1_CORPORA = ("task", "pool")                       # anything else is the path of a corpus file
+CORPUS_SUFFIXES = (".jsonl", ".tsv", ".parquet")
 POOLINGS = ("cls", "mean")
+# Column pairs a corpus file may name its two texts by (the first pair found is used; a file with exactly two
+# columns needs no names).
+CORPUS_COLUMNS = (("text_a", "text_b"), ("question", "passage"), ("query", "passage"), ("sentence1", "sentence2"),
+                  ("premise", "hypothesis"), ("question", "sentence"))
 SOFT_LOSS_NAMES = ("mse", "kl")                          # keys of tmkd.method.SOFT_LOSSES
 
 
@@ -112,11 +117,16 @@ class Config:
     stage1_task: str = setting("rte", "task whose teachers score the stage-1 corpus", choices=tuple(TASKS))
     stage1_corpus: str = setting("task", "task (stage1_task's unused train pairs) | pool (the unused train pairs "
                                          "of stage1_pool_tasks); labels dropped. Unused: outside every subset that "
-                                         "is trained on or selects a teacher, so stage 2 never sees them labelled",
-                                 choices=STAGE1_CORPORA)
+                                         "is trained on or selects a teacher, so stage 2 never sees them labelled. "
+                                         "Or the path of your own unlabeled pairs (.jsonl, .tsv or .parquet with two "
+                                         "text columns, any size): read, tokenized and scored shard by shard")
     stage1_pool_tasks: tuple = setting(("rte", "qnli"), "tasks whose unused train pairs form the pool corpus",
                                        choices=tuple(TASKS))
-    stage1_size: int = setting(0, "at most this many stage-1 pairs, a fixed-seed subset (0 = all)", low=0)
+    stage1_shard_pairs: int = setting(50_000, "pairs per shard of a stage-1 corpus file: its tokens and each "
+                                               "teacher's logits are written shard by shard (a re-run resumes at the "
+                                               "first unscored shard) and memory-mapped for training", low=100)
+    stage1_size: int = setting(0, "at most this many stage-1 pairs, a fixed-seed subset (a corpus file: its first "
+                                  "pairs; 0 = all)", low=0)
     stage1_epochs: float = setting(3.0, "stage-1 epochs", low=0.01)
     stage2_task: str = setting("qnli", "first task of stage 2 (task distillation fine-tuning); stage 2 then runs "
                                        "on every other task of tasks, from the same stage-1 student",
@@ -137,6 +147,9 @@ class Config:
     save_steps: int = setting(10, "checkpoint every N steps (a resumed run ends where an uninterrupted one does)",
                               low=1)
     logging_steps: int = setting(5, "log the training loss every N steps", low=1)
+    nproc: int = setting(1, "processes (one per GPU, or CPU processes) for the heavy steps: teacher training, logit "
+                            "caching and student training; >1 starts them with torch's elastic launcher (the engine "
+                            "of torchrun), the configured batch sizes staying the effective ones", low=1)
     eval_batch_size: int = setting(64, "batch size when predicting (teacher logits, dev accuracy)", low=1)
     speed_batch_size: int = setting(32, "batch size of the throughput measurement", low=1)
     speed_repeats: int = setting(3, "timed repeats per model in chapter 07", low=1)
@@ -156,6 +169,19 @@ class Config:
         for name in ("sweep_task", "stage1_task", "stage2_task"):
             need(getattr(self, name) in self.tasks,
                  f"{name}={getattr(self, name)!r} is not among tasks={list(self.tasks)}: add it to tasks or pick one of them")
+        need(self.stage1_corpus in STAGE1_CORPORA or self.stage1_corpus.lower().endswith(CORPUS_SUFFIXES),
+             f"stage1_corpus={self.stage1_corpus!r} is neither 'task', 'pool' nor the path of a corpus file: "
+             f"give a {' / '.join(CORPUS_SUFFIXES)} file of unlabeled pairs with two text columns "
+             f"(e.g. {CORPUS_COLUMNS[0][0]}, {CORPUS_COLUMNS[0][1]})")
+        for name, batch in (("teacher_batch_size", self.teacher_batch_size),
+                            ("student_batch_size", self.student_batch_size)):
+            need(batch % self.nproc == 0, f"{name}={batch} does not split over nproc={self.nproc} processes: the "
+                 f"configured batch is the effective one (per process {batch}/{self.nproc}); choose a multiple of {self.nproc}")
+
+    @property
+    def corpus_file(self) -> str:
+        """The stage-1 corpus file ("" when the corpus is made of the tasks' unused train pairs)."""
+        return "" if self.stage1_corpus in STAGE1_CORPORA else self.stage1_corpus
 
     @property
     def run_path(self) -> Path:
@@ -367,6 +393,10 @@ NO_EFFECT = {
     "checkpoint_dir": "where checkpoints are kept while training: a resumed run ends where an uninterrupted one does",
     "checkpoint_sync_minutes": "how often checkpoints are copied to the run directory (same reason)",
     "eval_batch_size": "prediction batch: padding is masked, so only float rounding can differ",
+    "nproc": "how many processes run a step: a training step records its own world size and per-device batch "
+             "(parallel_identity; the effective batch is the configured one), and logits are the same from any number",
+    "stage1_shard_pairs": "how a corpus file is cut into files: the pairs, their order and their logits are the same "
+                          "for any shard size",
     "speed_batch_size": "chapter 07's timing only",
     "speed_repeats": "chapter 07's timing only",
 }
@@ -405,12 +435,44 @@ def settings_excluded(step: str) -> set:
     raise ValueError(f"unknown step kind {step!r}")
 
 
+TRAINING_BATCH = {"teacher": "teacher_batch_size", "student": "student_batch_size", "stage1": "student_batch_size",
+                  "stage2": "student_batch_size"}
+
+
+def planned_world(cfg: Config) -> int:
+    """The processes a step runs in: those of the distributed launch this process belongs to (torchrun, accelerate
+    launch, or the workers nproc starts), else cfg.nproc (the workers it will start)."""
+    import os
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    return world if world > 1 else cfg.nproc
+
+
+def parallel_identity(cfg: Config, step: str) -> dict:
+    """What several processes change in a training step: {"processes": {"world_size", "per_device_batch"}}.
+    Empty for one process, so that run directories made before keep their identity; a 1-process and a 2-process
+    step therefore never match. The effective batch (per_device_batch x world_size) is the configured one."""
+    world = planned_world(cfg)
+    if step not in TRAINING_BATCH or world == 1:
+        return {}
+    batch = getattr(cfg, TRAINING_BATCH[step])
+    if batch % world:
+        raise TMKDError(f"{TRAINING_BATCH[step]}={batch} does not split over {world} processes: choose a multiple "
+                        f"of {world} (the configured batch is the effective one)")
+    return {"processes": {"world_size": world, "per_device_batch": batch // world}}
+
+
 def identity(cfg: Config, step: str, **own) -> dict:
-    """Every setting of `cfg` that can change `step`'s result, plus what the step adds (`own`), JSON-ready."""
+    """Every setting of `cfg` that can change `step`'s result, plus what the step adds (`own`), JSON-ready.
+    A training step run by several processes adds their number and the per-device batch (parallel_identity);
+    a stage-1 corpus file is its name and content hash (a changed file under the same name is another corpus, the
+    same file in another folder the same)."""
     values = dataclasses.asdict(cfg)
     values["data_dir"] = str(Path(cfg.data_dir).resolve()) if cfg.data_dir else ""
     out = {k: v for k, v in values.items() if k not in settings_excluded(step)}
-    return _jsonable(out | own)
+    if "stage1_corpus" in out and cfg.corpus_file:
+        from .corpus import corpus_fingerprint
+        out["stage1_corpus"] = {"file": Path(cfg.corpus_file).name, "sha256": corpus_fingerprint(cfg.corpus_file)}
+    return _jsonable(out | parallel_identity(cfg, step) | own)
 
 
 def _jsonable(obj):

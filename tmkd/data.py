@@ -89,7 +89,11 @@ def check_local_split(data_dir, task: str, split: str) -> Path:
 
 
 def check_data_dir(cfg: Config) -> None:
-    """Every file the configuration will read from its GLUE-layout folder, checked before anything runs."""
+    """Every file the configuration will read (its GLUE-layout folder, a stage-1 corpus file), checked before
+    anything runs."""
+    if cfg.corpus_file:
+        from .corpus import check_corpus_file
+        check_corpus_file(cfg.corpus_file)
     if not cfg.data_dir:
         return
     if not Path(cfg.data_dir).is_dir():
@@ -222,10 +226,17 @@ def raw_split(cfg: Config, task: str, split: str):
 def task_data(cfg: Config, task: str):
     """The task's train and dev splits, tokenized once and kept in RUN_DIR/data (a datasets folder).
 
-    Columns: input_ids, attention_mask, token_type_ids, label (index into TASKS[task].labels), idx."""
-    from datasets import DatasetDict, load_from_disk
+    Columns: input_ids, attention_mask, token_type_ids, label (index into TASKS[task].labels), idx.
+    With several processes the main one prepares the data and the others then read it (tmkd.parallel)."""
+    from .parallel import main_first
     if task not in TASKS:
         raise TMKDError(f"unknown task {task!r}: choose from {sorted(TASKS)}")
+    with main_first():
+        return _task_data(cfg, task)
+
+
+def _task_data(cfg: Config, task: str):
+    from datasets import DatasetDict, load_from_disk
     tok_path = base_model_path(cfg)
     key = {"task": task, "source": data_source(cfg), "train_size": cfg.train_size, "dev_size": cfg.dev_size,
            "select_size": cfg.select_size, "seed": cfg.seed, "tokenizer": tokenizer_fingerprint(tok_path), "max_seq_len": cfg.max_seq_len}
@@ -258,7 +269,18 @@ def tokenize(ds, tokenizer, max_seq_len: int):
 
 def stage1_corpus(cfg: Config):
     """Stage 1's unlabelled corpus: the unused train pairs (train_parts) of stage1_task, or of every task of
-    stage1_pool_tasks (ids of the k-th task offset by k * POOL_OFFSET), labels dropped, at most stage1_size pairs."""
+    stage1_pool_tasks (ids of the k-th task offset by k * POOL_OFFSET), labels dropped, at most stage1_size pairs.
+    Or a file of the user's pairs (stage1_corpus=<path>; its first stage1_size pairs), tokenized in shards and
+    memory-mapped (tmkd.corpus.TokenShards: never loaded whole)."""
+    if cfg.corpus_file:
+        from .corpus import corpus_tokens
+        return corpus_tokens(cfg)
+    from .parallel import main_first
+    with main_first():                  # the main process writes the datasets cache of the pool's id offsets
+        return _unused_pairs(cfg)
+
+
+def _unused_pairs(cfg: Config):
     from datasets import concatenate_datasets
     tasks = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else (cfg.stage1_task,)
     parts = []

@@ -63,8 +63,32 @@ def describe_environment(cfg: Config) -> dict:
     import torch
     import transformers
     info = {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
-            "datasets": datasets.__version__, "device": device_name(), "profile": cfg.profile,
+            "datasets": datasets.__version__, "device": device_description(), "profile": cfg.profile,
             "run_dir": shown_path(cfg.run_path), "data": shown_path(data_source(cfg))}
+    if cfg.nproc > 1:
+        info["processes"] = cfg.nproc
     if cfg.profile == "paper" and not torch.cuda.is_available():
         print("! the paper profile expects a GPU (Runtime > Change runtime type in Colab)")
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus > 1 and cfg.nproc == 1:
+        print(f"! {gpus} GPUs: the heavy steps use one of them; set nproc={gpus} (OVERRIDES, or run_chain.py "
+              f"--nproc {gpus}) to train and score on all of them, one process each")
     return info
+
+
+def device_description() -> str:
+    """The device, without initialising CUDA (torch.cuda.get_device_name would): a notebook that later starts
+    worker processes by forking them (accelerate's notebook_launcher) needs CUDA untouched. GPU names come from
+    nvidia-smi."""
+    import subprocess
+    import torch
+    if not torch.cuda.is_available():
+        return device_name(cpu=True)
+    n = torch.cuda.device_count()
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"], capture_output=True,
+                               text=True, timeout=10).stdout.split("\n")
+    except (OSError, subprocess.SubprocessError):
+        names = []
+    name = names[0].strip() if names and names[0].strip() else "CUDA GPU"
+    return f"{name} x {n}" if n > 1 else name

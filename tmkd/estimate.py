@@ -46,6 +46,9 @@ def workload(cfg: Config) -> dict:
     students += [(sizes[t][0] * cfg.student_epochs, one_stage) for t in cfg.tasks]
     pool = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else (cfg.stage1_task,)
     corpus = sum(sizes[t][2] for t in pool)
+    if cfg.corpus_file:                                                            # the user's pairs, counted
+        from .corpus import count_pairs
+        corpus = count_pairs(cfg.corpus_file)
     corpus = min(corpus, cfg.stage1_size) if cfg.stage1_size else corpus
     students.append((corpus * cfg.stage1_epochs, 2))                               # TMKD and TKD stage 1
     predict += n_teachers * corpus
@@ -148,13 +151,15 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
     r = rates or measure_rates(cfg)
     seconds = (w["teacher_examples"] / r["teacher_train"] + w["student_examples"] / r["student_train"]
                + w["predict_examples"] / r["teacher_predict"])
-    # + 25 % for evaluation and sync, + 15 s per chapter (a kernel starts) and 3 s per model (load, save)
-    hours = (seconds * 1.25 + 15 * 8 + 3 * (w["teachers"] + w["students"])) / 3600
+    # + 25 % for evaluation and sync, + 15 s per chapter (a kernel starts) and 3 s per model (load, save);
+    # nproc processes share the examples (assumed to scale linearly; each step starts its workers: ~20 s)
+    hours = (seconds * 1.25 / cfg.nproc + 15 * 8 + (3 + 20 * (cfg.nproc > 1)) * (w["teachers"] + w["students"])) / 3600
     gb = 1e-9
     finals = (w["teachers"] * r["params_teacher"] + w["students"] * r["params_student"]) * 4 * gb
     checkpoint = r["params_teacher"] * 12 * gb     # weights + two Adam moments (fp32)
     on = device_name()
-    print(f"estimate for profile {cfg.profile} on {on} ({device_precision()}):")
+    print(f"estimate for profile {cfg.profile} on {on} ({device_precision()})"
+          + (f", {cfg.nproc} processes:" if cfg.nproc > 1 else ":"))
     print(f"  teachers: {w['teachers']} x {cfg.teacher_epochs:g} epochs on "
           + ", ".join(f"{t} {n:,}" for t, (n, *_) in w["sizes"].items() if t in cfg.tasks)
           + f" examples = {w['teacher_examples']:,.0f} training examples at {r['teacher_train']:,.0f}/s (measured)")

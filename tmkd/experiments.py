@@ -9,6 +9,7 @@ import numpy as np
 
 from .base_model import base_depth
 from .config import Config, TMKDError
+from .corpus import corpus_name
 from .data import dev_splits
 from .logit_cache import align_examples, best_teacher, weak_teachers
 from .method import ONE_STAGE_METHODS, combine_students, method_students
@@ -190,12 +191,14 @@ def stage1_spec(cfg: Config, method: str) -> StudentSpec:
     """Stage 1: soft loss only (alpha = 1) from the stage-1 task's teachers, on the unused train pairs (one seed:
     stage 2's seeds all start from it)."""
     return base_spec(cfg, cfg.stage1_task, teachers=stage_teachers(cfg, method, cfg.stage1_task), alpha=1.0,
-                     stage=1, corpus=cfg.stage1_corpus)
+                     stage=1, corpus=corpus_name(cfg))
 
 
 def stage1_overlap(cfg: Config) -> dict:
     """For each task, how many stage-1 pairs are also among its train or select pairs (0 by construction)."""
     from .data import POOL_OFFSET, split_dataset
+    if cfg.corpus_file:              # the user's own pairs: nothing ties them to a task's rows
+        return {}
     tasks = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else (cfg.stage1_task,)
     corpus = np.asarray(split_dataset(cfg, cfg.stage1_task, "stage1")["idx"])
     out = {}

@@ -96,7 +96,7 @@ def check_run_dir(cfg: Config, force: bool = False) -> Path:
     if old is not None and old != ident and not force:
         raise TMKDError(f"{run} holds a run with another configuration ({describe_diff(old, ident)}). "
                         "Use another --run-dir, or --force (FORCE=True) to recompute in this one.")
-    if old != ident:
+    if old != ident and int(os.environ.get("RANK", "0") or 0) == 0:     # the main process writes
         write_json_atomic(marker, ident)
     return run
 
@@ -127,7 +127,7 @@ def note_artifact(path) -> None:
     """Record `path` (a step's marker or a table/figure) in the running chapter's ledger, if there is one.
     The ledger lives in RUN_DIR/executed/; paths are kept relative to RUN_DIR, so a copied run stays valid."""
     ledger = os.environ.get("TMKD_LEDGER")
-    if ledger:
+    if ledger and int(os.environ.get("RANK", "0") or 0) == 0:       # one line per artifact, from the main process
         root = Path(ledger).resolve().parent.parent
         with open(ledger, "a", encoding="utf-8") as f:
             f.write(json.dumps({"path": os.path.relpath(Path(path).resolve(), root),
@@ -146,7 +146,26 @@ def claim_step(out: Path, spec: dict, force: bool = False) -> bool:
     """Prepare the folder of one training step. Returns True when the step is already finished.
 
     The step's identity lives in spec.json beside its checkpoints, so a changed configuration never silently
-    resumes or reuses an old run: it is refused (or, with force, recomputed - once per run)."""
+    resumes or reuses an old run: it is refused (or, with force, recomputed - once per run). With several processes
+    the main one claims and writes; the others get its answer (tmkd.parallel.on_main)."""
+    from .parallel import on_main
+    return on_main(_claim_step, out, spec, force)
+
+
+def step_finished(out: Path, spec: dict, force: bool = False) -> bool:
+    """What claim_step would answer for a finished step, without writing anything (before workers are started
+    for a step that may need none)."""
+    spec = json.loads(json.dumps(spec, default=str))
+    done = read_json(out / "final" / "done.json")
+    if done is None or done.get("spec") != fingerprint(spec) or not model_file_ok(out / "final", done):
+        return False
+    if force and not forced_here(done):
+        return False
+    note_artifact(out / "final" / "done.json")
+    return True
+
+
+def _claim_step(out: Path, spec: dict, force: bool = False) -> bool:
     spec = json.loads(json.dumps(spec, default=str))
     done = read_json(out / "final" / "done.json")
     if force and forced_here(done) and done.get("spec") == fingerprint(spec) and model_file_ok(out / "final", done):
@@ -195,16 +214,23 @@ METRIC_COLUMNS = ("task", "method", "model", "split", "accuracy", "n_examples", 
 
 
 def record_metrics(run: Path, rows: list) -> Path:
-    """Upsert rows into RUN_DIR/metrics.csv, keyed on task/method/model/split/sweep, written atomically."""
+    """Upsert rows into RUN_DIR/metrics.csv, keyed on task/method/model/split/sweep, written atomically (by the main
+    process only when there are several)."""
     import pandas as pd
+    from .parallel import barrier, is_main
     path = Path(run) / "metrics.csv"
+    if not is_main():
+        barrier()
+        return path
     new = pd.DataFrame([{c: r.get(c, "") for c in METRIC_COLUMNS} | r for r in rows])
     old = read_metrics(run)
     if len(old):
         keys = set(map(tuple, new[list(METRIC_KEY)].astype(str).values))
         keep = [tuple(k) not in keys for k in old[list(METRIC_KEY)].astype(str).values]
         new = pd.concat([old[keep], new], ignore_index=True)
-    return write_text_atomic(path, new.to_csv(index=False))
+    write_text_atomic(path, new.to_csv(index=False))
+    barrier()
+    return path
 
 
 def read_metrics(run: Path):

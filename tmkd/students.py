@@ -13,7 +13,8 @@ from .config import SPEC_FIELDS, TASKS, Config, TMKDError, identity
 from .data import dev_splits, split_dataset
 from .logit_cache import best_teacher, with_teacher_logits
 from .method import Student, TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, soft_heads, student_config
-from .rundir import claim_step, file_sha256, finished_model, load_npz, read_json, save_npz_atomic, write_json_atomic
+from .parallel import launch, wants_launch
+from .rundir import step_finished, claim_step, file_sha256, finished_model, load_npz, read_json, save_npz_atomic, write_json_atomic
 from .teachers import pretrained_encoder, teacher_dir
 from .trainer import device, finish_step, fit, params_of, predict_logits, training_args
 
@@ -169,6 +170,9 @@ def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks
     if spec.stage == 2 and read_json(stage1_folder(cfg, spec) / "done.json") is None:
         raise TMKDError(f"stage 2 starts from {spec.init_from}, which is not trained: run chapter 05 first")
     run_spec = student_identity(cfg, spec)
+    if wants_launch(cfg) and not step_finished(out, run_spec, force):   # nproc processes (DDP)
+        student_train_data(cfg, spec)            # data and teacher logits prepared once, before the workers start
+        return launch(train_student, cfg, spec, force, tuple(callbacks), nproc=cfg.nproc)
     if claim_step(out, run_spec, force):
         print(f"= {spec.task}/{spec.name}: finished earlier, skipped")
         return out / "final"

@@ -10,7 +10,8 @@ from .base_model import base_model_path
 from .config import TASKS, Config, TMKDError, identity
 from .data import task_data
 from .method import TeacherClassifier, TeacherConfig
-from .rundir import check_run_dir, claim_step, read_json
+from .parallel import launch, wants_launch
+from .rundir import check_run_dir, claim_step, read_json, step_finished
 from .trainer import device, finish_step, fit, training_args
 
 
@@ -36,6 +37,11 @@ def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callba
     data = task_data(cfg, task)
     labels = TASKS[task].labels
     spec = identity(cfg, "teacher", task=task, lr=lr, labels=labels, data=data["train"]._fingerprint)
+    if wants_launch(cfg):            # nproc processes (DDP); the data is prepared above, once
+        if step_finished(out, spec, force):
+            print(f"= {task}/{name}: finished earlier, skipped")
+            return out / "final"
+        return launch(train_teacher, cfg, task, lr, force, tuple(callbacks), nproc=cfg.nproc)
     if claim_step(out, spec, force):
         print(f"= {task}/{name}: finished earlier, skipped")
         return out / "final"

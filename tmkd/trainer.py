@@ -14,12 +14,15 @@ import torch
 from transformers import TrainerCallback
 
 from .base_model import load_tokenizer
-from .config import OPTIMIZERS, Config, checkpoint_root
+from .config import OPTIMIZERS, Config, TMKDError, checkpoint_root
+from .parallel import barrier, distributed, is_main, on_main, world_size
 from .rundir import fingerprint, file_sha256, force_stamp, note_artifact, read_json, replace_dir, write_json_atomic
 
 
 def device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """This process's device: its own GPU (LOCAL_RANK of a launch of several processes), else the CPU."""
+    from .parallel import local_rank
+    return torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
 
 
 def precision(capability) -> str:
@@ -48,18 +51,38 @@ def work_dir(cfg: Config, out: Path) -> Path:
     return root / fingerprint(str(cfg.run_path.resolve())) / out.relative_to(cfg.run_path)
 
 
+def per_device_batch(batch_size: int) -> int:
+    """The configured (effective) batch split over the processes of this launch: each takes batch / world_size."""
+    world = world_size()
+    if batch_size % world:
+        raise TMKDError(f"batch size {batch_size} does not split over {world} processes: choose a multiple of {world}")
+    return batch_size // world
+
+
 def training_args(out: Path, lr: float, epochs: float, batch_size: int, cfg: Config, optimizer="adamw"):
-    """One place for the Trainer's settings (mixed precision on CUDA, by device_precision())."""
+    """One place for the Trainer's settings (mixed precision on CUDA, by device_precision()). `batch_size` is the
+    effective batch: with several processes (DistributedDataParallel) each takes its share (per_device_batch).
+    One process that sees several GPUs trains on one: the Trainer would otherwise wrap the model in
+    nn.DataParallel and silently multiply the batch by the GPUs (nproc=N uses them all, through DDP)."""
     from transformers import TrainingArguments
     cuda = torch.cuda.is_available()
     dtype = device_precision()
-    return TrainingArguments(
-        output_dir=str(work_dir(cfg, out)), learning_rate=lr, num_train_epochs=epochs, per_device_train_batch_size=batch_size,
+    args = TrainingArguments(
+        output_dir=str(work_dir(cfg, out)), learning_rate=lr, num_train_epochs=epochs,
+        per_device_train_batch_size=per_device_batch(batch_size), use_cpu=not cuda,   # CPU processes: gloo DDP
         per_device_eval_batch_size=cfg.eval_batch_size, warmup_steps=cfg.warmup, weight_decay=0.01,
         optim=OPTIMIZERS[optimizer], save_strategy="steps", save_steps=cfg.save_steps, save_total_limit=2,
         logging_steps=cfg.logging_steps, eval_strategy="no", report_to="none", seed=cfg.seed,
         bf16=dtype == "bf16", fp16=dtype == "fp16", dataloader_num_workers=0, dataloader_pin_memory=cuda, disable_tqdm=False,
         train_sampling_strategy="group_by_length" if cfg.group_by_length else "random")
+    if distributed() and args.world_size != world_size():
+        raise TMKDError(f"the Trainer sees {args.world_size} process(es) in a launch of {world_size()}: it would train "
+                        "each process on all the data; report this with your torch / transformers / accelerate versions")
+    if args.n_gpu > 1:                   # one process, several GPUs: no DataParallel
+        print(f"! {args.n_gpu} GPUs visible to one process: training on one of them (set nproc={args.n_gpu} to use "
+              "them all, one process each)")
+        args._n_gpu = 1
+    return args
 
 
 def last_good_checkpoint(out: Path):
@@ -97,7 +120,7 @@ def fit(model, train_ds, out: Path, args, callbacks=(), sync_every_s: float = 0.
     if work != out:
         callbacks.insert(0, SyncCheckpoints(work, out, sync_every_s))
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, data_collator=collate, callbacks=callbacks)
-    resume = last_good_checkpoint(work) or (restore_checkpoint(out, work) if work != out else None)
+    resume = on_main(lambda: last_good_checkpoint(work) or (restore_checkpoint(out, work) if work != out else None))
     if resume:
         print(f"  resuming from {Path(resume).name}")
     trainer.train(resume_from_checkpoint=resume)
@@ -134,7 +157,8 @@ class SyncCheckpoints(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         ckpt = self.work / f"checkpoint-{state.global_step}"
-        if ckpt.exists() and time.time() - self.last >= self.every_s:
+        barrier()                        # every process has written its part (its RNG state) of the checkpoint
+        if is_main() and ckpt.exists() and time.time() - self.last >= self.every_s:
             self.out.mkdir(parents=True, exist_ok=True)
             copy_checkpoint(ckpt, self.out)
             self.last = time.time()
@@ -142,7 +166,19 @@ class SyncCheckpoints(TrainerCallback):
 
 def finish_step(trainer, out: Path, spec: dict, tokenizer_from=None, force: bool = False) -> Path:
     """Save the final model (and its training log) to out/final atomically, then the done marker: the spec's
-    fingerprint and the weights' size and hash (a retrained model with other weights is told apart)."""
+    fingerprint and the weights' size and hash (a retrained model with other weights is told apart). With several
+    processes the main one saves and the others wait until final/ is complete."""
+    final = out / "final"
+    if distributed():
+        barrier()                                      # every process has finished training
+        if is_main():
+            _save_final(trainer, out, spec, tokenizer_from, force)
+        barrier()
+        return final
+    return _save_final(trainer, out, spec, tokenizer_from, force)
+
+
+def _save_final(trainer, out: Path, spec: dict, tokenizer_from=None, force: bool = False) -> Path:
     final, tmp = out / "final", out / f".final.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     trainer.save_model(str(tmp))
@@ -180,22 +216,33 @@ def predict_logits(model, ds, batch_size: int = 64, desc: str = "predict", mixed
     """The model's `logits` output for every example of `ds`, in its order. Batches are built by length.
     mixed: autocast to the device's precision (dev accuracy); False: fp32 everywhere (teacher logits, the
     students' MSE targets, are the same on every device)."""
-    from tqdm.auto import tqdm
-    model.eval()
-    dev = next(model.parameters()).device
     cols = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in ds.column_names]
     ds = ds.select_columns(cols)
     lengths = np.array([len(x) for x in ds["input_ids"]])
-    order = np.argsort(-lengths, kind="stable")
+
+    def rows_batch(rows):
+        part = ds[[int(i) for i in rows]]                 # one read of the batch's rows (columns of lists)
+        return collate([{k: part[k][j] for k in cols} for j in range(len(rows))])
+    return predict_batches(model, lengths, rows_batch, batch_size, desc, mixed)
+
+
+@torch.inference_mode()
+def predict_batches(model, lengths, rows_batch, batch_size: int = 64, desc: str = "predict", mixed: bool = True):
+    """The model's logits for examples 0..n-1 (n = len(lengths)), in their order: batches of similar length,
+    longest first; rows_batch(rows) gives the padded tensors of those rows."""
+    from tqdm.auto import tqdm
+    model.eval()
+    dev = next(model.parameters()).device
+    order = np.argsort(-np.asarray(lengths), kind="stable")
     out = None
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         rows = order[start:start + batch_size]
-        batch = {k: v.to(dev) for k, v in collate([ds[int(i)] for i in rows]).items()}
+        batch = {k: v.to(dev) for k, v in rows_batch(rows).items()}
         dtype = AUTOCAST.get(device_precision()) if mixed and dev.type == "cuda" else None
         with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
             logits = model(**batch).logits.float().cpu().numpy()
         if out is None:
-            out = np.zeros((len(ds), logits.shape[1]), dtype=np.float32)
+            out = np.zeros((len(order), logits.shape[1]), dtype=np.float32)
         out[rows] = logits
     return out
 
