@@ -87,7 +87,7 @@ def test_reference_folder_holds_results_only_and_every_executed_chapter():
     size = sum(f.stat().st_size for f in files)
     assert size < 5e6, f"results/reference is {size / 1e6:.1f} MB"
     assert (REF / "speed.csv").exists() and (REF / "run.json").exists()
-    assert json.loads((REF / "run.json").read_text())["profile"] == "offline"
+    assert json.loads((REF / "chain.json").read_text())["profile"] == "offline"          # run.json: data and teachers only
     for name in CHAPTERS:
         nb = json.loads((REF / "executed" / name).read_text())
         code = [c for c in nb["cells"] if c["cell_type"] == "code"]
