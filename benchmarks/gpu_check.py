@@ -53,8 +53,13 @@ def smoke_chain():
     m = helpers.read_metrics(run)
     main = m[m["sweep"] == ""]
     chance = main["task"].map(lambda t: 1 / len(helpers.TASKS[t].labels))
-    low = main[main["accuracy"].astype(float) <= chance + 0.2]
-    print(f"  metrics: {len(m)} rows; {len(low)} of {len(main)} main rows at most 20 points above chance")
+    import pandas as pd
+    path = run / "tables" / "teacher_quality.csv"
+    quality = pd.read_csv(path) if path.exists() else None
+    weak = set() if quality is None else {f"{r.task}/{r.teacher}" for r in quality.itertuples() if r.weak}
+    low = main[(main["accuracy"].astype(float) <= chance + 0.2) & ~main["model"].isin(weak)]
+    print(f"  metrics: {len(m)} rows; {len(low)} of {len(main)} main rows at most 20 points above chance "
+          f"(teachers flagged weak on the held-out slice not counted: {sorted(weak) or 'none'})")
     if len(low):
         print("FAIL: near chance:\n" + low[["task", "method", "model", "accuracy"]].to_string())
     import pandas as pd
