@@ -15,7 +15,7 @@ and its load; the ratios are what to compare.
     teacher = BERT-base shape (12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522),
               `BertForSequenceClassification`;
     student = `helpers.TMKDStudent`, 3 layers of the same width, multi-header layer with 3 soft heads;
-    each in fp32 and after int8 dynamic quantization (`speed.quantize_int8`), timed with
+    each in fp32 and after int8 dynamic quantization (`experiments.quantize_int8`), timed with
     `speed.time_models` (warm-up, then the median of --repeats runs).
     Ratios:
       student/teacher fp32  how many times more examples/s the student serves than the teacher (the paper
@@ -55,7 +55,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import helpers  # noqa: E402
-from tmkd import speed, trainer  # noqa: E402
+import tmkd.method  # noqa: E402
+from tmkd import environment, experiments, speed, trainer  # noqa: E402
 
 # torch 2.13 warns that its quantized tensor types (which quantize_dynamic produces) are deprecated.
 warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
@@ -94,7 +95,7 @@ def parse_args(argv=None) -> argparse.Namespace:
 
 def print_machine(args, threads_note: str):
     load = " ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-    print(f"machine   {speed.device_name(cpu=True)}; torch {torch.__version__}, "
+    print(f"machine   {environment.device_name(cpu=True)}; torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads ({threads_note}); python {platform.python_version()}; load average {load}")
     print("settings  " + ", ".join(f"{k}={v}" for k, v in vars(args).items()))
 
@@ -135,7 +136,7 @@ def make_teacher(shape: dict, seed: int):
 def make_student(shape: dict, layers: int, n_teachers: int, alpha: float, seed: int):
     """A helpers.TMKDStudent with the teacher's width, `layers` layers and one soft head per teacher."""
     torch.manual_seed(seed)
-    config = helpers.TMKDConfig(**(shape | dict(num_hidden_layers=layers)), n_teachers=n_teachers, alpha=alpha)
+    config = tmkd.method.TMKDConfig(**(shape | dict(num_hidden_layers=layers)), n_teachers=n_teachers, alpha=alpha)
     return helpers.TMKDStudent(config)
 
 
@@ -171,7 +172,7 @@ def inference_models(args) -> dict:
     print(f"(a) teacher BERT-base shape {millions(teacher)} params; student TMKDStudent "
           f"{args.student_layers} layers x 768, 3 soft heads, {millions(student)} params")
     return {"teacher fp32": teacher, "student fp32": student,
-            "teacher int8": speed.quantize_int8(teacher), "student int8": speed.quantize_int8(student)}
+            "teacher int8": experiments.quantize_int8(teacher), "student int8": experiments.quantize_int8(student)}
 
 
 def part_a(args) -> dict:

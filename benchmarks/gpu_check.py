@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import helpers  # noqa: E402
+import tmkd.config  # noqa: E402
 from tmkd.estimate import _predict_rate, _train_rate, estimate, measure_rates  # noqa: E402
 from tmkd.method import TMKDStudent, student_config  # noqa: E402
 from tmkd.trainer import AUTOCAST, device_precision, precision  # noqa: E402
@@ -52,7 +53,7 @@ def smoke_chain():
         return
     m = helpers.read_metrics(run)
     main = m[m["sweep"] == ""]
-    chance = main["task"].map(lambda t: 1 / len(helpers.TASKS[t].labels))
+    chance = main["task"].map(lambda t: 1 / len(tmkd.config.TASKS[t].labels))
     import pandas as pd
     path = run / "tables" / "teacher_quality.csv"
     quality = pd.read_csv(path) if path.exists() else None
@@ -107,7 +108,7 @@ def main():
     if not args.skip_chain:
         smoke_chain()
     throughput(args.batch, args.seq)
-    cfg = helpers.make_config("colab", run_dir=tempfile.mkdtemp())
+    cfg = tmkd.config.make_config("colab", run_dir=tempfile.mkdtemp())
     estimate(cfg, measure_rates(cfg))
 
 

@@ -16,6 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import helpers  # noqa: E402
+import tmkd.config  # noqa: E402
 
 SLOW_FIXTURES = {"teacher_run", "run_copy", "smoke_chain"}
 
@@ -27,7 +28,7 @@ def pytest_collection_modifyitems(items):
 
 
 def smoke_config(run_dir, **overrides):
-    return helpers.make_config("smoke", run_dir=str(run_dir), **overrides)
+    return tmkd.config.make_config("smoke", run_dir=str(run_dir), **overrides)
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,10 @@ import pytest
 import torch
 
 import helpers
+import tmkd.base_model
+import tmkd.config
+import tmkd.rundir
+import tmkd.students
 from conftest import REPO, run_chain, smoke_config
 from test_data import write_tsv
 
@@ -20,30 +24,30 @@ def rte_folder(tmp_path, train_rows=None, dev=True, header=RTE_HEADER):
 
 
 def assert_refused(cfg, match):
-    with pytest.raises(helpers.TMKDError, match=match):
+    with pytest.raises(tmkd.config.TMKDError, match=match):
         helpers.task_data(cfg, "rte")
     assert not (cfg.run_path / "data").exists() or not any((cfg.run_path / "data").iterdir())
 
 
 def test_unknown_profile_and_task():
-    with pytest.raises(helpers.TMKDError, match="unknown profile 'fast'.*choose one of"):
-        helpers.make_config("fast")
-    with pytest.raises(helpers.TMKDError, match=r"tasks='cola' is not one of \['rte', 'qnli', 'mnli', 'snli'\]"):
-        helpers.make_config("smoke", tasks=("cola",))
+    with pytest.raises(tmkd.config.TMKDError, match="unknown profile 'fast'.*choose one of"):
+        tmkd.config.make_config("fast")
+    with pytest.raises(tmkd.config.TMKDError, match=r"tasks='cola' is not one of \['rte', 'qnli', 'mnli', 'snli'\]"):
+        tmkd.config.make_config("smoke", tasks=("cola",))
 
 
 def test_unknown_setting_and_alpha_outside_unit_interval():
-    with pytest.raises(helpers.TMKDError, match="unknown setting.*teacher_lr'"):
-        helpers.make_config("smoke", teacher_lr=1e-3)
-    with pytest.raises(helpers.TMKDError, match=r"alpha=1.5 is outside \[0, 1\]"):
-        helpers.make_config("smoke", alpha=1.5)
-    with pytest.raises(helpers.TMKDError, match=r"alphas=-0.1 is outside \[0, 1\]"):
-        helpers.make_config("smoke", alphas=(0.5, -0.1))
+    with pytest.raises(tmkd.config.TMKDError, match="unknown setting.*teacher_lr'"):
+        tmkd.config.make_config("smoke", teacher_lr=1e-3)
+    with pytest.raises(tmkd.config.TMKDError, match=r"alpha=1.5 is outside \[0, 1\]"):
+        tmkd.config.make_config("smoke", alpha=1.5)
+    with pytest.raises(tmkd.config.TMKDError, match=r"alphas=-0.1 is outside \[0, 1\]"):
+        tmkd.config.make_config("smoke", alphas=(0.5, -0.1))
 
 
 def test_offline_profile_without_data_dir():
-    with pytest.raises(helpers.TMKDError, match="pass --data-dir"):
-        helpers.make_config("offline")
+    with pytest.raises(tmkd.config.TMKDError, match="pass --data-dir"):
+        tmkd.config.make_config("offline")
 
 
 def test_data_dir_missing_a_split(tmp_path):
@@ -70,14 +74,14 @@ def test_empty_split_after_filtering(tmp_path):
 
 
 def test_teachers_of_another_label_set():
-    with pytest.raises(helpers.TMKDError, match="teacher labels .* differ from the task's"):
+    with pytest.raises(tmkd.config.TMKDError, match="teacher labels .* differ from the task's"):
         helpers.align_labels(np.zeros((2, 3)), ["entailment", "neutral", "contradiction"],
                              ["entailment", "not_entailment"])
 
 
 def test_student_heads_must_match_the_number_of_cached_teachers(teacher_run):
-    base = helpers.base_model_path(teacher_run)
-    student = helpers.build_student(base, 1, 3, helpers.TASKS["rte"].labels)
+    base = tmkd.base_model.base_model_path(teacher_run)
+    student = tmkd.students.build_student(base, 1, 3, tmkd.config.TASKS["rte"].labels)
     batch = {"input_ids": torch.tensor([[2, 5, 3]]), "labels": torch.tensor([0]),
              "teacher_logits": torch.zeros(1, 2, 2)}
     with pytest.raises(ValueError, match="2 cached teachers but the student has 3 soft heads"):
@@ -89,16 +93,16 @@ def test_student_vocabulary_must_be_the_teachers(teacher_run, tmp_path):
     other = tmp_path / "other-vocab"
     BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64)).save_pretrained(str(other))
-    student = helpers.build_student(other, 1, 3, helpers.TASKS["rte"].labels)
-    with pytest.raises(helpers.TMKDError, match="student vocabulary \\(50 tokens\\) differs from teacher"):
-        helpers.check_vocabulary(teacher_run, student, "rte", helpers.teacher_names(teacher_run))
+    student = tmkd.students.build_student(other, 1, 3, tmkd.config.TASKS["rte"].labels)
+    with pytest.raises(tmkd.config.TMKDError, match="student vocabulary \\(50 tokens\\) differs from teacher"):
+        tmkd.students.check_vocabulary(teacher_run, student, "rte", helpers.teacher_names(teacher_run))
 
 
 def test_run_dir_with_another_configuration_is_refused_unless_forced(run_copy):
-    changed = helpers.make_config("smoke", run_dir=str(run_copy.run_path), teacher_epochs=1)
-    with pytest.raises(helpers.TMKDError, match=r"holds a run with another configuration \(teacher_epochs: 4.0 -> 1.0\)"):
-        helpers.check_run_dir(changed)
-    helpers.check_run_dir(changed, force=True)      # --force takes the directory over
+    changed = tmkd.config.make_config("smoke", run_dir=str(run_copy.run_path), teacher_epochs=1)
+    with pytest.raises(tmkd.config.TMKDError, match=r"holds a run with another configuration \(teacher_epochs: 4.0 -> 1.0\)"):
+        tmkd.rundir.check_run_dir(changed)
+    tmkd.rundir.check_run_dir(changed, force=True)      # --force takes the directory over
     assert helpers.read_json(run_copy.run_path / "run.json")["teacher_epochs"] == 1
 
 

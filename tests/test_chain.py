@@ -6,6 +6,9 @@ import numpy as np
 import pandas as pd
 
 import helpers
+import tmkd.config
+import tmkd.method
+import tmkd.rundir
 from conftest import REPO, run_chain
 
 CHAPTERS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
@@ -28,11 +31,11 @@ def test_every_teacher_and_student_beats_chance_clearly(smoke_chain):
     run, _ = smoke_chain
     m = helpers.read_metrics(run)
     main = m[m["sweep"] == ""]
-    assert set(helpers.METHOD_ORDER) <= set(main["method"])
+    assert set(tmkd.method.METHOD_ORDER) <= set(main["method"])
     quality = pd.read_csv(run / "tables" / "teacher_quality.csv")
     weak = {f"{r.task}/{r.teacher}" for r in quality.itertuples() if r.weak}     # flagged on the held-out slice
     for _, row in main.iterrows():
-        chance = 1 / len(helpers.TASKS[row["task"]].labels)
+        chance = 1 / len(tmkd.config.TASKS[row["task"]].labels)
         if row["model"] in weak:
             continue
         assert row["accuracy"] > chance + 0.2, f"{row['method']} {row['model']} {row['split']}: {row['accuracy']}"
@@ -44,7 +47,7 @@ def test_every_teacher_and_student_beats_chance_clearly(smoke_chain):
 
 def test_metrics_have_one_row_per_model_and_no_duplicates(smoke_chain):
     m = helpers.read_metrics(smoke_chain[0])
-    assert not m.duplicated(list(helpers.METRIC_KEY)).any()
+    assert not m.duplicated(list(tmkd.rundir.METRIC_KEY)).any()
     assert set(m[m["task"] == "mnli"]["split"]) == {"validation_matched", "validation_mismatched"}
     sweeps = m[m["sweep"] != ""]
     assert set(sweeps["sweep"]) == {"optimizer", "head_layers", "layers", "stage1", "alpha", "pooling"}
@@ -59,7 +62,7 @@ def test_comparison_table_equals_the_metrics(smoke_chain):
     main = m[m["sweep"] == ""]
     checked = 0
     for (method, task), group in main.groupby(["method", "task"]):
-        if method not in helpers.METHOD_ORDER:                        # variants have their own tables
+        if method not in tmkd.method.METHOD_ORDER:                        # variants have their own tables
             continue
         expected = group["accuracy"].astype(float).mean() * 100     # MNLI: mean of matched and mismatched
         assert table.loc[method, task] == np.round(expected, 2)

@@ -6,6 +6,8 @@ import re
 import pytest
 
 import helpers
+import tmkd.config
+import tmkd.environment
 from tmkd import publish
 from conftest import REPO
 
@@ -46,12 +48,12 @@ def test_the_smoke_chain_ran_chapter_03s_hand_computation(smoke_chain):
 
 
 def test_deviations_name_the_papers_values():
-    offline = helpers.deviations(helpers.make_config("offline", data_dir="x"))
+    offline = tmkd.config.deviations(tmkd.config.make_config("offline", data_dir="x"))
     assert {"pooling", "teacher_lrs", "stage1_corpus"} <= set(offline.index)
     assert offline.loc["pooling", "paper"] == "cls" and offline.loc["teacher_lrs", "paper"] == "(2e-05, 3e-05, 5e-05)"
-    paper = helpers.deviations(helpers.make_config("paper"))
+    paper = tmkd.config.deviations(tmkd.config.make_config("paper"))
     assert "teacher_lrs" not in paper.index and "pooling" not in paper.index
-    assert "departs from the paper" in helpers.departures(helpers.make_config("offline", data_dir="x"))
+    assert "departs from the paper" in tmkd.environment.departures(tmkd.config.make_config("offline", data_dir="x"))
 
 
 MACHINE = re.compile(r"(/work/|/root/|/home/|/tmp/|/content/tmkd-runs|site-packages)")

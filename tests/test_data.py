@@ -1,10 +1,14 @@
 """Reading GLUE-layout folders: quotes, label names, unlabeled rows, MNLI's two dev sets, fixed subsets."""
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import helpers
+import tmkd.base_model
+import tmkd.config
+import tmkd.data
 from conftest import REPO, smoke_config
 
 SHARED_GLUE = REPO.parent / "shared" / "data" / "glue"
@@ -37,15 +41,15 @@ def glue_dir(tmp_path):
 
 
 def test_local_rte_keeps_sentences_that_start_with_a_quote(glue_dir):
-    df = helpers.read_local_split(glue_dir, "rte", "train")
+    df = tmkd.data.read_local_split(glue_dir, "rte", "train")
     assert len(df) == 3
     assert df.loc[0, "text_a"] == '"Quoted" start of a premise, with a second "quote.'
     assert df.loc[1, "text_b"] == '"Another quoted hypothesis'
 
 
 def test_labels_are_mapped_by_name_and_unlabeled_rows_dropped(glue_dir):
-    df = helpers.frame_to_labelled(helpers.read_local_split(glue_dir, "mnli", "train"), "mnli", "mnli/train")
-    order = helpers.TASKS["mnli"].labels
+    df = tmkd.data.frame_to_labelled(tmkd.data.read_local_split(glue_dir, "mnli", "train"), "mnli", "mnli/train")
+    order = tmkd.config.TASKS["mnli"].labels
     assert order == ("entailment", "neutral", "contradiction")
     assert df["label"].tolist() == [1, 2]           # neutral, contradiction; the '-' row is gone
     assert df["idx"].tolist() == [0, 1]
@@ -71,22 +75,34 @@ def test_tokenized_once_and_reused(glue_dir, tmp_path):
 def test_subset_is_the_same_on_every_call():
     import pandas as pd
     df = pd.DataFrame({"idx": np.arange(100)})
-    a = helpers.take_subset(df, 10, seed=7)["idx"].tolist()
-    assert a == helpers.take_subset(df, 10, seed=7)["idx"].tolist()
-    assert a != helpers.take_subset(df, 10, seed=8)["idx"].tolist()
-    assert len(helpers.take_subset(df, 0, seed=7)) == 100
+    a = tmkd.data.take_subset(df, 10, seed=7)["idx"].tolist()
+    assert a == tmkd.data.take_subset(df, 10, seed=7)["idx"].tolist()
+    assert a != tmkd.data.take_subset(df, 10, seed=8)["idx"].tolist()
+    assert len(tmkd.data.take_subset(df, 0, seed=7)) == 100
+
+
+def data_readme_counts() -> dict:
+    """(task, split) -> (rows, rows of the first label) as ../shared/data/README.md's table states them, so a re-split
+    of the shared files changes the expected numbers in one place."""
+    out = {}
+    for line in (SHARED_GLUE.parent / "README.md").read_text(encoding="utf-8").splitlines():
+        m = re.match(r"\|\s*`glue/(\w+)/(\w+)\.tsv`\s*\|\s*([\d,]+)\s*\|\s*([\d,]+)", line)
+        if m:
+            out[(m[1].lower(), m[2])] = (int(m[3].replace(",", "")), int(m[4].replace(",", "")))
+    return out
 
 
 @pytest.mark.skipif(not SHARED_GLUE.exists(), reason="the shared GLUE files are not on this machine")
-def test_shared_glue_files_load_completely():
-    rte = helpers.frame_to_labelled(helpers.read_local_split(SHARED_GLUE, "rte", "train"), "rte", "rte")
-    qnli = helpers.frame_to_labelled(helpers.read_local_split(SHARED_GLUE, "qnli", "validation"), "qnli", "qnli")
-    assert len(rte) == 2490 and (rte["label"] == 0).sum() == 1249      # ../shared/data/README.md
-    assert len(qnli) == 1000 and (qnli["label"] == 0).sum() == 528
+@pytest.mark.parametrize("task,file_split,split", [("rte", "train", "train"), ("rte", "dev", "validation"),
+                                                   ("qnli", "train", "train"), ("qnli", "dev", "validation")])
+def test_shared_glue_files_load_completely(task, file_split, split):
+    rows, first_label = data_readme_counts()[(task, file_split)]
+    df = tmkd.data.frame_to_labelled(tmkd.data.read_local_split(SHARED_GLUE, task, split), task, task)
+    assert len(df) == rows and (df["label"] == 0).sum() == first_label
 
 
 def test_generated_smoke_data_has_no_unknown_tokens(tmp_path):
     cfg = smoke_config(tmp_path / "run")
     ids = helpers.task_data(cfg, "rte")["train"]["input_ids"]
-    unk = helpers.load_tokenizer(helpers.base_model_path(cfg)).unk_token_id
+    unk = tmkd.base_model.load_tokenizer(tmkd.base_model.base_model_path(cfg)).unk_token_id
     assert all(unk not in row for row in ids)

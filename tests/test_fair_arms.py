@@ -5,6 +5,11 @@ import pytest
 import torch
 
 import helpers
+import tmkd.config
+import tmkd.data
+import tmkd.evidence
+import tmkd.experiments
+import tmkd.teacher_selection
 import tmkd.logit_cache
 from conftest import stub_run
 from tmkd.evidence import claim_verdict, paired_bootstrap
@@ -13,9 +18,9 @@ from tmkd.evidence import claim_verdict, paired_bootstrap
 def test_student_specs_and_identities_differ_by_seed(tmp_path, stub_training):
     cfg = stub_run(tmp_path / "run", seeds=(1, 2))
     helpers.train_teachers(cfg)
-    names = {s: [spec.name for spec in helpers.method_specs(cfg, "rte", "mo1", s)] for s in cfg.seeds}
+    names = {s: [spec.name for spec in tmkd.experiments.method_specs(cfg, "rte", "mo1", s)] for s in cfg.seeds}
     assert names[1] != names[2] and names[1][0].endswith("-s1") and names[2][0].endswith("-s2")
-    a, b = (helpers.method_specs(cfg, "rte", "no_kd", s)[0] for s in cfg.seeds)
+    a, b = (tmkd.experiments.method_specs(cfg, "rte", "no_kd", s)[0] for s in cfg.seeds)
     from tmkd.students import student_identity
     assert student_identity(cfg, a) != student_identity(cfg, b)
     assert student_identity(cfg, a)["spec"]["seed"] == 1 and student_identity(cfg, b)["spec"]["seed"] == 2
@@ -24,36 +29,36 @@ def test_student_specs_and_identities_differ_by_seed(tmp_path, stub_training):
 def test_train_select_unused_are_disjoint_and_cover_the_file():
     import pandas as pd
     df = pd.DataFrame({"idx": np.arange(100)})
-    parts = helpers.train_parts(df, train_size=30, select_size=20, seed=0)
+    parts = tmkd.data.train_parts(df, train_size=30, select_size=20, seed=0)
     ids = {k: set(v["idx"]) for k, v in parts.items()}
     assert [len(ids[k]) for k in ("select", "train", "unused")] == [20, 30, 50]
     assert not (ids["select"] & ids["train"]) and not (ids["unused"] & (ids["select"] | ids["train"]))
-    with pytest.raises(helpers.TMKDError, match="select_size"):
-        helpers.train_parts(df, train_size=0, select_size=60, seed=0)
+    with pytest.raises(tmkd.config.TMKDError, match="select_size"):
+        tmkd.data.train_parts(df, train_size=0, select_size=60, seed=0)
 
 
 @pytest.mark.parametrize("corpus", ["task", "pool"])
 def test_stage1_corpus_never_holds_a_stage2_train_or_select_pair(tmp_path, corpus):
     cfg = stub_run(tmp_path / "run", stage1_corpus=corpus, stage1_task="qnli", stage1_pool_tasks=("rte", "qnli"))
-    ds = helpers.split_dataset(cfg, "qnli", "stage1")
+    ds = tmkd.data.split_dataset(cfg, "qnli", "stage1")
     assert "label" not in ds.column_names and len(ds) > 0
     ids = np.asarray(ds["idx"])
     tasks = ("rte", "qnli") if corpus == "pool" else ("qnli",)
     for k, task in enumerate(tasks):
         mine = set((ids[(ids >= k * 10_000_000) & (ids < (k + 1) * 10_000_000)] - k * 10_000_000).tolist())
         assert mine, task
-        assert not mine & set(helpers.split_dataset(cfg, task, "train")["idx"])
-        assert not mine & set(helpers.split_dataset(cfg, task, "select")["idx"])
-        assert mine <= set(helpers.split_dataset(cfg, task, "unused")["idx"])
+        assert not mine & set(tmkd.data.split_dataset(cfg, task, "train")["idx"])
+        assert not mine & set(tmkd.data.split_dataset(cfg, task, "select")["idx"])
+        assert mine <= set(tmkd.data.split_dataset(cfg, task, "unused")["idx"])
     assert all(o["shared_with_train_or_select"] == 0 for o in helpers.stage1_overlap(cfg).values())
     small = stub_run(tmp_path / "small", stage1_corpus=corpus, stage1_task="qnli", stage1_size=10)
-    assert len(helpers.split_dataset(small, "qnli", "stage1")) == 10
+    assert len(tmkd.data.split_dataset(small, "qnli", "stage1")) == 10
 
 
 def test_stage1_without_unused_pairs_is_refused(tmp_path):
     cfg = stub_run(tmp_path / "run", train_size=0, stage1_corpus="task", stage1_task="qnli")
-    with pytest.raises(helpers.TMKDError, match="no unused train pairs"):
-        helpers.split_dataset(cfg, "qnli", "stage1")
+    with pytest.raises(tmkd.config.TMKDError, match="no unused train pairs"):
+        tmkd.data.split_dataset(cfg, "qnli", "stage1")
 
 
 def test_best_and_weak_teachers_never_read_dev(tmp_path, stub_training, monkeypatch):
@@ -66,8 +71,9 @@ def test_best_and_weak_teachers_never_read_dev(tmp_path, stub_training, monkeypa
         read.append(split)
         return real(cfg_, task, split)
     monkeypatch.setattr(tmkd.logit_cache, "split_dataset", spy)
+    monkeypatch.setattr(tmkd.teacher_selection, "split_dataset", spy)
     best = helpers.best_teacher(cfg, "rte")
-    helpers.weak_teachers(cfg, "rte")
+    tmkd.teacher_selection.weak_teachers(cfg, "rte")
     helpers.teacher_quality(cfg, "rte")
     assert best in helpers.teacher_names(cfg)
     assert read and set(read) == {"select"}, read
@@ -79,14 +85,14 @@ def test_best_teacher_follows_the_select_slice_not_dev(tmp_path, stub_training, 
     names = helpers.teacher_names(cfg)
 
     def fake(cfg_, task, teachers, split, ds=None):
-        ds = helpers.split_dataset(cfg_, task, split)
+        ds = tmkd.data.split_dataset(cfg_, task, split)
         gold = np.asarray(ds["label"])
         good = np.eye(2)[gold] * 5.0
         out = np.stack([good if (i == 1) == (split == "select") else -good for i in range(len(teachers))], axis=1)
         return out.astype(np.float32)
-    monkeypatch.setattr(tmkd.logit_cache, "stacked_teacher_logits", fake)
+    monkeypatch.setattr(tmkd.teacher_selection, "stacked_teacher_logits", fake)
     assert helpers.best_teacher(cfg, "rte") == names[1]                  # dev would have said names[0]
-    assert helpers.weak_teachers(cfg, "rte") == [names[0]]
+    assert tmkd.teacher_selection.weak_teachers(cfg, "rte") == [names[0]]
 
 
 def test_every_student_row_records_its_init_and_seed(tmp_path, stub_training):
@@ -109,7 +115,7 @@ def test_every_student_row_records_its_init_and_seed(tmp_path, stub_training):
     assert (matched["epochs"].astype(float) > cfg.student_epochs).all()
     table = helpers.seed_table(m)
     assert "(2)" in table.loc["m-o-1 (MKD)", "rte"]
-    correct = helpers.method_correct(cfg, "rte", "mo1", "validation")
+    correct = tmkd.evidence.method_correct(cfg, "rte", "mo1", "validation")
     assert correct.shape[0] == 2
 
 

@@ -3,6 +3,8 @@
 from collections import Counter
 
 import helpers
+import tmkd.experiments
+import tmkd.logit_cache
 from conftest import stub_run
 
 
@@ -10,7 +12,7 @@ def chapters_03_to_06(cfg, force):
     for knob in ("optimizer", "head_layers", "layers"):          # chapter 03
         helpers.run_sweep(cfg, knob, force)
     for task in cfg.tasks:                                         # chapter 04
-        helpers.one_vs_many(cfg, task, force=force)
+        tmkd.experiments.one_vs_many(cfg, task, force=force)
     for method in ("tmkd", "tkd"):                                 # chapter 05
         helpers.run_stage1(cfg, method, force)
     for task in helpers.stage2_tasks(cfg):                         # chapter 06
@@ -49,14 +51,14 @@ def test_forced_logits_are_recomputed_once_per_run(tmp_path, stub_training, monk
     helpers.train_teachers(cfg)
     name = helpers.teacher_names(cfg)[0]
     path = helpers.logits_path(cfg, "rte", name, "train")
-    helpers.teacher_logits(cfg, "rte", name, "train")
+    tmkd.logit_cache.teacher_logits(cfg, "rte", name, "train")
     monkeypatch.setenv("TMKD_RUN_TOKEN", "run-a")
-    helpers.teacher_logits(cfg, "rte", name, "train", force=True)
+    tmkd.logit_cache.teacher_logits(cfg, "rte", name, "train", force=True)
     first = path.stat().st_mtime_ns
-    helpers.teacher_logits(cfg, "rte", name, "train", force=True)
+    tmkd.logit_cache.teacher_logits(cfg, "rte", name, "train", force=True)
     assert path.stat().st_mtime_ns == first
     monkeypatch.setenv("TMKD_RUN_TOKEN", "run-b")
-    helpers.teacher_logits(cfg, "rte", name, "train", force=True)
+    tmkd.logit_cache.teacher_logits(cfg, "rte", name, "train", force=True)
     assert path.stat().st_mtime_ns != first
 
 

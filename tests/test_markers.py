@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 import helpers
+import tmkd.files
 import run_chain
 from tmkd import rundir
 
@@ -24,7 +25,7 @@ def test_a_marker_counts_only_while_its_artifacts_are_intact(tmp_path, monkeypat
     a.write_text('{"spec": "x"}')
     b.write_text("| a |")
     marker, stamp = tmp_path / "executed" / "01.done.json", {"parameters": {"PROFILE": "smoke"}, "notebook": "n", "code": "c"}
-    helpers.write_json_atomic(marker, stamp | {"artifacts": ledger_of(tmp_path, monkeypatch, [a, b, a])})
+    tmkd.files.write_json_atomic(marker, stamp | {"artifacts": ledger_of(tmp_path, monkeypatch, [a, b, a])})
     assert [e["path"] for e in json.loads(marker.read_text())["artifacts"]] == ["done.json", "table.md"]
     assert run_chain.chapter_done(marker, stamp)
     assert not run_chain.chapter_done(marker, stamp | {"code": "other"})          # the helpers changed

@@ -5,6 +5,9 @@ import pandas as pd
 import pytest
 
 import helpers
+import tmkd.config
+import tmkd.method
+import tmkd.paper
 from tmkd import publish
 from conftest import REPO, run_chain
 
@@ -27,7 +30,7 @@ def test_every_readme_accuracy_equals_the_mean_of_its_reference_metrics_rows():
     """Recomputed here with plain pandas, not with the code that wrote the table."""
     m = pd.read_csv(REF / "metrics.csv", keep_default_na=False)
     m = m[m["sweep"].astype(str) == ""]
-    method_of = {label: key for key, label in helpers.METHOD_LABELS.items()}
+    method_of = {label: key for key, label in tmkd.method.METHOD_LABELS.items()}
     header, rows = table_cells(publish.readme_block())
     assert {"QNLI (this run)", "RTE (this run)", "QNLI (paper)", "RTE (paper)"} <= set(header)
     checked = 0
@@ -47,7 +50,7 @@ def test_every_readme_accuracy_equals_the_mean_of_its_reference_metrics_rows():
                     assert len(seeds) > 1 and float(sd) == pytest.approx(seeds.std(), abs=0.006), (method, task)
                 checked += 1
             elif column.endswith("(paper)"):
-                paper = helpers.PUBLISHED["paper"].get(method, {}).get(task)
+                paper = tmkd.paper.PUBLISHED["paper"].get(method, {}).get(task)
                 assert (cell == "" and paper is None) or float(cell) == paper, (method, task)
     assert checked >= 15
     assert {method_of[r[0]] for r in rows} >= {"teacher", "no_kd", "1o1", "mom_avg", "mo1", "tkd", "tmkd"}
@@ -140,16 +143,16 @@ def test_export_and_readme_update_on_a_fresh_run(smoke_chain, tmp_path):
 
 
 def test_bad_exports_are_refused_with_a_clear_message(tmp_path):
-    with pytest.raises(helpers.TMKDError, match="no metrics.csv: run the chain to the end"):
+    with pytest.raises(tmkd.config.TMKDError, match="no metrics.csv: run the chain to the end"):
         publish.export_reference(tmp_path / "empty", tmp_path / "ref")
     (tmp_path / "unrun").mkdir()
     (tmp_path / "unrun" / "metrics.csv").write_text("task,method,model,split,accuracy\n")
-    with pytest.raises(helpers.TMKDError, match="holds no executed chapter"):
+    with pytest.raises(tmkd.config.TMKDError, match="holds no executed chapter"):
         publish.export_reference(tmp_path / "unrun", tmp_path / "ref")
     assert not (tmp_path / "ref").exists() and not list(tmp_path.glob(".ref.tmp-*")), "a refused export wrote files"
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")
-    with pytest.raises(helpers.TMKDError, match="no <!-- reference-table:start -->"):
+    with pytest.raises(tmkd.config.TMKDError, match="no <!-- reference-table:start -->"):
         publish.update_readme(REF, readme)
     assert readme.read_text() == "no markers here\n"
     proc = run_chain(tmp_path / "run", "--publish")

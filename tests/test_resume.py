@@ -4,6 +4,10 @@ import pytest
 from transformers import TrainerCallback
 
 import helpers
+import tmkd.logit_cache
+import tmkd.method
+import tmkd.teachers
+import tmkd.trainer
 from conftest import smoke_config
 
 
@@ -22,27 +26,27 @@ class CrashAfterSave(TrainerCallback):
 
 def dev_logits(cfg):
     name = helpers.teacher_names(cfg)[0]
-    return helpers.teacher_logits(cfg, "rte", name, "validation")["logits"]
+    return tmkd.logit_cache.teacher_logits(cfg, "rte", name, "validation")["logits"]
 
 
 @pytest.mark.slow
 def test_teacher_resume_gives_the_uninterrupted_result(tmp_path, capsys):
     plain = smoke_config(tmp_path / "plain", teacher_lrs=(2e-3,))
     crashed = smoke_config(tmp_path / "crashed", teacher_lrs=(2e-3,))
-    helpers.train_teacher(plain, "rte", 2e-3)
+    tmkd.teachers.train_teacher(plain, "rte", 2e-3)
     with pytest.raises(Crash):
-        helpers.train_teacher(crashed, "rte", 2e-3, callbacks=[CrashAfterSave(40)])
-    out = helpers.teacher_dir(crashed, "rte", "teacher-lr2e-03")
+        tmkd.teachers.train_teacher(crashed, "rte", 2e-3, callbacks=[CrashAfterSave(40)])
+    out = tmkd.teachers.teacher_dir(crashed, "rte", "teacher-lr2e-03")
     assert (out / "checkpoint-40").exists() and not (out / "final").exists()
-    helpers.train_teacher(crashed, "rte", 2e-3)
+    tmkd.teachers.train_teacher(crashed, "rte", 2e-3)
     assert "resuming from checkpoint-40" in capsys.readouterr().out
     np.testing.assert_allclose(dev_logits(crashed), dev_logits(plain), atol=1e-5)
     gold = helpers.task_data(plain, "rte")["validation"]["label"]
-    assert helpers.accuracy(dev_logits(crashed), gold) == helpers.accuracy(dev_logits(plain), gold) > 0.7
+    assert tmkd.method.accuracy(dev_logits(crashed), gold) == tmkd.method.accuracy(dev_logits(plain), gold) > 0.7
 
 
 def test_finished_teacher_is_skipped(teacher_run, capsys):
-    helpers.train_teacher(teacher_run, "rte", teacher_run.teacher_lrs[0])
+    tmkd.teachers.train_teacher(teacher_run, "rte", teacher_run.teacher_lrs[0])
     assert "finished earlier, skipped" in capsys.readouterr().out
 
 
@@ -50,10 +54,10 @@ def test_finished_teacher_is_skipped(teacher_run, capsys):
 def test_incomplete_checkpoint_is_removed_and_an_earlier_one_used(tmp_path, capsys):
     cfg = smoke_config(tmp_path / "run", teacher_lrs=(2e-3,))
     with pytest.raises(Crash):
-        helpers.train_teacher(cfg, "rte", 2e-3, callbacks=[CrashAfterSave(30)])
-    out = helpers.teacher_dir(cfg, "rte", "teacher-lr2e-03")
+        tmkd.teachers.train_teacher(cfg, "rte", 2e-3, callbacks=[CrashAfterSave(30)])
+    out = tmkd.teachers.teacher_dir(cfg, "rte", "teacher-lr2e-03")
     (out / "checkpoint-30" / "model.safetensors").write_bytes(b"\0" * 10)    # a save cut short
-    assert helpers.last_good_checkpoint(out).endswith("checkpoint-20")
+    assert tmkd.trainer.last_good_checkpoint(out).endswith("checkpoint-20")
     assert "checkpoint-30: model.safetensors unreadable" in capsys.readouterr().out
     assert not (out / "checkpoint-30").exists()
 
@@ -66,14 +70,14 @@ def test_checkpoints_on_local_disk_are_synced_to_the_run_directory_and_resume_th
     plain = smoke_config(tmp_path / "plain", teacher_lrs=(2e-3,))
     drive = smoke_config(tmp_path / "drive", teacher_lrs=(2e-3,), checkpoint_dir=str(tmp_path / "local"),
                          checkpoint_sync_minutes=0)
-    helpers.train_teacher(plain, "rte", 2e-3)
+    tmkd.teachers.train_teacher(plain, "rte", 2e-3)
     with pytest.raises(Crash):
-        helpers.train_teacher(drive, "rte", 2e-3, callbacks=[CrashAfterSave(40)])
-    out = helpers.teacher_dir(drive, "rte", "teacher-lr2e-03")
+        tmkd.teachers.train_teacher(drive, "rte", 2e-3, callbacks=[CrashAfterSave(40)])
+    out = tmkd.teachers.teacher_dir(drive, "rte", "teacher-lr2e-03")
     assert [p.name for p in out.glob("checkpoint-*")] == ["checkpoint-40"]      # one checkpoint per step in Drive
     assert len(list((tmp_path / "local").rglob("checkpoint-*"))) == 2           # save_total_limit locally
     shutil.rmtree(tmp_path / "local")                                            # a new runtime
-    helpers.train_teacher(drive, "rte", 2e-3)
+    tmkd.teachers.train_teacher(drive, "rte", 2e-3)
     log = capsys.readouterr().out
     assert "copying checkpoint-40 back from the run directory" in log and "resuming from checkpoint-40" in log
     np.testing.assert_allclose(dev_logits(drive), dev_logits(plain), atol=1e-5)

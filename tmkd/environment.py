@@ -1,13 +1,18 @@
-"""What the chapters print first: library versions, device, run directory; quieter library logging."""
+"""What the chapters print first, and the machine they run on: library versions, the device, the run directory, where
+the run departs from the paper; quieter library logging."""
 from __future__ import annotations
 
+import os
+import platform
+import subprocess
 import sys
+import warnings
+from pathlib import Path
 
 from . import lock
-from .config import Config, deviations, make_config
+from .config import REPO, Config, deviations, make_config
 from .data import data_source
 from .rundir import check_run_dir
-from .speed import device_name
 
 
 def start_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides=None, force=False) -> Config:
@@ -34,7 +39,6 @@ def departures(cfg: Config) -> str:
 
 def quiet():
     """Fewer library messages in the chapters (warnings about weights newly initialised, pin_memory)."""
-    import warnings
     import transformers
     transformers.logging.set_verbosity_error()
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
@@ -43,8 +47,6 @@ def quiet():
 
 def shown_path(path) -> str:
     """A path as a chapter shows it: relative to the repository when inside it (no machine-specific prefix)."""
-    from pathlib import Path
-    from .config import REPO
     p = Path(str(path))
     if not p.is_absolute():
         return str(path)
@@ -80,7 +82,6 @@ def device_description() -> str:
     """The device, without initialising CUDA (torch.cuda.get_device_name would): a notebook that later starts
     worker processes by forking them (accelerate's notebook_launcher) needs CUDA untouched. GPU names come from
     nvidia-smi."""
-    import subprocess
     import torch
     if not torch.cuda.is_available():
         return device_name(cpu=True)
@@ -92,3 +93,11 @@ def device_description() -> str:
         names = []
     name = names[0].strip() if names and names[0].strip() else "CUDA GPU"
     return f"{name} x {n}" if n > 1 else name
+
+
+def device_name(cpu: bool = False) -> str:
+    """The GPU's name (this initialises CUDA), or the CPU with its core count."""
+    import torch
+    if torch.cuda.is_available() and not cpu:
+        return torch.cuda.get_device_name(0)
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"

@@ -9,7 +9,10 @@ import torch
 
 from .base_model import base_model_path
 from .config import SMOKE_MODEL, Config
+from .corpus import count_pairs
 from .data import dev_splits, local_file
+from .environment import device_name
+from .method import TMKDStudent, student_config
 from .trainer import AUTOCAST, device, device_precision
 
 # Public GLUE / SNLI sizes (train, all dev splits), for the Hub: the estimate reads no dataset.
@@ -47,7 +50,6 @@ def workload(cfg: Config) -> dict:
     pool = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else (cfg.stage1_task,)
     corpus = sum(sizes[t][2] for t in pool)
     if cfg.corpus_file:                                                            # the user's pairs, counted
-        from .corpus import count_pairs
         corpus = count_pairs(cfg.corpus_file)
     corpus = min(corpus, cfg.stage1_size) if cfg.stage1_size else corpus
     students.append((corpus * cfg.stage1_epochs, 2))                               # TMKD and TKD stage 1
@@ -120,7 +122,6 @@ def measure_rates(cfg: Config) -> dict:
     from their config (a few seconds; no weights are loaded)."""
     import transformers
     from transformers import AutoModelForSequenceClassification
-    from .method import TMKDStudent, student_config
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()          # the smoke base is built here on a first run
     shape = base_shape(cfg)
@@ -146,7 +147,6 @@ def measure_rates(cfg: Config) -> dict:
 def estimate(cfg: Config, rates: dict | None = None) -> dict:
     """The workload, the expected hours on this device (measured rates) and the space the run directory needs.
     Prints a few lines; returns the numbers."""
-    from .speed import device_name
     w = workload(cfg)
     r = rates or measure_rates(cfg)
     seconds = (w["teacher_examples"] / r["teacher_train"] + w["student_examples"] / r["student_train"]

@@ -1,8 +1,17 @@
 """Evidence for a comparison between two methods: a paired bootstrap interval of their accuracy difference on the
-same dev examples (averaged over seeds), and a verdict that calls a difference inside the interval noise."""
+same dev examples (averaged over seeds), a verdict that calls a difference inside the interval noise, and the
+comparisons of chapters 04 and 06 on this run's students."""
 from __future__ import annotations
 
 import numpy as np
+
+from .config import Config
+from .data import dev_splits
+from .experiments import matched_spec, method_specs, stage2_spec
+from .logit_cache import align_examples
+from .method import METHOD_LABELS, combine_students
+from .paper import PUBLISHED
+from .students import student_predictions
 
 
 def paired_bootstrap(correct_a, correct_b, n_boot: int = 2000, seed: int = 0, level: float = 0.95) -> dict:
@@ -54,3 +63,51 @@ def sentence(a: str, b: str, interval: dict) -> str:
     if v == "refuted":
         return f"{a} falls behind {b} by {-d:.1f} points {span}"
     return f"{a} vs {b}: {d:+.1f} points {span}, within noise"
+
+
+# ---- the comparisons of chapters 04 and 06, on this run's students ---------------------------------------------
+
+ONE_STAGE_COMPARISONS = (("mo1", "no_kd"), ("mo1", "1o1"), ("mo1", "1avgo1"), ("mom_avg", "mo1"))
+TWO_STAGE_COMPARISONS = (("tmkd", "mo1"), ("tmkd", "mo1_matched"), ("tmkd", "tkd"))
+
+
+def method_spec_lists(cfg: Config, task: str, method: str) -> list:
+    """Per seed, the students whose combined prediction is `method`'s."""
+    if method in ("tmkd", "tkd"):
+        return [[stage2_spec(cfg, method, task=task, seed=s)] for s in cfg.seeds]
+    if method == "mo1_matched":
+        return [[matched_spec(cfg, task, s)] for s in cfg.seeds]
+    return [method_specs(cfg, task, method, s) for s in cfg.seeds]
+
+
+def method_correct(cfg: Config, task: str, method: str, split: str):
+    """(seeds, dev examples in example-id order): whether `method`'s prediction is the gold label."""
+    out = []
+    for specs in method_spec_lists(cfg, task, method):
+        preds = [student_predictions(cfg, s, split) for s in specs]
+        order = np.sort(preds[0]["idx"])
+        probs = [align_examples(p["probs"], p["idx"], order) for p in preds]
+        gold = align_examples(preds[0]["labels"], preds[0]["idx"], order)
+        predicted = combine_students(probs, method.split("_")[1]) if method.startswith("mom_") else probs[0].argmax(-1)
+        out.append(predicted == gold)
+    return np.stack(out)
+
+
+def compare_methods(cfg: Config, pairs, tasks=None):
+    """For each task, dev split and pair (A, B) of trained methods: A's accuracy minus B's in points (mean over
+    seeds), its paired bootstrap 95 % interval, the paper's difference, and the verdict on the paper's claim."""
+    import pandas as pd
+    rows = []
+    for task in tasks or cfg.tasks:
+        for split in dev_splits(task):
+            for a, b in pairs:
+                interval = paired_bootstrap(method_correct(cfg, task, a, split), method_correct(cfg, task, b, split))
+                paper = PUBLISHED["paper"]
+                pa, pb = paper.get(a, {}).get(task), paper.get(b, {}).get(task)
+                claim = round(pa - pb, 2) if pa is not None and pb is not None else None
+                rows.append({"task": task, "split": split, "a": a, "b": b, "seeds": interval["seeds"][0],
+                             "difference": round(interval["difference"], 2), "low": round(interval["low"], 2),
+                             "high": round(interval["high"], 2), "paper_difference": claim,
+                             "verdict": claim_verdict(interval, claim),
+                             "reads": sentence(METHOD_LABELS.get(a, a), METHOD_LABELS.get(b, b), interval)})
+    return pd.DataFrame(rows)

@@ -1,22 +1,25 @@
-"""What the chapters run: each KD method of tmkd.method as student steps (chapter 04), the sweeps (chapter 03) and
-the two stages (chapters 05-06), each recording its dev accuracy rows in metrics.csv."""
+"""What the chapters run: each KD method of tmkd.method as student steps (chapter 04), the sweeps (chapter 03), the
+two stages (chapters 05-06) and the int8 student (chapter 07), each recording its dev accuracy rows in metrics.csv."""
 from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
 
 import numpy as np
+import torch
+import torch.nn as nn
 
 from .base_model import base_depth
 from .config import Config, TMKDError
 from .corpus import corpus_name
-from .data import dev_splits
-from .logit_cache import align_examples, best_teacher, weak_teachers
-from .method import ONE_STAGE_METHODS, combine_students, method_students
-from .rundir import check_run_dir, read_json, read_metrics, record_metrics
+from .data import POOL_OFFSET, dev_splits, split_dataset
+from .logit_cache import align_examples
+from .method import ONE_STAGE_METHODS, TMKDStudent, accuracy, combine_students, method_students
+from .rundir import check_run_dir, read_metrics, record_metrics
 from .students import StudentSpec, spec_row, student_dir, student_predictions, student_rows, train_student
-from .teachers import teacher_name, teacher_names
-from .trainer import params_of
+from .teacher_selection import best_teacher, evaluate_teachers, weak_teachers
+from .teachers import teacher_name, teacher_names, train_teacher
+from .trainer import count_params, params_of, predict_logits
 
 
 def base_spec(cfg: Config, task: str, **changes) -> StudentSpec:
@@ -110,15 +113,12 @@ def strong_variants(cfg: Config, task: str) -> list:
 
 
 def one_vs_many(cfg: Config, task: str, methods=ONE_STAGE_METHODS, force: bool = False):
-    """Chapter 04 on one task: each method once per seed, then the weak-teacher variants where a teacher is weak.
-    Returns the accuracy table (mean and sd over seeds) beside the teachers."""
-    from .report import seed_table
+    """Chapter 04 on one task: each method once per seed, then the weak-teacher variants where a teacher is weak."""
     check_run_dir(cfg)
     for method in methods:
         run_method(cfg, task, method, force)
     for method in strong_variants(cfg, task):
         run_method(cfg, task, method, force)
-    return seed_table(read_metrics(cfg.run_path), tasks=(task,))
 
 
 # ---- chapter 03: the student's knobs ---------------------------------------------------------------------
@@ -154,8 +154,6 @@ def pooling_check(cfg: Config, force: bool = False):
     and the no-KD student from the base, with each pooling (the configured one is the run's own teacher; the other
     is trained in RUN_DIR/checks/pooling-<p>, a run directory of its own). Rows carry sweep="pooling"."""
     import pandas as pd
-    from .logit_cache import evaluate_teachers
-    from .teachers import train_teacher
     task, lr = cfg.sweep_task, cfg.teacher_lrs[len(cfg.teacher_lrs) // 2]
     rows = []
     for p in ("cls", "mean"):
@@ -196,7 +194,6 @@ def stage1_spec(cfg: Config, method: str) -> StudentSpec:
 
 def stage1_overlap(cfg: Config) -> dict:
     """For each task, how many stage-1 pairs are also among its train or select pairs (0 by construction)."""
-    from .data import POOL_OFFSET, split_dataset
     if cfg.corpus_file:              # the user's own pairs: nothing ties them to a task's rows
         return {}
     tasks = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else (cfg.stage1_task,)
@@ -233,7 +230,6 @@ def stage2_spec(cfg: Config, method: str, alpha: float | None = None, task: str 
 def matched_spec(cfg: Config, task: str, seed: int | None = None) -> StudentSpec:
     """The compute-matched control: m-o-1 on the stage-2 pairs for as many examples as stage 1 + stage 2 see, so
     "two stages help" cannot be "more steps on the same pairs"."""
-    from .data import split_dataset
     stage1 = len(split_dataset(cfg, cfg.stage1_task, "stage1")) * cfg.stage1_epochs
     train = len(split_dataset(cfg, task, "train"))
     epochs = round(cfg.student_epochs + stage1 / train, 2)
@@ -265,58 +261,44 @@ def alpha_sweep(cfg: Config, force: bool = False):
     return pd.DataFrame(rows)[["task", "split", "alpha", "accuracy", "model"]]
 
 
-def log_history(folder):
-    """A finished run's Trainer log (step, epoch, loss, learning_rate) as a frame."""
-    import pandas as pd
-    logs = read_json(Path(folder) / "log_history.json") or []
-    return pd.DataFrame([r for r in logs if "loss" in r])
+# ---- chapter 07: the int8 student ---------------------------------------------------------------------------
+
+def quantize_int8(model):
+    """Dynamic int8 quantization of every Linear layer, for CPU inference (the fp32 model is left as it was)."""
+    import copy
+    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
 
 
-# ---- which differences are more than noise (tmkd.evidence) ------------------------------------------------
-
-ONE_STAGE_COMPARISONS = (("mo1", "no_kd"), ("mo1", "1o1"), ("mo1", "1avgo1"), ("mom_avg", "mo1"))
-TWO_STAGE_COMPARISONS = (("tmkd", "mo1"), ("tmkd", "mo1_matched"), ("tmkd", "tkd"))
-
-
-def method_spec_lists(cfg: Config, task: str, method: str) -> list:
-    """Per seed, the students whose combined prediction is `method`'s."""
-    if method in ("tmkd", "tkd"):
-        return [[stage2_spec(cfg, method, task=task, seed=s)] for s in cfg.seeds]
-    if method == "mo1_matched":
-        return [[matched_spec(cfg, task, s)] for s in cfg.seeds]
-    return [method_specs(cfg, task, method, s) for s in cfg.seeds]
-
-
-def method_correct(cfg: Config, task: str, method: str, split: str):
-    """(seeds, dev examples in example-id order): whether `method`'s prediction is the gold label."""
-    out = []
-    for specs in method_spec_lists(cfg, task, method):
-        preds = [student_predictions(cfg, s, split) for s in specs]
-        order = np.sort(preds[0]["idx"])
-        probs = [align_examples(p["probs"], p["idx"], order) for p in preds]
-        gold = align_examples(preds[0]["labels"], preds[0]["idx"], order)
-        predicted = combine_students(probs, method.split("_")[1]) if method.startswith("mom_") else probs[0].argmax(-1)
-        out.append(predicted == gold)
-    return np.stack(out)
+def int8_accuracy(cfg: Config, force: bool = False) -> list:
+    """The TMKD student (first seed) after dynamic int8 quantization, on stage2_task's dev set: accuracy and how
+    often it predicts what the same student in fp32 does (metrics rows method='tmkd_int8'). Kept when recorded."""
+    spec = stage2_spec(cfg, "tmkd")
+    final = student_dir(cfg, spec) / "final"
+    if not final.exists():
+        return []
+    model = f"{spec.task}/{spec.name}-int8"
+    if not force and model in set(read_metrics(cfg.run_path)["model"]):
+        return []
+    fp32 = TMKDStudent.from_pretrained(str(final)).cpu().eval()
+    rows = int8_rows(cfg, spec, quantize_int8(fp32), fp32, count_params(fp32))
+    record_metrics(cfg.run_path, rows)
+    return rows
 
 
-def compare_methods(cfg: Config, pairs, tasks=None):
-    """For each task, dev split and pair (A, B) of trained methods: A's accuracy minus B's in points (mean over
-    seeds), its paired bootstrap 95 % interval, the paper's difference, and the verdict on the paper's claim."""
-    import pandas as pd
-    from .evidence import claim_verdict, paired_bootstrap, sentence
-    from .report import METHOD_LABELS, PUBLISHED
+def int8_rows(cfg: Config, spec: StudentSpec, quantized, fp32_model, params: int) -> list:
+    """Dev accuracy of the int8 student, and how often it predicts what the same student in fp32 does (both
+    on the CPU, so the agreement measures quantization only)."""
     rows = []
-    for task in tasks or cfg.tasks:
-        for split in dev_splits(task):
-            for a, b in pairs:
-                interval = paired_bootstrap(method_correct(cfg, task, a, split), method_correct(cfg, task, b, split))
-                paper = PUBLISHED["paper"]
-                pa, pb = paper.get(a, {}).get(task), paper.get(b, {}).get(task)
-                claim = round(pa - pb, 2) if pa is not None and pb is not None else None
-                rows.append({"task": task, "split": split, "a": a, "b": b, "seeds": interval["seeds"][0],
-                             "difference": round(interval["difference"], 2), "low": round(interval["low"], 2),
-                             "high": round(interval["high"], 2), "paper_difference": claim,
-                             "verdict": claim_verdict(interval, claim),
-                             "reads": sentence(METHOD_LABELS.get(a, a), METHOD_LABELS.get(b, b), interval)})
-    return pd.DataFrame(rows)
+    for split in dev_splits(spec.task):
+        ds = split_dataset(cfg, spec.task, split)
+        probs = np.exp(predict_logits(quantized, ds, cfg.eval_batch_size, desc=f"int8 {split}"))
+        if torch.cuda.is_available():
+            fp32 = {"probs": np.exp(predict_logits(fp32_model, ds, cfg.eval_batch_size, desc="fp32", mixed=False))}
+        else:
+            fp32 = student_predictions(cfg, spec, split)
+        rows.append(spec_row(cfg, spec) | {
+            "method": "tmkd_int8", "model": f"{spec.task}/{spec.name}-int8", "split": split, "sweep": "",
+            "accuracy": accuracy(probs, ds["label"]), "n_examples": len(ds),
+            "params": params,
+            "agreement_fp32": float((probs.argmax(-1) == fp32["probs"].argmax(-1)).mean())})
+    return rows

@@ -1,6 +1,6 @@
 """Teacher logits: computed once per teacher and split, cached with what produced them, and aligned to a split by
-example id and to the task's label order by name. Teachers are reported on dev from these files, and compared
-(best teacher, weak teachers) on the held-out select slice of train only."""
+example id and to the task's label order by name; a stage-1 corpus file scored shard by shard. Which teacher is
+best or weak is tmkd.teacher_selection's job."""
 from __future__ import annotations
 
 import json
@@ -9,15 +9,24 @@ from pathlib import Path
 import numpy as np
 
 from .config import TASKS, Config, TMKDError
+from .corpus import corpus_tokens
 from .data import dev_splits, split_dataset
-from .method import accuracy, teacher_ensemble
-from .corpus import save_npy_atomic
-from .rundir import (check_run_dir, file_sha256, force_stamp, forced_here, load_npz, note_artifact, read_json,
-                     record_metrics, save_npz_atomic, write_json_atomic)
+from .files import file_sha256, load_npz, read_json, save_npy_atomic, save_npz_atomic, write_json_atomic
+from .parallel import (
+    barrier,
+    broadcast,
+    gather_to_main,
+    is_main,
+    launch,
+    main_first,
+    on_main,
+    rank,
+    wants_launch,
+    world_size,
+)
+from .rundir import check_run_dir, force_stamp, forced_here, note_artifact
 from .teachers import load_teacher, teacher_dir, teacher_label_names, teacher_names
-from .parallel import (barrier, broadcast, gather_to_main, is_main, launch, main_first, on_main, rank, wants_launch,
-                       world_size)
-from .trainer import params_of, predict_batches, predict_logits
+from .trainer import predict_batches, predict_logits
 
 
 def logits_path(cfg: Config, task: str, teacher: str, split: str) -> Path:
@@ -179,83 +188,6 @@ def cache_all_logits(cfg: Config, force: bool = False):
     return pd.DataFrame(rows)
 
 
-# ---- teachers on dev, from their cached logits --------------------------------------------------------------
-
-def evaluate_teachers(cfg: Config, tasks=None, record: bool = True):
-    """Each teacher and the teacher ensemble (mean of probabilities) on the dev sets, against gold labels."""
-    import pandas as pd
-    rows = []
-    for task in tasks or cfg.tasks:
-        names = teacher_names(cfg)
-        params = params_of(teacher_dir(cfg, task, names[0]) / "final")
-        for split in dev_splits(task):
-            ds = split_dataset(cfg, task, split)
-            logits = stacked_teacher_logits(cfg, task, names, split, ds)          # (n, N, C)
-            gold = np.asarray(ds["label"])
-            common = {"task": task, "split": split, "n_examples": len(ds), "teachers": "+".join(names),
-                      "epochs": cfg.teacher_epochs, "seed": cfg.seed, "stage": 0}
-            for i, name in enumerate(names):
-                rows.append(common | {"method": "teacher", "model": f"{task}/{name}", "params": params,
-                                      "accuracy": accuracy(logits[:, i], gold), "lr": cfg.teacher_lrs[i],
-                                      "teachers": name, "pooling": cfg.pooling})
-            rows.append(common | {"method": "teacher_ensemble", "model": f"{task}/ensemble-{len(names)}",
-                                  "params": params * len(names), "accuracy": accuracy(teacher_ensemble(logits), gold)})
-    if record:
-        record_metrics(cfg.run_path, rows)
-    return pd.DataFrame(rows)
-
-
-def select_split(cfg: Config, task: str):
-    ds = split_dataset(cfg, task, "select")
-    if len(ds) == 0:
-        raise TMKDError(f"select_size={cfg.select_size}: {task} has no held-out slice to compare teachers on. "
-                        "Set select_size (e.g. 200) so that the best teacher is not chosen on the dev set")
-    return ds
-
-
-def select_accuracies(cfg: Config, task: str) -> dict:
-    """Each teacher's accuracy on the held-out `select` slice of train (never on the reported dev set)."""
-    ds = select_split(cfg, task)
-    logits = stacked_teacher_logits(cfg, task, teacher_names(cfg), "select", ds)
-    return {t: accuracy(logits[:, i], ds["label"]) for i, t in enumerate(teacher_names(cfg))}
-
-
-def best_teacher(cfg: Config, task: str) -> str:
-    """The teacher with the best accuracy on the held-out select slice (ties go to the first in teacher_lrs)."""
-    accs = select_accuracies(cfg, task)
-    return max(accs, key=lambda t: (accs[t], -list(accs).index(t)))
-
-
-def teacher_quality(cfg: Config, task: str):
-    """Per teacher, on the held-out select slice: accuracy, the majority-class rate, the scale of its logits
-    (std over examples and classes: what MSE targets weigh) and whether it is weak (cfg.weak_margin below the best
-    teacher, or within 2 points of the majority class). Nothing here reads the dev set."""
-    import pandas as pd
-    ds = select_split(cfg, task)
-    gold = np.asarray(ds["label"])
-    majority = float(np.bincount(gold).max() / len(gold))
-    logits = stacked_teacher_logits(cfg, task, teacher_names(cfg), "select", ds)
-    accs = [accuracy(logits[:, i], gold) for i in range(logits.shape[1])]
-    rows = []
-    for i, t in enumerate(teacher_names(cfg)):
-        reasons = []
-        if accs[i] < max(accs) - cfg.weak_margin:
-            reasons.append(f"{(max(accs) - accs[i]) * 100:.1f} points below the best teacher")
-        if accs[i] <= majority + 0.02:
-            reasons.append(f"near the majority class ({majority * 100:.1f} %)")
-        rows.append({"task": task, "teacher": t, "select_accuracy": round(accs[i] * 100, 2),
-                     "majority_class": round(majority * 100, 2), "logit_scale": round(float(logits[:, i].std()), 2),
-                     "weak": bool(reasons), "why": "; ".join(reasons)})
-    return pd.DataFrame(rows)
-
-
-def weak_teachers(cfg: Config, task: str) -> list:
-    """The teachers teacher_quality flags on `task` (never all of them: the best one is kept)."""
-    q = teacher_quality(cfg, task)
-    weak = list(q.loc[q["weak"], "teacher"])
-    return [t for t in weak if t != best_teacher(cfg, task)]
-
-
 # ---- a stage-1 corpus file: logits shard by shard ------------------------------------------------------------
 
 def corpus_logits_dir(cfg: Config, task: str, teacher: str, tokens) -> Path:
@@ -285,7 +217,6 @@ def score_corpus(cfg: Config, task: str, teacher: str, force: bool = False) -> i
     corrupt) are shared among the processes of the launch and the main process writes each shard's logits
     (.npy, then its .json with the file's hash) as soon as it has them, so a crash loses at most one round.
     Returns how many shards were scored."""
-    from .corpus import corpus_tokens
     tokens = corpus_tokens(cfg)
     out = corpus_logits_dir(cfg, task, teacher, tokens)
     path = lambda k: out / f"shard-{k:05d}.npy"                                   # noqa: E731
@@ -316,7 +247,6 @@ def corpus_logits(cfg: Config, task: str, teacher: str, force: bool = False) -> 
     """One teacher's logits on the stage-1 corpus file: {'shards': memory-mapped (n_k, C) arrays in the teacher's
     label order, 'n', 'labels'}. Scores what is missing first (nproc processes); every shard's provenance (teacher
     weights, tokenized corpus, label order) and hash are checked."""
-    from .corpus import corpus_tokens
     tokens = corpus_tokens(cfg)
     out = corpus_logits_dir(cfg, task, teacher, tokens)
     if wants_launch(cfg):
@@ -340,7 +270,6 @@ def corpus_logits(cfg: Config, task: str, teacher: str, force: bool = False) -> 
 def corpus_with_logits(cfg: Config, task: str, teachers, average: bool = False):
     """The stage-1 corpus file as a training set: memory-mapped tokens, and per example its teachers' logits
     (teachers x classes, in the task's label order; `average` -> one mean teacher), read from the shards."""
-    from .corpus import corpus_tokens
     tokens = corpus_tokens(cfg)
     order = TASKS[task].labels
     per_teacher = []

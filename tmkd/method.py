@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from transformers import AutoConfig, BertConfig, BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from .config import POOLINGS, SOFT_LOSS_NAMES
 
 # ------------------------------------------------------------------------------------------------
 # Losses (Sec. 3.1): golden head = cross-entropy; soft head i = MSE on teacher i's pre-softmax logits.
@@ -51,7 +52,8 @@ def kl_soft_loss(soft_logits: torch.Tensor, teacher_logits: torch.Tensor, temper
 
 
 # Soft losses by name (the `soft_loss` setting): "mse" is the paper's, "kl" a documented alternative.
-SOFT_LOSSES = {"mse": mse_soft_loss, "kl": kl_soft_loss}
+# The soft losses by name: each name of config.SOFT_LOSS_NAMES (the setting soft_loss) is the function <name>_soft_loss.
+SOFT_LOSSES = {name: globals()[f"{name}_soft_loss"] for name in SOFT_LOSS_NAMES}
 
 
 def tmkd_loss(golden_logits, soft_logits, labels, teacher_logits, alpha: float,
@@ -108,7 +110,6 @@ def teacher_ensemble(teacher_logits: np.ndarray) -> np.ndarray:
 # series uses the pooling it was trained with: a named setting (`pooling`), the same for teachers and students.
 # ------------------------------------------------------------------------------------------------
 
-POOLINGS = ("cls", "mean")
 
 
 def pool(hidden: torch.Tensor, attention_mask: torch.Tensor, how: str) -> torch.Tensor:
@@ -288,6 +289,16 @@ METHODS = {
 }
 ONE_STAGE_METHODS = ("no_kd", "1o1", "1avgo1", "mom_avg", "mom_vote", "mo1")
 TWO_STAGE_METHODS = ("tkd", "tmkd")
+# How tables, figures and sentences name each method and variant (the `method` column of metrics.csv), in table order.
+METHOD_LABELS = {"teacher": "teacher (mean of 3)", "teacher_ensemble": "teacher ensemble (3)",
+                 "no_kd": "student, no KD", "1o1": "1-o-1", "1avgo1": "1avg-o-1", "mom_avg": "m-o-m (average)",
+                 "mom_vote": "m-o-m (vote)", "mo1": "m-o-1 (MKD)", "tkd": "TKD", "tmkd": "TMKD",
+                 "tmkd_int8": "TMKD, int8", "mom_member": "m-o-m member (1 teacher)",
+                 "mo1_strong": "m-o-1 without weak teachers", "1avgo1_strong": "1avg-o-1 without weak teachers",
+                 "mo1_matched": "m-o-1, compute-matched to TMKD"}
+METHOD_ORDER = ("teacher", "teacher_ensemble", "no_kd", "1o1", "1avgo1", "mom_avg", "mom_vote", "mo1", "tkd",
+                "tmkd", "tmkd_int8")
+VARIANT_ORDER = ("mom_member", "mo1_strong", "1avgo1_strong", "mo1_matched")
 
 
 def method_students(method: str, teachers: tuple, best: str) -> list:

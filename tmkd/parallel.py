@@ -22,6 +22,16 @@ import os
 import time
 import uuid
 
+from .config import TMKDError
+
+# FORCE recomputes each step once per run: a chain run passes one token to all its chapters (TMKD_RUN_TOKEN), a
+# notebook on its own gets one per kernel, and the workers `launch` starts get their parent's.
+_KERNEL_TOKEN = uuid.uuid4().hex
+
+
+def run_token() -> str:
+    return os.environ.get("TMKD_RUN_TOKEN") or _KERNEL_TOKEN
+
 
 def world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1") or 1)
@@ -151,7 +161,6 @@ def launch(fn, *args, nproc: int, threads: int = 0, **kwargs):
     import torch
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
-    from .config import TMKDError
     if torch.cuda.is_available() and nproc > torch.cuda.device_count():
         raise TMKDError(f"nproc={nproc} processes, but this machine has {torch.cuda.device_count()} GPU(s): one process "
                         f"per GPU, so set nproc to at most {torch.cuda.device_count()}")
@@ -161,7 +170,6 @@ def launch(fn, *args, nproc: int, threads: int = 0, **kwargs):
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
                           start_method="spawn")
-    from .rundir import run_token
     saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TOKENIZERS_PARALLELISM", "TMKD_RUN_TOKEN")}
     os.environ["OMP_NUM_THREADS"] = str(threads)           # read by the workers' OpenMP before torch starts
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
@@ -201,9 +209,10 @@ def _lost(message: str) -> bool:
 
 def _worker(fn, args, kwargs, threads):
     """One worker: its device (GPU `LOCAL_RANK`) or its CPU threads, the process group, then fn."""
-    from torch.distributed.elastic.multiprocessing.errors import record
     import sys
+
     import torch
+    from torch.distributed.elastic.multiprocessing.errors import record
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank())
     else:

@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 from .config import REPO, TMKDError
-from .report import (METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER, collapsed_count, comparison_table, per_seed,
-                     save_table, to_markdown)
-from .rundir import read_json, read_metrics, replace_dir, write_json_atomic, write_text_atomic
+from .files import read_json, replace_dir, write_json_atomic, write_text_atomic
+from .method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
+from .report import collapsed_count, comparison_table, per_seed, save_table, to_markdown
+from .rundir import read_metrics
 
 REFERENCE = REPO / "results" / "reference"
 README = REPO / "README.md"

@@ -7,40 +7,25 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import TASKS
 from .data import dev_splits
-from .experiments import log_history
-from .rundir import note_artifact, tmp_name, write_text_atomic
+from .files import read_json, tmp_name, write_text_atomic
+from .method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
+from .paper import PUBLISHED
+from .rundir import note_artifact
 
-METHOD_LABELS = {"teacher": "teacher (mean of 3)", "teacher_ensemble": "teacher ensemble (3)",
-                 "no_kd": "student, no KD", "1o1": "1-o-1", "1avgo1": "1avg-o-1", "mom_avg": "m-o-m (average)",
-                 "mom_vote": "m-o-m (vote)", "mo1": "m-o-1 (MKD)", "tkd": "TKD", "tmkd": "TMKD",
-                 "tmkd_int8": "TMKD, int8", "mom_member": "m-o-m member (1 teacher)",
-                 "mo1_strong": "m-o-1 without weak teachers", "1avgo1_strong": "1avg-o-1 without weak teachers",
-                 "mo1_matched": "m-o-1, compute-matched to TMKD"}
 
-# Published dev accuracies (%) for reference. Source: Yang et al. 2020, Table 4 (paper) and the seed
-# reimplementation's slides (1000-example subsets, bert-base teachers, its own test split; see docs/PAPER.md).
-PUBLISHED = {
-    "paper": {
-        "no_kd": {"mnli": 70.77, "snli": 77.75, "qnli": 78.51, "rte": 57.42},
-        "teacher": {"mnli": 79.10, "snli": 80.90, "qnli": 90.30, "rte": 68.23},
-        "teacher_ensemble": {"mnli": 79.57, "snli": 81.39, "qnli": 90.91, "rte": 70.75},
-        "1o1": {"mnli": 71.07, "snli": 78.62, "qnli": 77.65, "rte": 55.23},
-        "1avgo1": {"mnli": 70.63, "snli": 78.64, "qnli": 78.20, "rte": 58.12},
-        "mom_avg": {"mnli": 71.28, "snli": 78.71, "qnli": 77.90, "rte": 57.40},
-        "mo1": {"mnli": 71.98, "snli": 78.80, "qnli": 77.80, "rte": 59.92},
-        "tkd": {"mnli": 72.34, "snli": 78.23, "qnli": 85.89, "rte": 67.35},
-        "tmkd": {"mnli": 71.29, "snli": 78.35, "qnli": 83.53, "rte": 66.64},
-    },
-    "seed": {
-        "teacher": {"mnli": 59.5, "rte": 55.5, "qnli": 81.0},       # midpoints of 0.52-0.67, 0.52-0.59, 0.78-0.84
-        "mo1": {"mnli": 39.5},
-        "tmkd": {"rte": 58.3, "qnli": 53.2},
-    },
-}
-METHOD_ORDER = ("teacher", "teacher_ensemble", "no_kd", "1o1", "1avgo1", "mom_avg", "mom_vote", "mo1", "tkd",
-                "tmkd", "tmkd_int8")
-VARIANT_ORDER = ("mom_member", "mo1_strong", "1avgo1_strong", "mo1_matched")
+def main_device(speed) -> str:
+    """The device the chain timed its models on (its teacher's row): tables and plots use that device's rows."""
+    teacher = speed[speed["method"] == "teacher"]
+    return str((teacher if len(teacher) else speed)["device"].iloc[0])
+
+
+def log_history(folder):
+    """A finished run's Trainer log (step, epoch, loss, learning_rate) as a frame."""
+    import pandas as pd
+    logs = read_json(Path(folder) / "log_history.json") or []
+    return pd.DataFrame([r for r in logs if "loss" in r])
 
 
 def per_seed(metrics, methods=METHOD_ORDER + VARIANT_ORDER):
@@ -131,7 +116,6 @@ def comparison_table(metrics, speed=None, methods=METHOD_ORDER):
     params = df.groupby("method")["params"].max()
     table.insert(0, "params_M", (params.reindex(table.index).astype(float) / 1e6).round(2))
     if speed is not None and len(speed):
-        from .speed import main_device
         on = speed[speed["device"] == main_device(speed)]        # one device: never the best across devices
         eps = on.groupby("method")["examples_per_s"].max()
         table.insert(1, "examples_per_s", eps.reindex(table.index).round(1))
@@ -269,7 +253,6 @@ def dev_noise(accuracy: float, n: int) -> float:
 
 
 def chance(task: str) -> float:
-    from .config import TASKS
     return 100 / len(TASKS[task].labels)
 
 
@@ -345,7 +328,6 @@ def plot_speed(metrics, speed, task: str):
     """Accuracy on `task` against examples/s (log scale) on one device, for the models of that task: the trade the
     paper's QPS column reports."""
     import matplotlib.pyplot as plt
-    from .speed import main_device
     device = main_device(speed)
     speed = speed[speed["device"] == device]
     acc = main_rows(metrics).groupby(["method", "task"])["accuracy"].mean()

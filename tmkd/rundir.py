@@ -1,86 +1,20 @@
-"""The run directory: atomic files, the run's identity, claiming a step, FORCE, and metrics.csv.
+"""The run directory: the run's identity (run.json), claiming a step, FORCE once per run, the chapter ledger and
+metrics.csv.
 
-Every file is written under a temporary name and renamed, so a crash leaves the old file or the new one, never
-half of one. A step (teacher, student) keeps spec.json (its identity) beside its checkpoints and final/done.json
-once finished; a changed configuration is refused instead of silently resuming or reusing an old step."""
+A step (teacher, student) keeps spec.json (its identity) beside its checkpoints and final/done.json once finished;
+a changed configuration is refused instead of silently resuming or reusing an old step. Files are written
+atomically (tmkd.files)."""
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
-import uuid
 from pathlib import Path
 
-import numpy as np
-
-from .config import Config, TMKDError, describe_diff, identity
-
-
-def fingerprint(obj) -> str:
-    return hashlib.sha1(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
-def file_sha256(path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def tmp_name(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
-
-
-def write_text_atomic(path, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_name(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-def write_json_atomic(path, obj) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-
-
-def read_json(path):
-    """The json at `path`, or None when it is missing or unreadable (a truncated marker counts as missing)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def save_npz_atomic(path, **arrays) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_name(path)
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
-
-
-def load_npz(path) -> dict:
-    with np.load(path, allow_pickle=False) as z:
-        return {k: z[k] for k in z.files}
-
-
-def replace_dir(tmp: Path, final: Path):
-    """Move a fully written folder into place (the old one, if any, is removed first)."""
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
-
+from .config import Config, TMKDError
+from .files import file_sha256, fingerprint, read_json, write_json_atomic, write_text_atomic
+from .identity import describe_diff, identity
+from .parallel import barrier, is_main, on_main, run_token
 
 # ---- the run: run.json holds the identity of its data and teachers ----------------------------------------
 
@@ -104,13 +38,6 @@ def check_run_dir(cfg: Config, force: bool = False) -> Path:
 # ---- FORCE: recompute each step at most once per run --------------------------------------------------------
 # A chain run passes one token to all its chapters (TMKD_RUN_TOKEN); a notebook on its own gets one per kernel.
 # A step recomputed under FORCE records the token, and a second request in the same run reuses it.
-
-_KERNEL_TOKEN = uuid.uuid4().hex
-
-
-def run_token() -> str:
-    return os.environ.get("TMKD_RUN_TOKEN") or _KERNEL_TOKEN
-
 
 def forced_here(marker: dict | None) -> bool:
     """True when the step behind `marker` was already recomputed under FORCE in this run."""
@@ -148,7 +75,6 @@ def claim_step(out: Path, spec: dict, force: bool = False) -> bool:
     The step's identity lives in spec.json beside its checkpoints, so a changed configuration never silently
     resumes or reuses an old run: it is refused (or, with force, recomputed - once per run). With several processes
     the main one claims and writes; the others get its answer (tmkd.parallel.on_main)."""
-    from .parallel import on_main
     return on_main(_claim_step, out, spec, force)
 
 
@@ -217,7 +143,6 @@ def record_metrics(run: Path, rows: list) -> Path:
     """Upsert rows into RUN_DIR/metrics.csv, keyed on task/method/model/split/sweep, written atomically (by the main
     process only when there are several)."""
     import pandas as pd
-    from .parallel import barrier, is_main
     path = Path(run) / "metrics.csv"
     if not is_main():
         barrier()

@@ -1,23 +1,20 @@
 """Speed: examples/s at batch 32 and latency at batch 1, the same device and inputs for every model (chapter 07)."""
 from __future__ import annotations
 
-import os
-import platform
 import statistics
 import time
 
-import numpy as np
 import torch
-import torch.nn as nn
 
 from .config import Config
 from .data import dev_splits, split_dataset
-from .experiments import base_spec, method_specs, stage2_spec, sweep_values
-from .method import TMKDStudent, accuracy
-from .rundir import record_metrics, write_text_atomic
-from .students import StudentSpec, load_student, spec_row, student_dir, student_predictions
+from .environment import device_name
+from .experiments import base_spec, method_specs, quantize_int8, stage2_spec, sweep_values
+from .files import write_text_atomic
+from .method import TMKDStudent
+from .students import load_student, student_dir
 from .teachers import load_teacher, teacher_dir, teacher_names
-from .trainer import count_params, predict_logits
+from .trainer import count_params
 
 
 def speed_inputs(cfg: Config, task: str, batch_size: int) -> dict:
@@ -61,24 +58,6 @@ def speed_row(name: str, models: list, cfg: Config, inputs32: dict, inputs1: dic
             "threads": torch.get_num_threads()}
 
 
-def main_device(speed) -> str:
-    """The device the chain timed its models on (its teacher's row): tables and plots use that device's rows."""
-    teacher = speed[speed["method"] == "teacher"]
-    return str((teacher if len(teacher) else speed)["device"].iloc[0])
-
-
-def device_name(cpu: bool = False) -> str:
-    if torch.cuda.is_available() and not cpu:
-        return torch.cuda.get_device_name(0)
-    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores)"
-
-
-def quantize_int8(model):
-    """Dynamic int8 quantization of every Linear layer, for CPU inference (the fp32 model is left as it was)."""
-    import copy
-    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
-
-
 def speed_models(cfg: Config) -> dict:
     """name -> (list of models, method) for the speed table: teacher, ensemble, each student size, m-o-m, TMKD."""
     task = cfg.stage2_task
@@ -101,8 +80,8 @@ def speed_models(cfg: Config) -> dict:
 
 
 def measure_speed(cfg: Config, force: bool = False):
-    """Chapter 07: time every model on the same inputs into speed.csv, plus the int8 TMKD student and its
-    dev accuracy (metrics row method='tmkd_int8'). Rows already measured on this device are kept."""
+    """Chapter 07: time every model on the same inputs into speed.csv, the int8 TMKD student among them (its dev
+    accuracy is tmkd.experiments.int8_accuracy's). Rows already measured on this device are kept."""
     import pandas as pd
     path = cfg.run_path / "speed.csv"
     old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["model", "device"])
@@ -127,28 +106,8 @@ def measure_speed(cfg: Config, force: bool = False):
         q = quantize_int8(fp32)
         rows.append(speed_row(f"{cfg.stage2_task}/tmkd-int8", [q], cfg, cpu32, cpu1)
                     | {"method": "tmkd_int8", "params": params})
-        record_metrics(cfg.run_path, int8_rows(cfg, tmkd, q, fp32, params))
     if rows:
         new = pd.DataFrame(rows)
         keep = ~old.set_index(["model", "device"]).index.isin(new.set_index(["model", "device"]).index)
         write_text_atomic(path, pd.concat([old[keep], new], ignore_index=True).to_csv(index=False))
     return pd.read_csv(path)
-
-
-def int8_rows(cfg: Config, spec: StudentSpec, quantized, fp32_model, params: int) -> list:
-    """Dev accuracy of the int8 student, and how often it predicts what the same student in fp32 does (both
-    on the CPU, so the agreement measures quantization only)."""
-    rows = []
-    for split in dev_splits(spec.task):
-        ds = split_dataset(cfg, spec.task, split)
-        probs = np.exp(predict_logits(quantized, ds, cfg.eval_batch_size, desc=f"int8 {split}"))
-        if torch.cuda.is_available():
-            fp32 = {"probs": np.exp(predict_logits(fp32_model, ds, cfg.eval_batch_size, desc="fp32", mixed=False))}
-        else:
-            fp32 = student_predictions(cfg, spec, split)
-        rows.append(spec_row(cfg, spec) | {
-            "method": "tmkd_int8", "model": f"{spec.task}/{spec.name}-int8", "split": split, "sweep": "",
-            "accuracy": accuracy(probs, ds["label"]), "n_examples": len(ds),
-            "params": params,
-            "agreement_fp32": float((probs.argmax(-1) == fp32["probs"].argmax(-1)).mean())})
-    return rows

@@ -9,14 +9,17 @@ from pathlib import Path
 import numpy as np
 
 from .base_model import base_model_path
-from .config import SPEC_FIELDS, TASKS, Config, TMKDError, identity
+from .config import TASKS, Config, TMKDError
 from .data import dev_splits, split_dataset
-from .logit_cache import best_teacher, with_teacher_logits
+from .files import file_sha256, load_npz, read_json, save_npz_atomic, write_json_atomic
+from .identity import SPEC_FIELDS, identity
+from .logit_cache import with_teacher_logits
 from .method import Student, TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, soft_heads, student_config
 from .parallel import launch, wants_launch
-from .rundir import step_finished, claim_step, file_sha256, finished_model, load_npz, read_json, save_npz_atomic, write_json_atomic
-from .teachers import pretrained_encoder, teacher_dir
-from .trainer import device, finish_step, fit, params_of, predict_logits, training_args
+from .rundir import claim_step, finished_model, step_finished
+from .teacher_selection import best_teacher
+from .teachers import pretrained_encoder, teacher_dir, teacher_names
+from .trainer import collate, device, finish_step, fit, params_of, predict_logits, training_args
 
 
 @dataclass(frozen=True)
@@ -256,3 +259,20 @@ def student_rows(cfg: Config, spec: StudentSpec, method: str, sweep: str = "") -
             "accuracy": accuracy(p["probs"], p["labels"]), "n_examples": len(p["labels"]), "params": params,
             "top_class_share": top_class_share(p["probs"])})
     return rows
+
+
+# ---- the student on one real batch (chapter 03 recomputes every number from the paper's formulas) -----------
+
+def first_batch(cfg: Config, task: str, size: int = 8, teachers=None, average: bool = False) -> dict:
+    """`size` train pairs of `task`, collated as the Trainer collates them: input_ids, attention_mask,
+    token_type_ids, labels (B,) and teacher_logits (B, N, C) (N = 1 with `average`)."""
+    ds = with_teacher_logits(cfg, task, "train", teachers or teacher_names(cfg), average)
+    return collate([ds[i] for i in range(min(size, len(ds)))])
+
+
+def fresh_student(cfg: Config, task: str, n_teachers: int, alpha: float):
+    """An untrained BERT-k student from the teachers' base, in eval mode (no dropout: numbers repeat)."""
+    student = build_student(base_model_path(cfg), cfg.student_layers, n_teachers, TASKS[task].labels,
+                            cfg.student_head_layers, alpha, soft_loss=cfg.soft_loss, kd_temperature=cfg.kd_temperature,
+                            seed=cfg.seeds[0], pooling=cfg.pooling)
+    return student.eval()

@@ -7,11 +7,13 @@ from pathlib import Path
 import numpy as np
 
 from .base_model import base_model_path
-from .config import TASKS, Config, TMKDError, identity
+from .config import TASKS, Config, TMKDError
 from .data import task_data
+from .files import read_json
+from .identity import identity
 from .method import TeacherClassifier, TeacherConfig
 from .parallel import launch, wants_launch
-from .rundir import check_run_dir, claim_step, read_json, step_finished
+from .rundir import check_run_dir, claim_step, step_finished
 from .trainer import device, finish_step, fit, training_args
 
 

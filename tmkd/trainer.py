@@ -14,14 +14,15 @@ import torch
 from transformers import TrainerCallback
 
 from .base_model import load_tokenizer
-from .config import OPTIMIZERS, Config, TMKDError, checkpoint_root
-from .parallel import barrier, distributed, is_main, on_main, world_size
-from .rundir import fingerprint, file_sha256, force_stamp, note_artifact, read_json, replace_dir, write_json_atomic
+from .colab import local_checkpoints
+from .config import OPTIMIZERS, Config, TMKDError
+from .files import file_sha256, fingerprint, read_json, replace_dir, write_json_atomic
+from .parallel import barrier, distributed, is_main, local_rank, on_main, world_size
+from .rundir import force_stamp, note_artifact
 
 
 def device() -> torch.device:
     """This process's device: its own GPU (LOCAL_RANK of a launch of several processes), else the CPU."""
-    from .parallel import local_rank
     return torch.device("cuda", local_rank()) if torch.cuda.is_available() else torch.device("cpu")
 
 
@@ -42,9 +43,18 @@ def device_precision() -> str:
 AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
 
 
+def checkpoint_root(cfg: Config) -> Path:
+    """Where a step's Trainer checkpoints go while it trains: the run directory itself, or a local-disk mirror of it
+    (cfg.checkpoint_dir; on Colab by default, so that Drive sees one checkpoint per step every few minutes instead
+    of every save)."""
+    if cfg.checkpoint_dir:
+        return Path(cfg.checkpoint_dir)
+    return local_checkpoints(cfg.run_path) or cfg.run_path
+
+
 def work_dir(cfg: Config, out: Path) -> Path:
     """Where the Trainer writes a step's checkpoints: the step's folder, or its mirror under cfg's checkpoint root
-    (config.checkpoint_root), kept apart per run directory."""
+    (checkpoint_root), kept apart per run directory."""
     root = checkpoint_root(cfg)
     if root == cfg.run_path:
         return out

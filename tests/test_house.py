@@ -1,0 +1,148 @@
+"""The package's layout: imports point one way, each module stays small, one source per name, and helpers.py offers
+the chapters exactly what they use. Read from the source files (no import of the modules needed)."""
+import ast
+import json
+import re
+
+import pytest
+
+from conftest import REPO
+
+PACKAGE = REPO / "tmkd"
+MAX_LINES = 450
+
+
+def modules() -> dict:
+    return {p.stem: p for p in sorted(PACKAGE.glob("*.py")) if p.stem != "__init__"}
+
+
+def imports_of(path) -> set:
+    """Every tmkd module `path` imports, at the top or inside a function: relative (`from .x import`,
+    `from . import x`) and absolute (`import tmkd.x`, `from tmkd.x import`, `from tmkd import x`)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1 or node.module == "tmkd":
+                found |= {node.module.split(".")[0]} if node.module and node.level else {a.name for a in node.names}
+            elif node.module and node.module.startswith("tmkd."):
+                found.add(node.module.split(".")[1])
+        elif isinstance(node, ast.Import):
+            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("tmkd.")}
+    return found & set(modules())
+
+
+def find_cycle(graph: dict):
+    """A list of modules that import each other in a circle, or None."""
+    state, stack = {}, []
+
+    def visit(m):
+        state[m] = "open"
+        stack.append(m)
+        for d in sorted(graph[m]):
+            if state.get(d) == "open":
+                return stack[stack.index(d):] + [d]
+            if d not in state and (cycle := visit(d)):
+                return cycle
+        state[m] = "done"
+        stack.pop()
+        return None
+    for m in sorted(graph):
+        if m not in state and (cycle := visit(m)):
+            return cycle
+    return None
+
+
+def test_the_import_graph_reader_sees_function_level_imports(tmp_path):
+    a = tmp_path / "a.py"
+    a.write_text("def f():\n    from .config import Config\n    import tmkd.files\n\n\nfrom tmkd import paper\n")
+    assert imports_of(a) == {"config", "files", "paper"}
+    assert find_cycle({"x": {"y"}, "y": {"z"}, "z": {"x"}}) == ["x", "y", "z", "x"]
+    assert find_cycle({"x": {"y"}, "y": set()}) is None
+
+
+def test_the_package_has_no_import_cycle():
+    graph = {m: imports_of(p) - {m} for m, p in modules().items()}
+    cycle = find_cycle(graph)
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_module_is_too_long():
+    long = {m: n for m, p in modules().items() if (n := len(p.read_text(encoding="utf-8").splitlines())) > MAX_LINES}
+    assert not long, f"modules above {MAX_LINES} lines (split them by job): {long}"
+
+
+def test_one_source_per_constant():
+    """A constant (an UPPER_CASE name at module level) is assigned in one module only; the others import it."""
+    where = {}
+    for m, p in modules().items():
+        for node in ast.parse(p.read_text(encoding="utf-8")).body:
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(node, ast.AnnAssign) else []
+            for t in targets:
+                if isinstance(t, ast.Name) and t.id.isupper() and not t.id.startswith("_"):
+                    where.setdefault(t.id, []).append(m)
+    twice = {k: v for k, v in where.items() if len(v) > 1}
+    assert not twice, f"constants defined in more than one module: {twice}"
+    assert {"POOLINGS", "SOFT_LOSS_NAMES", "METHOD_LABELS"} <= set(where)
+
+
+# ---- helpers.py: the chapters' import surface -------------------------------------------------------------------
+
+def chapter_names() -> dict:
+    """name -> chapters that import it from helpers."""
+    used = {}
+    for path in sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        code = "\n".join(line for line in code.splitlines() if not line.lstrip().startswith(("%", "!")))
+        for node in ast.walk(ast.parse(code)):
+            if isinstance(node, ast.ImportFrom) and node.module == "helpers":
+                for a in node.names:
+                    used.setdefault(a.name, []).append(path.stem[:2])
+    return used
+
+
+def readme_names() -> set:
+    """Names the README's Python examples take from helpers."""
+    names = set()
+    for block in re.findall(r"```python\n(.*?)```", (REPO / "README.md").read_text(encoding="utf-8"), re.S):
+        for node in ast.walk(ast.parse(block)):
+            if isinstance(node, ast.ImportFrom) and node.module == "helpers":
+                names |= {a.name for a in node.names}
+            if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "helpers":
+                names.add(node.attr)
+    return names
+
+
+def helpers_exports() -> list:
+    tree = ast.parse((REPO / "helpers.py").read_text(encoding="utf-8"))
+    return [a.asname or a.name for node in tree.body if isinstance(node, ast.ImportFrom) for a in node.names]
+
+
+def test_helpers_exports_exactly_what_the_chapters_and_readme_use():
+    exported = helpers_exports()
+    used = set(chapter_names()) | readme_names()
+    assert len(exported) == len(set(exported)), "a name is exported twice"
+    missing = sorted(used - set(exported))
+    unused = sorted(set(exported) - used)
+    assert not missing, f"chapters import names helpers.py does not export: {missing}"
+    assert not unused, f"helpers.py exports names no chapter or README example uses: {unused}"
+
+
+def test_helpers_import_lines_are_sorted_and_short():
+    text = (REPO / "helpers.py").read_text(encoding="utf-8")
+    assert max(len(line) for line in text.splitlines()) <= 120
+    tree = ast.parse(text)
+    froms = [n for n in tree.body if isinstance(n, ast.ImportFrom)]
+    assert [n.module for n in froms] == sorted(n.module for n in froms)
+    for n in froms:
+        names = [a.name for a in n.names]
+        assert names == sorted(names, key=str.lower), f"{n.module}: names not sorted"
+
+
+@pytest.mark.parametrize("broken", ["unused", "missing"])
+def test_the_surface_check_fails_on_a_broken_helpers(broken, monkeypatch):
+    exported = helpers_exports()
+    fake = exported + ["claim_step"] if broken == "unused" else exported[1:]
+    monkeypatch.setattr(__import__(__name__), "helpers_exports", lambda: fake)
+    with pytest.raises(AssertionError):
+        test_helpers_exports_exactly_what_the_chapters_and_readme_use()
