@@ -116,5 +116,8 @@ def test_interval_tables_say_what_their_intervals_say(smoke_chain):
         table = pd.read_csv(run / "tables" / f"{name}.csv", index_col=0)
         assert set(zip(table["a"], table["b"])) == set(pairs)
         assert (table["low"] <= table["difference"]).all() and (table["difference"] <= table["high"]).all()
-        claims = [None if pd.isna(r["paper_difference"]) else r["paper_difference"] for r in table.to_dict("records")]
-        assert [claim_verdict(r, c) for r, c in zip(table.to_dict("records"), claims)] == table["verdict"].tolist()
+        rows = table.to_dict("records")
+        nan = lambda x: None if pd.isna(x) else x  # noqa: E731
+        assert [claim_verdict(r, nan(r["paper_difference"]), nan(r["paper_resolution"])) for r in rows] \
+            == table["verdict"].tolist()
+        assert (table["detectable"] > 0).all() and table["claim"].str.len().gt(0).all()

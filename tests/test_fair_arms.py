@@ -115,8 +115,8 @@ def test_every_student_row_records_its_init_and_seed(tmp_path, stub_training):
     assert (matched["epochs"].astype(float) > cfg.student_epochs).all()
     table = helpers.seed_table(m)
     assert "(2)" in table.loc["m-o-1 (MKD)", "rte"]
-    correct = tmkd.evidence.method_correct(cfg, "rte", "mo1", "validation")
-    assert correct.shape[0] == 2
+    correct, ids = tmkd.evidence.method_correct(cfg, "rte", "mo1", "validation")
+    assert correct.shape == (2, len(ids)) and (np.diff(ids) > 0).all()
 
 
 def test_teacher_init_is_named_in_the_rows(tmp_path, stub_training):
@@ -153,8 +153,10 @@ def test_claim_verdict_follows_the_papers_sign():
     base = rng.random((2, 400)) < 0.6
     better = base | (rng.random((2, 400)) < 0.5)
     up = paired_bootstrap(better, base)
-    assert claim_verdict(up, 1.2) == "supported" and claim_verdict(up, -2.4) == "refuted"
-    assert claim_verdict(up, None) == "supported"
+    assert claim_verdict(up, 1.2) == "reproduced" and claim_verdict(up, -2.4) == "opposite"
+    assert claim_verdict(up, None) == "reproduced"
     down = paired_bootstrap(base, better)
-    assert claim_verdict(down, -2.4) == "supported" and claim_verdict(down, 0.5) == "refuted"
-    assert claim_verdict(paired_bootstrap(base, base), 3.0) == "within noise"
+    assert claim_verdict(down, -2.4) == "reproduced" and claim_verdict(down, 0.5) == "opposite"
+    same = paired_bootstrap(base, base)
+    assert claim_verdict(same, 3.0) == "smaller than the paper's" and claim_verdict(same, None) == "inconclusive"
+    assert claim_verdict(same, 0.5, resolution=1.0).startswith("equivalent within")

@@ -20,7 +20,7 @@ from conftest import stub_run
 ALTERNATES = {
     "profile": "offline", "run_dir": "elsewhere", "data_dir": "ANOTHER_GLUE_FOLDER", "tasks": ("rte", "qnli", "mnli"),
     "base_model": "OTHER_BASE", "max_seq_len": 20, "train_size": 48, "dev_size": 24, "seed": 7, "seeds": (5, 6),
-    "select_size": 40, "pooling": "mean", "stage1_size": 20, "weak_margin": 0.3,
+    "select_size": 40, "pooling": "mean", "stage1_size": 20, "weak_margin": 0.3, "equivalence_margin": 2.0,
     "teacher_lrs": (1e-3, 3e-3), "teacher_epochs": 2.0, "teacher_batch_size": 8,
     "student_layers": 2, "student_head_layers": 2, "student_init": "random", "student_lr": 1e-3,
     "student_epochs": 2.0, "student_batch_size": 8, "optimizer": "sgd", "alpha": 0.5, "soft_loss": "kl",

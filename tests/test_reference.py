@@ -1,5 +1,6 @@
 """The committed reference run (results/reference/) and the README table generated from it never drift apart."""
 import json
+import math
 
 import pandas as pd
 import pytest
@@ -60,19 +61,42 @@ def test_readme_verdicts_are_generated_from_the_reference_intervals():
     assert publish.readme_verdicts_block() == publish.readme_verdicts(REF), f"README verdicts differ; {REGENERATE}"
 
 
+def expected_verdict(low, high, difference, paper, resolution, margin=1.0):
+    """The verdict rule written out again, independently of tmkd.evidence (docs/DESIGN.md, Evidence)."""
+    low, high = min(low, difference), max(high, difference)
+    if paper is None:
+        return "reproduced" if low > 0 else "opposite" if high < 0 else "inconclusive"
+    if abs(paper) < resolution:
+        return f"equivalent within ±{margin:g}" if -margin <= low and high <= margin else "inconclusive"
+    if paper < 0:
+        low, high = -high, -low
+    if low > 0:
+        return "reproduced"
+    if high < 0:
+        return "opposite"
+    return "smaller than the paper's" if high < abs(paper) else "inconclusive"
+
+
 def test_every_verdict_in_the_readme_follows_from_its_interval():
-    """Recomputed here with plain pandas: the sign rule on each interval of tables/intervals.csv."""
+    """Recomputed here with plain pandas and math: the paper's difference from its Table 4, the smallest gap its
+    single run can show (1.96 sqrt(2 p (1-p) / n) on its dev set), and the verdict rule on each interval."""
     d = pd.read_csv(REF / "tables" / "intervals.csv", index_col=0)
     assert len(d) >= 7 and (d["seeds"] >= 3).all(), "the reference intervals rest on at least 3 seeds"
     assert {("mo1", "no_kd"), ("mo1", "1o1"), ("mo1", "1avgo1"), ("mom_avg", "mo1"), ("tmkd", "mo1"),
             ("tmkd", "mo1_matched"), ("tmkd", "tkd")} <= set(zip(d["a"], d["b"]))
     text = publish.readme_verdicts_block()
+    paper = tmkd.paper.PUBLISHED["paper"]
+    dev = {"rte": 277, "qnli": 5463, "mnli": 9815, "snli": 9842}
     for r in d.itertuples():
-        side = 1 if pd.isna(r.paper_difference) or r.paper_difference >= 0 else -1
-        lo, hi = sorted((r.low * side, r.high * side))
-        expected = "supported" if lo > 0 else "refuted" if hi < 0 else "within noise"
-        assert r.verdict == expected, r
-        assert f"here {r.difference:+.2f} [{r.low:+.2f}, {r.high:+.2f}] **{expected}**" in text, r
+        pa, pb = paper.get(r.a, {}).get(r.task), paper.get(r.b, {}).get(r.task)
+        gap = None if pa is None or pb is None else round(pa - pb, 2)
+        p = 0 if gap is None else (pa + pb) / 200
+        resolution = round(1.96 * math.sqrt(2 * p * (1 - p) / dev[r.task]) * 100, 2)
+        expected = expected_verdict(r.low, r.high, r.difference, gap, resolution)
+        assert f"here {r.difference:+.2f} [{r.low:+.2f}, {r.high:+.2f}]" in text and f"**{expected}**" in text, r
+        line = next(line for line in text.splitlines() if f"here {r.difference:+.2f} [{r.low:+.2f}, {r.high:+.2f}]" in line)
+        after = line.split(f"here {r.difference:+.2f} [{r.low:+.2f}, {r.high:+.2f}]", 1)[1]
+        assert after.split("**")[1] == expected, (r, after)
 
 
 def test_every_reference_student_row_records_init_seed_and_pooling():

@@ -136,6 +136,9 @@ class Config:
                                choices=tuple(TASKS))
     weak_margin: float = setting(0.10, "a teacher is flagged weak when its held-out accuracy is this far below the "
                                        "best teacher's, or within 0.02 of the majority class", low=0.0, high=1.0)
+    equivalence_margin: float = setting(1.0, "points: where the paper's gap is below what its single run can show, its "
+                                              "claim is 'no difference', and a 95 % interval inside +-this margin "
+                                              "reads 'equivalent'", low=0.0, high=100.0)
     alphas: tuple = setting((0.1, 0.3, 0.5, 0.7, 0.9, 1.0), "alphas of chapter 06's sweep (paper's Table 8)",
                             low=0.0, high=1.0)
     # machinery

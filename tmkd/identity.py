@@ -25,6 +25,7 @@ NO_EFFECT = {
                           "for any shard size",
     "speed_batch_size": "chapter 07's timing only",
     "speed_repeats": "chapter 07's timing only",
+    "equivalence_margin": "how a verdict reads an interval: no step's result",
 }
 SELECTION = {     # which steps a chapter runs; each step records the value it uses itself
     "tasks": "which tasks get teachers; a step records its own task",

@@ -7,9 +7,10 @@ import shutil
 from pathlib import Path
 
 from .config import REPO, TMKDError
+from .evidence import claim_verdict, claim_words, paper_claim
 from .files import read_json, replace_dir, write_json_atomic, write_text_atomic
 from .method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
-from .report import collapsed_count, comparison_table, per_seed, save_table, to_markdown
+from .report import VERDICT_ORDER, collapsed_count, comparison_table, per_seed, save_table, to_markdown, verdict_kind
 from .rundir import read_metrics
 
 REFERENCE = REPO / "results" / "reference"
@@ -17,14 +18,16 @@ README = REPO / "README.md"
 TABLE_START, TABLE_END = "<!-- reference-table:start -->", "<!-- reference-table:end -->"
 VERDICTS_START, VERDICTS_END = "<!-- reference-verdicts:start -->", "<!-- reference-verdicts:end -->"
 README_METHODS = METHOD_ORDER + tuple(m for m in VARIANT_ORDER if m != "mom_member")
-# The paper's claims as comparisons (A, B): what each says, in the README's words.
-CLAIMS = {("mo1", "no_kd"): "KD helps: m-o-1 minus the no-KD student",
-          ("mo1", "1o1"): "many teachers beat one: m-o-1 minus 1-o-1",
-          ("mo1", "1avgo1"): "a head per teacher beats their average: m-o-1 minus 1avg-o-1",
-          ("mom_avg", "mo1"): "m-o-m (N students) minus m-o-1 (one student)",
-          ("tmkd", "mo1"): "two stages help: TMKD minus m-o-1",
-          ("tmkd", "mo1_matched"): "and not only through more steps: TMKD minus m-o-1 with as many steps",
-          ("tmkd", "tkd"): "TMKD minus TKD (one teacher in both stages)"}
+# The paper's comparisons (A, B), named without a direction: the direction and size are the paper's own numbers,
+# put into words by tmkd.evidence.claim_words beside each verdict.
+CLAIMS = {("mo1", "no_kd"): "m-o-1 vs the no-KD student",
+          ("mo1", "1o1"): "m-o-1 (all teachers) vs 1-o-1 (the best teacher)",
+          ("mo1", "1avgo1"): "m-o-1 (a head per teacher) vs 1avg-o-1 (their average)",
+          ("mom_avg", "mo1"): "m-o-m (N students) vs m-o-1 (one student)",
+          ("tmkd", "mo1"): "TMKD (two stages) vs m-o-1 (stage 2 alone)",
+          ("tmkd", "mo1_matched"): "TMKD vs m-o-1 trained for as many examples (the paper has no such control)",
+          ("tmkd", "tkd"): "TMKD vs TKD (one teacher in both stages); the paper's TMKD row compared is TMKD_base, "
+                           "whose 4M-pair stage 1 is the smaller of its two corpora, as ours is"}
 REFERENCE_CONTENT = {".": (".csv", ".json"), "tables": (".csv", ".md"), "figures": (".png",),
                      "executed": (".ipynb",)}
 
@@ -157,16 +160,43 @@ def reference_intervals(reference=None):
     return pd.read_csv(path, index_col=0, keep_default_na=False)
 
 
+def verdict_rows(d):
+    """The reference intervals with the paper's claim in words, its resolution and the verdict. A reference made before
+    the two-level bootstrap (no `claim` column) keeps its intervals (dev examples resampled, seeds averaged), and its
+    verdicts are re-read from them in the paper's direction and size; it has no detectable difference."""
+    d = d.copy()
+    if "claim" in d.columns:
+        return d
+    claims, verdicts, resolutions = [], [], []
+    for r in d.to_dict("records"):
+        paper = paper_claim(r["a"], r["b"], r["task"])
+        la, lb = METHOD_LABELS.get(r["a"], r["a"]), METHOD_LABELS.get(r["b"], r["b"])
+        claims.append(claim_words(la, lb, r["task"], paper["paper_difference"], paper["resolution"]))
+        interval = {k: float(r[k]) for k in ("difference", "low", "high")}
+        verdicts.append(claim_verdict(interval, paper["paper_difference"], paper["resolution"]))
+        resolutions.append(paper["resolution"])
+    d["claim"], d["verdict"], d["paper_resolution"], d["detectable"] = claims, verdicts, resolutions, ""
+    return d
+
+
 def readme_verdicts(reference=None) -> str:
     """The README's verdict on each of the paper's claims, generated from the reference run's intervals: per claim
-    and task, the paper's difference, this run's with its 95 % interval, and supported / refuted / within noise."""
-    d = reference_intervals(reference)
-    seeds = sorted(set(d["seeds"].astype(int)))
-    counts = d["verdict"].value_counts()
-    lines = [f"Over {len(d)} comparisons ({', '.join(f'{counts.get(v, 0)} {v}' for v in ('supported', 'refuted', 'within noise'))}); "
-             f"differences in dev accuracy points, mean over {'/'.join(map(str, seeds))} seeds, paired bootstrap 95 % "
-             "interval over dev examples. *Supported*: the interval excludes 0 on the paper's side; *refuted*: on "
-             "the other side; *within noise*: it contains 0.", ""]
+    and task, the paper's claim in its own direction and size, this run's difference with its 95 % interval and the
+    smallest difference it could detect, and the verdict (tmkd.evidence.claim_verdict)."""
+    raw = reference_intervals(reference)
+    legacy = "claim" not in raw.columns
+    d = verdict_rows(raw)
+    seeds = sorted(set(d["seeds"].astype(int)))          # seeds per arm: one number when every arm has them all
+    counts = d["verdict"].map(verdict_kind).value_counts()
+    how = ("paired bootstrap 95 % interval over dev examples, seeds averaged (this reference predates the two-level "
+           "bootstrap over seeds and examples; the next reference run replaces it)" if legacy else
+           "two-level paired bootstrap 95 % interval (seeds and dev examples resampled together)")
+    lines = [f"Over {len(d)} comparisons ({', '.join(f'{counts[v]} {v}' for v in VERDICT_ORDER if v in counts)}); "
+             f"differences in dev accuracy points, mean over {' or '.join(map(str, seeds))} seeds, {how}. "
+             "*Reproduced*: the interval excludes 0 on the paper's side; *opposite*: on the other side; *smaller "
+             "than the paper's*: it holds 0 but not the paper's gap; *inconclusive*: it holds both; a paper gap "
+             "below what its single run can show is a claim of no difference (*equivalent* within the margin, "
+             "else *inconclusive*).", ""]
     for (a, b), title in CLAIMS.items():
         rows = d[(d["a"] == a) & (d["b"] == b)]
         if not len(rows):
@@ -174,9 +204,9 @@ def readme_verdicts(reference=None) -> str:
         parts = []
         for r in rows.itertuples():
             task = r.task.upper() + ("" if r.split == "validation" else f" {r.split.replace('validation_', '')}")
-            paper = f"paper {float(r.paper_difference):+.2f}" if r.paper_difference != "" else "no paper number"
-            parts.append(f"{task}: {paper}, here {float(r.difference):+.2f} [{float(r.low):+.2f}, {float(r.high):+.2f}] "
-                         f"**{r.verdict}**")
+            detect = "" if r.detectable in ("", None) else f", detectable {float(r.detectable):.2f}"
+            parts.append(f"{task}: {r.claim}; here {float(r.difference):+.2f} [{float(r.low):+.2f}, "
+                         f"{float(r.high):+.2f}]{detect}: **{r.verdict}**")
         lines.append(f"- {title}. " + "; ".join(parts) + ".")
     return "\n".join(lines) + "\n"
 

@@ -74,9 +74,10 @@ def plot_intervals(intervals, title: str = "Paired bootstrap 95 % intervals (A m
     d = intervals.reset_index(drop=True)
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(d) + 1.2))
     y = np.arange(len(d))[::-1]
-    colors = {"supported": "tab:green", "refuted": "tab:red", "within noise": "tab:gray"}
+    colors = {"reproduced": "tab:green", "opposite": "tab:red", "smaller than the paper's": "tab:orange",
+              "equivalent": "tab:blue", "inconclusive": "tab:gray"}
     for yi, (_, r) in zip(y, d.iterrows()):
-        c = colors.get(r["verdict"], "k")
+        c = colors[verdict_kind(r["verdict"])]
         ax.plot([r["low"], r["high"]], [yi, yi], color=c, lw=2)
         ax.plot(r["difference"], yi, "o", color=c)
         if r.get("paper_difference") not in (None, "") and r["paper_difference"] == r["paper_difference"]:
@@ -86,10 +87,19 @@ def plot_intervals(intervals, title: str = "Paired bootstrap 95 % intervals (A m
     ax.set_yticks(y, labels, fontsize=8)
     ax.axvline(0, color="k", lw=0.8)
     ax.set_xlabel("difference in dev accuracy (points); x = the paper's difference")
-    handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in colors.items()]
+    shown = {verdict_kind(v) for v in d["verdict"]}
+    handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in colors.items() if v in shown]
     ax.legend(handles=handles, fontsize=7, loc="best")
     ax.set_title(title, fontsize=9)
     return fig
+
+
+VERDICT_ORDER = ("reproduced", "opposite", "smaller than the paper's", "equivalent", "inconclusive")
+
+
+def verdict_kind(verdict: str) -> str:
+    """The verdict without its margin ("equivalent within ±1" -> "equivalent"), for colours and counts."""
+    return "equivalent" if str(verdict).startswith("equivalent") else str(verdict)
 
 
 def main_rows(metrics):
@@ -149,12 +159,13 @@ def result_sentences(metrics, methods, tasks) -> str:
 
 
 def interval_sentences(intervals) -> str:
-    """One line per comparison: the interval in words, the paper's difference, the verdict on its claim."""
+    """One line per comparison: the paper's claim in its words, this run's difference with its interval and the
+    smallest difference it could detect, and the verdict."""
     lines = []
     for r in intervals.itertuples():
-        pd_ = r.paper_difference
-        paper = "no published number" if pd_ is None or pd_ != pd_ or pd_ == "" else f"paper {float(pd_):+.2f}"
-        lines.append(f"{r.task.upper()} ({r.split}): {r.reads}; {paper} -> {r.verdict}")
+        split = "" if r.split == "validation" else f" ({r.split})"
+        lines.append(f"{r.task.upper()}{split}: {r.claim}; here {float(r.difference):+.2f} "
+                     f"[{float(r.low):+.2f}, {float(r.high):+.2f}], detectable {float(r.detectable):.2f} -> {r.verdict}")
     return "\n".join(lines)
 
 
