@@ -28,7 +28,7 @@ import time
 import uuid
 from pathlib import Path
 
-from tmkd import config, lock, rundir           # light modules only: bad input is refused before torch loads
+from tmkd import config, files, lock, rundir    # light modules only: bad input is refused before torch loads
 from tmkd.config import TMKDError, coerce, settings_help
 from tmkd.data import check_data_dir
 
@@ -51,7 +51,7 @@ def code_fingerprint() -> str:
     """The code every chapter runs: helpers.py and the tmkd package. A change re-executes the chapters (each
     still skips its finished steps inside)."""
     files = [REPO / "helpers.py", *sorted((REPO / "tmkd").glob("*.py"))]
-    return rundir.fingerprint({f.name: rundir.file_sha256(f) for f in files})
+    return files.fingerprint({f.name: files.file_sha256(f) for f in files})
 
 
 def read_ledger(ledger: Path) -> list:
@@ -68,7 +68,7 @@ def read_ledger(ledger: Path) -> list:
 def chapter_done(marker: Path, stamp: dict) -> bool:
     """A chapter counts as done while its marker matches (parameters, notebook, code) and every artifact it made
     (teachers, logit files, students, tables, figures) is still there, unchanged."""
-    old = rundir.read_json(marker)
+    old = files.read_json(marker)
     if old is None or {k: old.get(k) for k in stamp} != stamp:
         return False
     return rundir.artifacts_intact(old.get("artifacts", []), marker.parent.parent)
@@ -130,7 +130,7 @@ def parse_settings(pairs: list, config_file: str) -> dict:
     """--config FILE.json, then every --set KEY=VALUE, each converted and checked by Config's own fields."""
     settings = {}
     if config_file:
-        data = rundir.read_json(config_file)
+        data = files.read_json(config_file)
         if not isinstance(data, dict):
             raise TMKDError(f"--config {config_file}: not a readable JSON object of settings, "
                             'e.g. {"teacher_epochs": 1, "tasks": ["rte", "qnli"]}')
@@ -207,8 +207,8 @@ def main(argv=None) -> int:
     executed = run / "executed"
     executed.mkdir(parents=True, exist_ok=True)
     settings = json.loads(json.dumps({"profile": cfg.profile, "data_dir": cfg.data_dir, "overrides": overrides}))
-    if rundir.read_json(run / "chain.json") != settings:            # what the chain was last run with
-        rundir.write_json_atomic(run / "chain.json", settings)
+    if files.read_json(run / "chain.json") != settings:            # what the chain was last run with
+        files.write_json_atomic(run / "chain.json", settings)
     parameters = {"PROFILE": cfg.profile, "RUN_DIR": str(run), "DATA_DIR": cfg.data_dir, "FORCE": args.force,
                   "OVERRIDES": json.loads(json.dumps(overrides))}      # tuples as lists: papermill writes literals
     for sig in (signal.SIGINT, signal.SIGTERM):     # Ctrl-C (also when started in the background) and kill:
@@ -232,22 +232,22 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
     # FORCE recomputes each step at most once per run; an interrupted --force run continues with the same token,
     # so running the same command again resumes it instead of recomputing its finished steps once more.
     forced = run / ".force-run.json"
-    token = (rundir.read_json(forced) or {}).get("token") if args.force else None
+    token = (files.read_json(forced) or {}).get("token") if args.force else None
     os.environ["TMKD_RUN_TOKEN"] = token or uuid.uuid4().hex
     if args.force and not token:
-        rundir.write_json_atomic(forced, {"token": os.environ["TMKD_RUN_TOKEN"]})
+        files.write_json_atomic(forced, {"token": os.environ["TMKD_RUN_TOKEN"]})
     code = code_fingerprint()
     rerun_rest, summary = False, []
     for i, nb in enumerate(todo, 1):
         marker = executed / f"{nb.stem}.done.json"
-        stamp = {"parameters": parameters, "notebook": rundir.file_sha256(nb), "code": code}
+        stamp = {"parameters": parameters, "notebook": files.file_sha256(nb), "code": code}
         head = f"[{i}/{len(todo)}] {nb.stem}"
         if not args.force and not rerun_rest and chapter_done(marker, stamp):
             print(f"{head}: done earlier, skipped", flush=True)
             summary.append((nb.stem, "skipped", 0.0))
             continue
         rerun_rest = True            # a chapter that runs again may change what the later ones read
-        if nb.name.startswith("01_") and not rundir.read_json(marker):
+        if nb.name.startswith("01_") and not files.read_json(marker):
             from tmkd.estimate import estimate
             estimate(cfg)            # before any training: the time and space this profile will take here
         print(f"{head}: running ...", end="", flush=True)
@@ -273,7 +273,7 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
             return 1
         finally:
             os.environ.pop("TMKD_LEDGER", None)
-        rundir.write_json_atomic(marker, stamp | {"artifacts": read_ledger(ledger)})
+        files.write_json_atomic(marker, stamp | {"artifacts": read_ledger(ledger)})
         ledger.unlink(missing_ok=True)
         print(f" done in {time.time() - t0:.0f}s", flush=True)
         summary.append((nb.stem, "ran", time.time() - t0))

@@ -5,7 +5,6 @@ import re
 
 import pytest
 
-import helpers
 import tmkd.config
 import tmkd.environment
 from tmkd import publish

@@ -5,7 +5,6 @@ import types
 
 import pytest
 
-import helpers
 import tmkd.colab
 import tmkd.config
 from tmkd.trainer import precision, work_dir

@@ -89,7 +89,7 @@ def test_every_setting_has_an_alternate():
 def test_a_changed_setting_never_reuses_a_finished_teacher(field, finished, tmp_path, stub_training, capsys):
     cfg, folders = finished
     if field in tmkd.identity.settings_excluded("teacher"):
-        pytest.skip(f"{field} cannot change a teacher (config.settings_excluded)")
+        pytest.skip(f"{field} cannot change a teacher (identity.settings_excluded)")
     new = changed(cfg, field, tmp_path, folders)
     try:
         tmkd.teachers.train_teacher(new, "rte", cfg.teacher_lrs[0])
@@ -116,7 +116,7 @@ def test_a_changed_setting_never_reuses_a_finished_student(field, finished, tmp_
             assert "another configuration" in str(e) or "not finished" in str(e) or "not trained" in str(e), str(e)
         assert "finished earlier, skipped" not in capsys.readouterr().out, f"{field}: {kind} reused"
     if not checked:
-        pytest.skip(f"{field} cannot change any student (config.settings_excluded)")
+        pytest.skip(f"{field} cannot change any student (identity.settings_excluded)")
 
 
 def test_unchanged_settings_reuse_every_finished_step(finished, tmp_path, stub_training, capsys):

@@ -5,7 +5,6 @@ import shutil
 
 import pytest
 
-import helpers
 import tmkd.files
 import run_chain
 from tmkd import rundir

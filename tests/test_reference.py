@@ -5,7 +5,6 @@ import math
 import pandas as pd
 import pytest
 
-import helpers
 import tmkd.config
 import tmkd.method
 import tmkd.paper

@@ -21,7 +21,7 @@ from .parallel import barrier, is_main, on_main, run_token
 def check_run_dir(cfg: Config, force: bool = False) -> Path:
     """Claim the run directory for this configuration; refuse one that holds a run with another configuration.
 
-    Compared: every setting that can change the data or the teachers (config.settings_excluded("run") lists
+    Compared: every setting that can change the data or the teachers (identity.settings_excluded("run") lists
     the others). Student settings may change between chapters: each student checks its own (see `claim_step`)."""
     run = cfg.run_path
     ident = identity(cfg, "run")

@@ -92,7 +92,7 @@ def student_source(cfg: Config, task: str) -> str:
 
 def student_identity(cfg: Config, spec: StudentSpec) -> dict:
     """Every setting that can change this student: the configuration as the student sees it (its spec's values
-    in place of the defaults), minus config.settings_excluded(...), plus the spec and the exact weights of
+    in place of the defaults), minus identity.settings_excluded(...), plus the spec and the exact weights of
     its teachers and of the model it starts from."""
     seen = dataclasses.replace(cfg, **{field: getattr(spec, key) for key, field in SPEC_FIELDS.items()})
     teachers = {t: finished_model(teacher_dir(cfg, spec.task, t) / "final").get("weights_sha256")
