@@ -199,6 +199,10 @@ def main(argv=None) -> int:
         cfg, overrides, todo = prepare(args)
         run = cfg.run_path
         os.environ["TMKD_LOCK_TOKEN"] = uuid.uuid4().hex    # the chapters' kernels share the chain's lock
+        # Idle OpenMP threads sleep instead of spinning: beside another busy process, spinning threads fight it for the
+        # cores (measured here: a teacher step 5.0 s -> 2.1 s with both passive). It changes no result. A value the
+        # user set is kept.
+        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         lock.acquire(run, what=f"run_chain.py --profile {cfg.profile}")
         rundir.check_run_dir(cfg, args.force)
     except TMKDError as e:
