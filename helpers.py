@@ -35,14 +35,15 @@ from tmkd.data import peek, task_data
 from tmkd.environment import start_chapter
 from tmkd.estimate import estimate
 from tmkd.evidence import compare_methods, ONE_STAGE_COMPARISONS, TWO_STAGE_COMPARISONS
-from tmkd.experiments import (alpha_sweep, int8_accuracy, matched_spec, pooling_check, run_method, run_stage1,
-                              run_stage2, run_sweep, stage1_overlap, stage2_tasks, strong_variants)
+from tmkd.experiments import (alpha_sweep, configured_metrics, int8_accuracy, matched_spec, pooling_check, run_method,
+                              run_stage1, run_stage2, run_sweep, stage1_overlap, stage2_tasks, strong_variants)
 from tmkd.files import read_json
 from tmkd.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
 from tmkd.method import golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss, TMKDStudent
-from tmkd.report import (collapsed, comparison_table, interval_sentences, plot_curves, plot_intervals, plot_methods,
-                         plot_speed, plot_sweep, relative_table, result_sentence, result_sentences, save_figure,
-                         save_table, seed_table, stage_curves, sweep_sentence, sweep_table, training_runs)
+from tmkd.report import (collapsed, comparison_table, interval_sentences, interval_table, plot_curves, plot_intervals,
+                         plot_methods, plot_speed, plot_sweep, relative_table, result_sentence, result_sentences,
+                         save_figure, save_table, seed_table, stage_curves, sweep_sentence, sweep_table, training_runs,
+                         verdict_summary)
 from tmkd.rundir import read_metrics
 from tmkd.speed import measure_speed
 from tmkd.students import first_batch, fresh_student

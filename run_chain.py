@@ -50,8 +50,8 @@ def chapters(only=()) -> list:
 def code_fingerprint() -> str:
     """The code every chapter runs: helpers.py and the tmkd package. A change re-executes the chapters (each
     still skips its finished steps inside)."""
-    files = [REPO / "helpers.py", *sorted((REPO / "tmkd").glob("*.py"))]
-    return files.fingerprint({f.name: files.file_sha256(f) for f in files})
+    sources = [REPO / "helpers.py", *sorted((REPO / "tmkd").glob("*.py"))]
+    return files.fingerprint({f.name: files.file_sha256(f) for f in sources})
 
 
 def read_ledger(ledger: Path) -> list:

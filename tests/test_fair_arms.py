@@ -1,5 +1,7 @@
 """Issue 13's fair arms: seeds in step specs, held-out teacher choice, disjoint stage-1 corpus, init in every row,
 the pooling choice, and verdicts on the paper's claims."""
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -11,7 +13,7 @@ import tmkd.evidence
 import tmkd.experiments
 import tmkd.teacher_selection
 import tmkd.logit_cache
-from conftest import stub_run
+from conftest import smoke_config, stub_run
 from tmkd.evidence import claim_verdict, paired_bootstrap
 
 
@@ -107,7 +109,11 @@ def test_every_student_row_records_its_init_and_seed(tmp_path, stub_training):
     students = m[~m["method"].isin(["teacher", "teacher_ensemble"])]
     assert len(students) and (students["init"] != "").all()
     assert set(students[students["stage"].astype(int) == 0]["init"]) == {"base"}
-    assert set(students[students["stage"].astype(int) == 2]["init"]) == {"stage1:tmkd-stage1-task-k3-s1"}
+    stage2 = students[students["stage"].astype(int) == 2]
+    assert set(stage2["seed"].astype(int)) == {1, 2}                  # stage 2's seed s starts from stage 1's seed s
+    assert (stage2["init"] == "stage1:tmkd-stage1-task-k3-s" + stage2["seed"].astype(str)).all()
+    stage1 = students[students["sweep"] == "stage1"]
+    assert set(stage1["seed"].astype(int)) == {1, 2}
     one_stage = students[students["sweep"] == ""]
     assert set(one_stage["seed"].astype(int)) == {1, 2}
     assert {"mom_member", "mo1_matched"} <= set(students["method"])
@@ -160,3 +166,20 @@ def test_claim_verdict_follows_the_papers_sign():
     same = paired_bootstrap(base, base)
     assert claim_verdict(same, 3.0) == "smaller than the paper's" and claim_verdict(same, None) == "inconclusive"
     assert claim_verdict(same, 0.5, resolution=1.0).startswith("equivalent within")
+
+
+SHARED_GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+
+
+def test_compute_matched_epochs_of_the_smoke_profile_are_seven(tmp_path):
+    """smoke: 4 student epochs + 320 stage-1 pairs (RTE's unused pairs) x 3 stage-1 epochs / 320 train pairs = 7."""
+    cfg = smoke_config(tmp_path / "run")
+    assert len(tmkd.data.split_dataset(cfg, cfg.stage1_task, "stage1")) == 320
+    assert {t: tmkd.experiments.matched_spec(cfg, t).epochs for t in cfg.tasks} == {"rte": 7.0, "qnli": 7.0, "mnli": 7.0}
+
+
+@pytest.mark.skipif(not SHARED_GLUE.exists(), reason="the shared GLUE files are not on this machine")
+def test_compute_matched_epochs_of_the_offline_profile_are_four(tmp_path):
+    """offline: 2 student epochs + 1,600 stage-1 pairs x 1 stage-1 epoch / 800 train pairs = 4 (on both tasks)."""
+    cfg = tmkd.config.make_config("offline", run_dir=str(tmp_path / "run"), data_dir=str(SHARED_GLUE))
+    assert {t: tmkd.experiments.matched_spec(cfg, t).epochs for t in cfg.tasks} == {"rte": 4.0, "qnli": 4.0}

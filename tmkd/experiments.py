@@ -109,6 +109,10 @@ def strong_variants(cfg: Config, task: str) -> list:
     if weak:
         print(f"  {task}: {', '.join(weak)} flagged weak on the held-out slice; {left} teacher(s) left"
               + ("" if left >= 2 else ": without them m-o-1 and 1avg-o-1 would be 1-o-1, so nothing more is trained"))
+    return _strong_methods(weak, left)
+
+
+def _strong_methods(weak: list, left: int) -> list:
     return ["mo1_strong", "1avgo1_strong"] if weak and left >= 2 else []
 
 
@@ -185,11 +189,11 @@ def stage_teachers(cfg: Config, method: str, task: str) -> tuple:
     return method_students(method, teacher_names(cfg), best)[0].teachers
 
 
-def stage1_spec(cfg: Config, method: str) -> StudentSpec:
-    """Stage 1: soft loss only (alpha = 1) from the stage-1 task's teachers, on the unused train pairs (one seed:
-    stage 2's seeds all start from it)."""
+def stage1_spec(cfg: Config, method: str, seed: int | None = None) -> StudentSpec:
+    """Stage 1: soft loss only (alpha = 1) from the stage-1 task's teachers, on the unused train pairs. One per seed:
+    stage 2's seed s starts from stage 1's seed s, so a comparison over seeds carries stage 1's chance too."""
     return base_spec(cfg, cfg.stage1_task, teachers=stage_teachers(cfg, method, cfg.stage1_task), alpha=1.0,
-                     stage=1, corpus=corpus_name(cfg))
+                     stage=1, corpus=corpus_name(cfg), seed=cfg.seeds[0] if seed is None else seed)
 
 
 def stage1_overlap(cfg: Config) -> dict:
@@ -206,13 +210,17 @@ def stage1_overlap(cfg: Config) -> dict:
     return out
 
 
-def run_stage1(cfg: Config, method: str = "tmkd", force: bool = False) -> Path:
-    """Distillation pre-training; also scores the stage-1 student on its task's dev set (sweep='stage1')."""
+def run_stage1(cfg: Config, method: str = "tmkd", force: bool = False) -> list:
+    """Distillation pre-training, once per seed; also scores each stage-1 student on its task's dev set
+    (sweep='stage1'). Returns the final folders, in the order of cfg.seeds."""
     check_run_dir(cfg)
-    spec = stage1_spec(cfg, method)
-    final = train_student(cfg, spec, force)
-    record_metrics(cfg.run_path, student_rows(cfg, spec, method, sweep="stage1"))
-    return final
+    finals, rows = [], []
+    for seed in cfg.seeds:
+        spec = stage1_spec(cfg, method, seed)
+        finals.append(train_student(cfg, spec, force))
+        rows += student_rows(cfg, spec, method, sweep="stage1")
+    record_metrics(cfg.run_path, rows)
+    return finals
 
 
 def stage2_tasks(cfg: Config) -> list:
@@ -222,9 +230,9 @@ def stage2_tasks(cfg: Config) -> list:
 
 def stage2_spec(cfg: Config, method: str, alpha: float | None = None, task: str | None = None,
                 seed: int | None = None) -> StudentSpec:
-    task = task or cfg.stage2_task
-    return base_spec(cfg, task, teachers=stage_teachers(cfg, method, task), seed=cfg.seeds[0] if seed is None else seed,
-                     alpha=cfg.alpha if alpha is None else alpha, stage=2, init_from=stage1_spec(cfg, method).name)
+    task, seed = task or cfg.stage2_task, cfg.seeds[0] if seed is None else seed
+    return base_spec(cfg, task, teachers=stage_teachers(cfg, method, task), seed=seed,
+                     alpha=cfg.alpha if alpha is None else alpha, stage=2, init_from=stage1_spec(cfg, method, seed).name)
 
 
 def matched_spec(cfg: Config, task: str, seed: int | None = None) -> StudentSpec:
@@ -259,6 +267,37 @@ def alpha_sweep(cfg: Config, force: bool = False):
     for a in cfg.alphas:
         rows += run_stage2(cfg, "tmkd", alpha=a, sweep="alpha", force=force, seeds=cfg.seeds[:1])
     return pd.DataFrame(rows)[["task", "split", "alpha", "accuracy", "model"]]
+
+
+# ---- which rows the tables show: the current configuration's students only ----------------------------------
+
+def configured_models(cfg: Config) -> set:
+    """The `model` names (metrics.csv) of every teacher and main-comparison student of the current configuration:
+    what chapters 04 and 06 train with these settings, for these seeds. A student an exercise trained with other
+    settings in the same run directory (another alpha, say) has another name and stays out of the tables."""
+    models = set()
+    names = teacher_names(cfg)
+    for task in cfg.tasks:
+        models |= {f"{task}/{n}" for n in names} | {f"{task}/ensemble-{len(names)}"}
+        weak = weak_teachers(cfg, task)
+        methods = ONE_STAGE_METHODS + tuple(_strong_methods(weak, len(names) - len(weak)))
+        for seed in cfg.seeds:
+            for method in methods:
+                specs = method_specs(cfg, task, method, seed)
+                models |= {f"{task}/{s.name}" for s in specs}
+                if method.startswith("mom_"):
+                    models.add(f"{task}/mom{len(specs)}{specs[0].suffix}")
+            two = [stage2_spec(cfg, m, task=task, seed=seed) for m in ("tmkd", "tkd")] + [matched_spec(cfg, task, seed)]
+            models |= {f"{task}/{s.name}" for s in two}
+        models.add(f"{task}/{stage2_spec(cfg, 'tmkd', task=task).name}-int8")
+    return models
+
+
+def configured_metrics(cfg: Config):
+    """metrics.csv with its main rows (no sweep) limited to the current configuration's models; sweep and stage-1
+    rows are kept (each sweep table names its own knob)."""
+    m = read_metrics(cfg.run_path)
+    return m[(m["sweep"].astype(str) != "") | m["model"].isin(configured_models(cfg))].reset_index(drop=True)
 
 
 # ---- chapter 07: the int8 student ---------------------------------------------------------------------------

@@ -158,6 +158,26 @@ def result_sentences(metrics, methods, tasks) -> str:
     return "\n".join(result_sentence(metrics, m, t) for t in tasks for m in methods)
 
 
+def interval_table(intervals):
+    """The intervals as a reader reads them: task, arms A and B, the paper's difference, this run's with its 95 %
+    interval, the smallest difference this run could detect, and the verdict (points, two decimals)."""
+    import pandas as pd
+    d = intervals.reset_index(drop=True)
+    pts = lambda x: "" if x in ("", None) or x != x else f"{float(x):+.2f}"  # noqa: E731
+    return pd.DataFrame({
+        "task": d["task"].str.upper() + d["split"].map(lambda s: "" if s == "validation" else f" {s.split('_')[-1]}"),
+        "A": d["a"].map(lambda m: METHOD_LABELS.get(m, m)), "B": d["b"].map(lambda m: METHOD_LABELS.get(m, m)),
+        "paper A - B": d["paper_difference"].map(pts), "here A - B": d["difference"].map(pts),
+        "95 % interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(d["low"], d["high"])],
+        "detectable": d["detectable"].map(lambda x: f"{float(x):.2f}"), "verdict": d["verdict"]})
+
+
+def verdict_summary(intervals) -> str:
+    """"Of 14 comparisons: 2 reproduced, 1 opposite, 11 inconclusive." (only the verdicts that occur)."""
+    counts = intervals["verdict"].map(verdict_kind).value_counts()
+    return f"Of {len(intervals)} comparisons: " + ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if v in counts) + "."
+
+
 def interval_sentences(intervals) -> str:
     """One line per comparison: the paper's claim in its words, this run's difference with its interval and the
     smallest difference it could detect, and the verdict."""
