@@ -32,7 +32,7 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
 Nothing runs at import time except constants.
 """
 from tmkd.data import peek, task_data
-from tmkd.environment import start_chapter
+from tmkd.environment import departures, start_chapter
 from tmkd.estimate import estimate
 from tmkd.evidence import compare_methods, ONE_STAGE_COMPARISONS, TWO_STAGE_COMPARISONS
 from tmkd.experiments import (alpha_sweep, configured_metrics, int8_accuracy, matched_spec, pooling_check, run_method,
@@ -40,13 +40,14 @@ from tmkd.experiments import (alpha_sweep, configured_metrics, int8_accuracy, ma
 from tmkd.files import read_json
 from tmkd.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
 from tmkd.method import golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss, TMKDStudent
-from tmkd.report import (collapsed, comparison_table, interval_sentences, interval_table, plot_curves, plot_intervals,
-                         plot_methods, plot_speed, plot_sweep, relative_table, result_sentence, result_sentences,
-                         save_figure, save_table, seed_table, stage_curves, sweep_sentence, sweep_table, training_runs,
-                         verdict_summary)
+from tmkd.report import (collapsed, comparison_table, interval_table, plot_curves, plot_intervals, plot_methods,
+                         plot_speed, plot_sweep, relative_table, save_figure, save_table, seed_table, speed_table,
+                         stage_curves, sweep_table, teacher_table, training_runs)
 from tmkd.rundir import read_metrics
 from tmkd.speed import measure_speed
 from tmkd.students import first_batch, fresh_student
+from tmkd.takeaways import (conclusion, interval_sentences, kd_takeaway, matched_takeaway, result_sentence,
+                            result_sentences, stage1_takeaway, sweep_sentence)
 from tmkd.teacher_selection import best_teacher, evaluate_teachers, select_accuracies, teacher_quality
 from tmkd.teachers import teacher_names, train_teachers
 

@@ -74,6 +74,39 @@ def chapter_done(marker: Path, stamp: dict) -> bool:
     return rundir.artifacts_intact(old.get("artifacts", []), marker.parent.parent)
 
 
+USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
+
+
+def wait_policy() -> None:
+    """How the next chapter's OpenMP threads wait, decided when its kernel starts: passively (they sleep) when other
+    processes keep the cores busy at that moment, else the library's default (they spin briefly before sleeping).
+    Spinning threads beside another busy process fight it for the cores (a smoke chain took 8x longer beside another
+    one); sleeping threads cost a small model up to a third of its speed on an idle machine (benchmarks/README.md).
+    Either way no result changes. A policy the user set is kept."""
+    if USER_WAIT_POLICY is not None:
+        return
+    if others_busy():
+        os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+    else:
+        os.environ.pop("OMP_WAIT_POLICY", None)
+
+
+def others_busy(interval: float = 0.5) -> bool:
+    """True when other processes keep at least half a core busy right now (the chain itself is idle between chapters):
+    /proc/stat read twice, `interval` seconds apart. False where there is no /proc/stat."""
+    def busy_total():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return sum(v) - v[3] - (v[4] if len(v) > 4 else 0), sum(v)      # minus idle and iowait
+    try:
+        b0, t0 = busy_total()
+        time.sleep(interval)
+        b1, t1 = busy_total()
+    except (OSError, ValueError, IndexError):
+        return False
+    return t1 > t0 and (b1 - b0) / (t1 - t0) * (os.cpu_count() or 1) >= 0.5
+
+
 def run_chapter(notebook: Path, executed: Path, parameters: dict):
     """Execute one chapter; the executed copy is written under a temporary name and renamed when done.
 
@@ -82,6 +115,7 @@ def run_chapter(notebook: Path, executed: Path, parameters: dict):
     errors only, into RUN_DIR/executed/.<chapter>.kernel.log, not into the chain's output."""
     import papermill as pm
     partial = executed / f".{notebook.stem}.partial.ipynb"
+    wait_policy()
     outcome = {}
 
     def execute():
@@ -199,10 +233,6 @@ def main(argv=None) -> int:
         cfg, overrides, todo = prepare(args)
         run = cfg.run_path
         os.environ["TMKD_LOCK_TOKEN"] = uuid.uuid4().hex    # the chapters' kernels share the chain's lock
-        # Idle OpenMP threads sleep instead of spinning: beside another busy process, spinning threads fight it for the
-        # cores (measured here: a teacher step 5.0 s -> 2.1 s with both passive). It changes no result. A value the
-        # user set is kept.
-        os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
         lock.acquire(run, what=f"run_chain.py --profile {cfg.profile}")
         rundir.check_run_dir(cfg, args.force)
     except TMKDError as e:

@@ -14,9 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from pathlib import Path
 
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tmkd.report import to_markdown  # noqa: E402
 
 # The first phase whose pattern a cell's code matches (order matters: a cell that trains and plots is training).
 PHASES = (
@@ -82,8 +86,9 @@ def main():
         raise SystemExit(f"{args.run_dir}/executed holds no executed chapters: run the chain first")
     table = pd.DataFrame({p.stem: chapter_profile(p) for p in chapters}).T[COLUMNS + ["total"]]
     table.loc["chain"] = table.sum()
+    table.index.name = "chapter"
     table = table.round(0).astype(int)
-    show = (lambda d: d.to_markdown()) if args.markdown else (lambda d: d.to_string())
+    show = to_markdown if args.markdown else (lambda d: d.to_string())
     print(f"seconds per chapter and phase, {args.run_dir}")
     print(show(table))
     kinds = step_kinds(args.run_dir)

@@ -121,3 +121,23 @@ def test_interval_tables_say_what_their_intervals_say(smoke_chain):
         assert [claim_verdict(r, nan(r["paper_difference"]), nan(r["paper_resolution"])) for r in rows] \
             == table["verdict"].tolist()
         assert (table["detectable"] > 0).all() and table["claim"].str.len().gt(0).all()
+
+
+def test_an_exercise_with_another_alpha_never_enters_the_main_tables(smoke_chain, tmp_path):
+    """Chapter 04's exercise trains students with another alpha in the same run directory; re-running chapters 04
+    and 08 with the configured alpha gives the same main tables and intervals (rows come from the configuration's
+    own students, never from whatever else the run directory holds)."""
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(smoke_chain[0], run)
+    names = ("one_vs_many", "intervals_one_stage", "seeds", "comparison")
+    before = {n: (run / "tables" / f"{n}.csv").read_text() for n in names}
+    proc = run_chain(run, "--only", "04", "--set", "alpha=1.0")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    m = helpers.read_metrics(run)
+    exercise = m[(m["sweep"] == "") & m["model"].str.contains("-a1-")]
+    assert len(exercise), "the exercise trained no alpha = 1 student"
+    proc = run_chain(run, "--only", "04", "08")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    after = {n: (run / "tables" / f"{n}.csv").read_text() for n in names}
+    assert after == before

@@ -1,6 +1,7 @@
 """The committed reference run (results/reference/) and the README table generated from it never drift apart."""
 import json
 import math
+import re
 
 import pandas as pd
 import pytest
@@ -58,6 +59,14 @@ def test_every_readme_accuracy_equals_the_mean_of_its_reference_metrics_rows():
 
 def test_readme_verdicts_are_generated_from_the_reference_intervals():
     assert publish.readme_verdicts_block() == publish.readme_verdicts(REF), f"README verdicts differ; {REGENERATE}"
+    assert publish.readme_findings_block() == publish.readme_findings(REF), f"README findings differ; {REGENERATE}"
+
+
+def test_the_readme_states_a_verdict_with_its_number_on_its_first_screen():
+    first = "\n".join((REPO / "README.md").read_text(encoding="utf-8").splitlines()[:80])
+    assert "python run_chain.py --profile smoke" in first and "| 01 |" in first
+    assert re.search(r"(reproduced|opposite|inconclusive|equivalent)", first, re.I)
+    assert re.search(r"[+-]\d+\.\d\d \[[+-]\d+\.\d\d, [+-]\d+\.\d\d\]", first), "no interval on the first screen"
 
 
 def expected_verdict(low, high, difference, paper, resolution, margin=1.0):
@@ -145,8 +154,11 @@ def test_export_and_readme_update_on_a_fresh_run(smoke_chain, tmp_path):
     assert not [p for p in copied if p.endswith((".safetensors", ".npz", ".arrow"))]
     for name in CHAPTERS:
         original, exported = (json.loads((d / "executed" / name).read_text()) for d in (run, dest))
-        assert "widgets" not in exported["metadata"] and len(exported["cells"]) == len(original["cells"])
-        for o, e in zip(original["cells"], exported["cells"]):      # same cells; paths, bars and warnings removed
+        tags = lambda c: c["metadata"].get("tags", [])  # noqa: E731
+        kept = [c for c in original["cells"] if "parameters" not in tags(c)]        # the defaults: shown once, as run
+        assert "widgets" not in exported["metadata"] and len(exported["cells"]) == len(kept) == len(original["cells"]) - 1
+        assert sum("injected-parameters" in tags(c) for c in exported["cells"]) == 1
+        for o, e in zip(kept, exported["cells"]):      # same cells; paths, bars and warnings removed
             assert e["cell_type"] == o["cell_type"]
             assert e["source"] == "".join(o["source"]).replace(str(run.resolve()), "RUN_DIR")
             assert not publish.PROGRESS.search(json.dumps(e.get("outputs", [])))

@@ -12,7 +12,7 @@ from pathlib import Path
 from . import lock
 from .config import REPO, Config, deviations, make_config
 from .data import data_source
-from .rundir import check_run_dir
+from .rundir import check_run_dir, quiet_reuse, reuse_summary
 
 
 def start_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides=None, force=False) -> Config:
@@ -22,10 +22,35 @@ def start_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides
     lock.acquire(cfg.run_path, what=f"a notebook kernel (profile {cfg.profile})")
     check_run_dir(cfg, str(force).lower() in ("true", "1"))
     quiet()
+    summarise_reuse_per_cell()
     info = describe_environment(cfg)
-    print(" | ".join(f"{k}: {v}" for k, v in info.items()))
-    print(departures(cfg))
+    versions = ("python", "torch", "transformers", "datasets")
+    print("versions: " + ", ".join(f"{k} {info[k]}" for k in versions))
+    print("; ".join(f"{k}: {v}" for k, v in info.items() if k not in versions))
+    n = len(deviations(cfg))
+    print(f"This run departs from the paper in {n} setting{'s' if n != 1 else ''}: chapter 01 lists them beside the "
+          "paper's values." if n else "This run uses the paper's settings.")
     return cfg
+
+
+def summarise_reuse_per_cell() -> None:
+    """In a notebook, a cell that reuses finished steps ends with one line ("18 students finished earlier, reused")
+    instead of one line per step; outside IPython nothing changes."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return
+    shell = get_ipython()
+    if shell is None or getattr(shell, "_tmkd_reuse_hook", False):
+        return
+    quiet_reuse()
+
+    def after_cell(*_):
+        line = reuse_summary()
+        if line:
+            print(line)
+    shell.events.register("post_run_cell", after_cell)
+    shell._tmkd_reuse_hook = True
 
 
 def departures(cfg: Config) -> str:

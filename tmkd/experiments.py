@@ -3,7 +3,6 @@ two stages (chapters 05-06) and the int8 student (chapter 07), each recording it
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,7 +16,7 @@ from .logit_cache import align_examples
 from .method import ONE_STAGE_METHODS, TMKDStudent, accuracy, combine_students, method_students
 from .rundir import check_run_dir, read_metrics, record_metrics
 from .students import StudentSpec, spec_row, student_dir, student_predictions, student_rows, train_student
-from .teacher_selection import best_teacher, evaluate_teachers, weak_teachers
+from .teacher_selection import best_teacher, evaluate_teachers, teacher_quality, weak_teachers
 from .teachers import teacher_name, teacher_names, train_teacher
 from .trainer import count_params, params_of, predict_logits
 
@@ -106,9 +105,15 @@ def strong_variants(cfg: Config, task: str) -> list:
     at least two teachers remain (with one left, both would be 1-o-1, already trained)."""
     weak = weak_teachers(cfg, task)
     left = len(teacher_names(cfg)) - len(weak)
-    if weak:
-        print(f"  {task}: {', '.join(weak)} flagged weak on the held-out slice; {left} teacher(s) left"
-              + ("" if left >= 2 else ": without them m-o-1 and 1avg-o-1 would be 1-o-1, so nothing more is trained"))
+    flagged = int(teacher_quality(cfg, task)["weak"].sum())
+    if flagged:
+        kept = "; the best of them is kept (a method never loses every teacher)" if flagged > len(weak) else ""
+        print(f"  {task.upper()}: {flagged} of {len(teacher_names(cfg))} teachers flagged weak in chapter 02{kept}, "
+              f"so {left} teacher(s) remain"
+              + (": m-o-1 and 1avg-o-1 without the weak teachers are trained" if left >= 2 else
+                 ": without the weak teachers m-o-1 and 1avg-o-1 would be 1-o-1, so no variant is trained"))
+    else:
+        print(f"  {task.upper()}: no teacher flagged weak in chapter 02, so no variant is trained")
     return _strong_methods(weak, left)
 
 

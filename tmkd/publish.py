@@ -17,6 +17,7 @@ REFERENCE = REPO / "results" / "reference"
 README = REPO / "README.md"
 TABLE_START, TABLE_END = "<!-- reference-table:start -->", "<!-- reference-table:end -->"
 VERDICTS_START, VERDICTS_END = "<!-- reference-verdicts:start -->", "<!-- reference-verdicts:end -->"
+FINDINGS_START, FINDINGS_END = "<!-- reference-findings:start -->", "<!-- reference-findings:end -->"
 README_METHODS = METHOD_ORDER + tuple(m for m in VARIANT_ORDER if m != "mom_member")
 # The paper's comparisons (A, B), named without a direction: the direction and size are the paper's own numbers,
 # put into words by tmkd.evidence.claim_words beside each verdict.
@@ -67,22 +68,28 @@ NOISE = re.compile(r"(Warning|warnings\.warn|warn\(|^\s*_validate\()")
 def clean_notebook(nb: dict, run) -> dict:
     """An executed chapter as the reference publishes it: no widget state, no frozen progress bars (the live bars
     a reader saw while it ran), no library warnings, and no machine-specific paths (the run directory reads RUN_DIR,
-    the repository's folder '.', its parent '..'). Cells, results and figures are kept."""
+    the repository's folder '.', its parent '..'). The parameters appear once: papermill's injected cell (the values
+    the run used, its run directory relative to the repository when inside it) replaces the chapter's defaults.
+    Cells, results and figures are kept."""
     nb = without_widget_state(nb)
     run = Path(run).resolve()
-    swaps = [(str(run), "RUN_DIR"), (str(REPO.resolve()) + "/", ""), (str(REPO.resolve()), "."),
-             (str(REPO.resolve().parent) + "/", "../")]
+    repo = [(str(REPO.resolve()) + "/", ""), (str(REPO.resolve()), "."), (str(REPO.resolve().parent) + "/", "../")]
+    swaps = [(str(run), "RUN_DIR")] + repo
 
-    def unpath(text: str) -> str:
-        for old, new in swaps:
+    def unpath(text: str, order=swaps) -> str:
+        for old, new in order:
             text = text.replace(old, new)
         return text
+    tags = [c.get("metadata", {}).get("tags", []) for c in nb.get("cells", [])]
+    injected = any("injected-parameters" in t for t in tags)
 
     def lines(text):
         return "".join(text) if isinstance(text, list) else text
     cells = []
-    for c in nb.get("cells", []):
-        c = dict(c, source=unpath(lines(c.get("source", ""))))
+    for c, tag in zip(nb.get("cells", []), tags):
+        if injected and "parameters" in tag:
+            continue                         # the defaults; the injected cell below holds what ran
+        c = dict(c, source=unpath(lines(c.get("source", "")), repo + swaps if "injected-parameters" in tag else swaps))
         outputs = []
         for o in c.get("outputs", []):
             o = dict(o)
@@ -211,10 +218,39 @@ def readme_verdicts(reference=None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def readme_findings(reference=None) -> str:
+    """The README's first-screen summary, five lines generated from the reference verdicts: the count, what this run
+    reproduces, what it finds opposite, the compute-matched control, and what it cannot decide."""
+    raw = reference_intervals(reference)
+    d = verdict_rows(raw)
+    kind = d["verdict"].map(verdict_kind)
+    counts = kind.value_counts()
+    legacy = "" if "claim" in raw.columns else (" This reference predates the two-level bootstrap: its intervals "
+                                                 "cover dev examples, not seeds.")
+
+    def listed(rows, named: bool = True) -> str:
+        return "; ".join(f"{r.task.upper()}" + (f", {CLAIMS[(r.a, r.b)].split(';')[0]}" if named else "")
+                         + f": {float(r.difference):+.2f} [{float(r.low):+.2f}, {float(r.high):+.2f}]"
+                         for r in rows.itertuples()) or "none"
+    matched = d[(d["a"] == "tmkd") & (d["b"] == "mo1_matched")]
+    lines = [f"- {len(d)} comparisons of the paper's claims: "
+             + ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if v in counts) + f" (points of dev accuracy, 95 %).{legacy}",
+             f"- Reproduced: {listed(d[kind == 'reproduced'])}.",
+             f"- Opposite to the paper: {listed(d[kind == 'opposite'])}.",
+             f"- TMKD minus m-o-1 trained for as many examples (a control the paper lacks): {listed(matched, False)}.",
+             f"- Inconclusive at this run's size: {int((kind == 'inconclusive').sum())} comparisons (their intervals "
+             "hold both 0 and the paper's gap; each row says the smallest difference it could detect)."]
+    return "\n".join(lines) + "\n"
+
+
 def _block(text: str, start: str, end: str, where) -> str:
     if start not in text or end not in text:
         raise TMKDError(f"{where} has no {start} ... {end} block for the reference results")
     return text.split(start, 1)[1].split(end, 1)[0].strip("\n") + "\n"
+
+
+def readme_findings_block(readme=None) -> str:
+    return _block(Path(readme or README).read_text(encoding="utf-8"), FINDINGS_START, FINDINGS_END, readme or README)
 
 
 def readme_verdicts_block(readme=None) -> str:
@@ -235,6 +271,8 @@ def update_readme(reference=None, readme=None) -> Path:
     blocks = [(TABLE_START, TABLE_END, readme_table(reference))]
     if VERDICTS_START in text:
         blocks.append((VERDICTS_START, VERDICTS_END, readme_verdicts(reference)))
+    if FINDINGS_START in text:
+        blocks.append((FINDINGS_START, FINDINGS_END, readme_findings(reference)))
     for start, end, body in blocks:
         head, rest = text.split(start, 1)
         text = f"{head}{start}\n{body}{end}{rest.split(end, 1)[1]}"

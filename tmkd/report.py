@@ -1,4 +1,5 @@
-"""Tables and figures, from metrics.csv and speed.csv only (and the Trainer logs for training curves)."""
+"""Tables and figures, from metrics.csv and speed.csv only (and the Trainer logs for training curves). The sentences
+that say what they show are tmkd.takeaways'."""
 from __future__ import annotations
 
 import math
@@ -135,29 +136,6 @@ def comparison_table(metrics, speed=None, methods=METHOD_ORDER):
     return table
 
 
-def result_sentence(metrics, method: str, task: str) -> str:
-    """What this run shows for one method on one task, generated from metrics.csv: mean ± sd over seeds, the
-    paper's number, and a warning when the model collapsed to one class."""
-    seeds = per_seed(metrics, (method,))
-    acc = seeds[seeds["task"] == task]["accuracy"]
-    label = METHOD_LABELS.get(method, method)
-    if not len(acc):
-        return f"{label} has no {task.upper()} result in this run."
-    spread = f" ± {acc.std():.1f} over {len(acc)} seeds" if len(acc) > 1 else " (one seed)"
-    paper = PUBLISHED["paper"].get(method, {}).get(task)
-    text = f"{label} on {task.upper()}: {acc.mean():.1f} %{spread}" + (f" (paper {paper:.2f})" if paper else "")
-    models = main_rows(metrics)
-    models = models[(models["task"] == task) & (models["method"] == method)]["model"]
-    bad = {m: v for m, v in collapsed(metrics).items() if m in set(models)}
-    if bad:
-        text += f"; {len(bad)} model(s) collapsed (one class for >= {COLLAPSED:.0%} of dev examples)"
-    return text + "."
-
-
-def result_sentences(metrics, methods, tasks) -> str:
-    return "\n".join(result_sentence(metrics, m, t) for t in tasks for m in methods)
-
-
 def interval_table(intervals):
     """The intervals as a reader reads them: task, arms A and B, the paper's difference, this run's with its 95 %
     interval, the smallest difference this run could detect, and the verdict (points, two decimals)."""
@@ -170,44 +148,6 @@ def interval_table(intervals):
         "paper A - B": d["paper_difference"].map(pts), "here A - B": d["difference"].map(pts),
         "95 % interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(d["low"], d["high"])],
         "detectable": d["detectable"].map(lambda x: f"{float(x):.2f}"), "verdict": d["verdict"]})
-
-
-def verdict_summary(intervals) -> str:
-    """"Of 14 comparisons: 2 reproduced, 1 opposite, 11 inconclusive." (only the verdicts that occur)."""
-    counts = intervals["verdict"].map(verdict_kind).value_counts()
-    return f"Of {len(intervals)} comparisons: " + ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if v in counts) + "."
-
-
-def interval_sentences(intervals) -> str:
-    """One line per comparison: the paper's claim in its words, this run's difference with its interval and the
-    smallest difference it could detect, and the verdict."""
-    lines = []
-    for r in intervals.itertuples():
-        split = "" if r.split == "validation" else f" ({r.split})"
-        lines.append(f"{r.task.upper()}{split}: {r.claim}; here {float(r.difference):+.2f} "
-                     f"[{float(r.low):+.2f}, {float(r.high):+.2f}], detectable {float(r.detectable):.2f} -> {r.verdict}")
-    return "\n".join(lines)
-
-
-def sweep_sentence(metrics, knob: str) -> str:
-    """A sweep in words (one seed): each value's accuracy and whether the spread exceeds the dev-sample noise."""
-    df = metrics[metrics["sweep"].astype(str) == knob].copy()
-    if not len(df):
-        return f"No {knob} sweep in this run."
-    df["accuracy"] = df["accuracy"].astype(float)
-    out = []
-    for task, g in df.groupby("task"):
-        g = g.groupby(knob).agg(accuracy=("accuracy", "mean"), n=("n_examples", "sum"))
-        values = ", ".join(f"{k} {a * 100:.1f} %" for k, a in g["accuracy"].items())
-        spread = (g["accuracy"].max() - g["accuracy"].min()) * 100
-        noise = max(dev_noise(a, n) for a, n in zip(g["accuracy"], g["n"]))
-        reading = ("larger than" if spread > noise else "within") + f" the ±{noise:.1f}-point dev-sample interval"
-        best = g["accuracy"].idxmax()
-        out.append(f"{task.upper()} ({knob}, one seed): {values}; best {best}; spread {spread:.1f} points, {reading}.")
-    bad = [m for m in collapsed(df)]
-    if bad:
-        out.append(f"Collapsed to one class: {', '.join(bad)}.")
-    return "\n".join(out)
 
 
 def relative_table(metrics):
@@ -238,16 +178,14 @@ def to_markdown(df, index: bool = True) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_table(run: Path, name: str, df) -> Path:
+def save_table(run: Path, name: str, df) -> None:
     """RUN_DIR/tables/<name>.md and .csv (atomic)."""
     folder = Path(run) / "tables"
     write_text_atomic(folder / f"{name}.csv", df.to_csv())
-    path = write_text_atomic(folder / f"{name}.md", to_markdown(df))
-    note_artifact(path)
-    return path
+    note_artifact(write_text_atomic(folder / f"{name}.md", to_markdown(df)))
 
 
-def save_figure(run: Path, name: str, fig) -> Path:
+def save_figure(run: Path, name: str, fig) -> None:
     """RUN_DIR/figures/<name>.png (atomic)."""
     path = Path(run) / "figures" / f"{name}.png"
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,7 +193,6 @@ def save_figure(run: Path, name: str, fig) -> Path:
     fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     os.replace(tmp, path)
     note_artifact(path)
-    return path
 
 
 COLLAPSED = 0.95     # a model that predicts one class for at least this share of dev examples has collapsed
@@ -402,3 +339,27 @@ def training_runs(run: Path) -> dict:
             if (final / "log_history.json").exists():
                 found[f"{final.parent.parent.name}/{final.parent.name}"] = final
     return found
+
+
+def teacher_table(rows):
+    """Each teacher and the teacher ensemble on dev (evaluate_teachers' rows): accuracy in %, one decimal, one row per
+    task and dev split, one column per teacher (named by its learning rate)."""
+    d = rows.copy()
+    d["who"] = [f"lr {float(lr):g}" if m == "teacher" else "ensemble"
+                for m, lr in zip(d["method"], d.get("lr", [""] * len(d)))]
+    d["task"] = d["task"].str.upper() + d["split"].map(lambda s: "" if s == "validation" else f" {s.split('_')[-1]}")
+    table = d.pivot_table(index="task", columns="who", values="accuracy", aggfunc="first", sort=False) * 100
+    table = table[[c for c in table.columns if c != "ensemble"] + ["ensemble"]]
+    table.columns.name = "dev accuracy (%)"
+    return table.round(1)
+
+
+def speed_table(speed):
+    """speed.csv as a reader reads it: throughput at the timed batch and latency at batch 1, parameters in millions,
+    one decimal each."""
+    import pandas as pd
+    d = speed.reset_index(drop=True)
+    batch = int(d["batch_size"].iloc[0]) if len(d) else 0
+    return pd.DataFrame({"model": d["model"], "params (M)": (d["params"] / 1e6).round(1),
+                         f"examples/s (batch {batch})": d["examples_per_s"].round(1),
+                         "latency (ms, batch 1)": d["latency_ms"].round(1), "device": d["device"]}).set_index("model")

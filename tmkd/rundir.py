@@ -67,6 +67,32 @@ def artifacts_intact(entries: list, root) -> bool:
                for e in entries)
 
 
+# ---- reused steps: one line per step in scripts, one line per cell in a chapter ---------------------------------
+
+_REUSED = {}            # kind -> finished steps reused since the last summary (chapters only)
+_QUIET = [False]
+
+
+def note_reused(kind: str, name: str) -> None:
+    """A finished step (kind: teacher | student) is reused instead of trained. In a script: one line per step. In a
+    chapter (quiet_reuse): counted, and the cell ends with one summary line (reuse_summary)."""
+    if _QUIET[0]:
+        _REUSED[kind] = _REUSED.get(kind, 0) + 1
+    else:
+        print(f"= {name}: finished earlier, skipped")
+
+
+def quiet_reuse() -> None:
+    _QUIET[0] = True
+
+
+def reuse_summary() -> str:
+    """"18 students finished earlier, reused" for the steps noted since the last call ("" if none); resets."""
+    parts = [f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in sorted(_REUSED.items())]
+    _REUSED.clear()
+    return f"{' and '.join(parts)} finished earlier, reused" if parts else ""
+
+
 # ---- steps --------------------------------------------------------------------------------------------------
 
 def claim_step(out: Path, spec: dict, force: bool = False) -> bool:

@@ -16,7 +16,7 @@ from .identity import SPEC_FIELDS, identity
 from .logit_cache import with_teacher_logits
 from .method import Student, TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, soft_heads, student_config
 from .parallel import launch, wants_launch
-from .rundir import claim_step, finished_model, step_finished
+from .rundir import claim_step, finished_model, note_reused, step_finished
 from .teacher_selection import best_teacher
 from .teachers import pretrained_encoder, teacher_dir, teacher_names
 from .trainer import collate, device, finish_step, fit, params_of, predict_logits, training_args
@@ -177,7 +177,7 @@ def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks
         student_train_data(cfg, spec)            # data and teacher logits prepared once, before the workers start
         return launch(train_student, cfg, spec, force, tuple(callbacks), nproc=cfg.nproc)
     if claim_step(out, run_spec, force):
-        print(f"= {spec.task}/{spec.name}: finished earlier, skipped")
+        note_reused("student", f"{spec.task}/{spec.name}")
         return out / "final"
     ds = student_train_data(cfg, spec)
     labels = TASKS[spec.task].labels

@@ -7,7 +7,7 @@ import numpy as np
 
 from .config import Config, TMKDError
 from .data import dev_splits, split_dataset
-from .logit_cache import stacked_teacher_logits
+from .logit_cache import logits_path, stacked_teacher_logits
 from .method import accuracy, teacher_ensemble
 from .rundir import record_metrics
 from .teachers import teacher_dir, teacher_names
@@ -47,8 +47,25 @@ def select_split(cfg: Config, task: str):
     return ds
 
 
+_MEMO = {}     # (what, cfg, task, the select logit files' mtimes) -> result: a rewritten logit file is read again
+
+
+def _memo(what: str, cfg: Config, task: str, compute):
+    """compute() once per configuration, task and version of the task's select logits (chapters ask the same
+    question for every method and seed)."""
+    files = [logits_path(cfg, task, t, "select") for t in teacher_names(cfg)]
+    key = (what, cfg, task, tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files))
+    if key not in _MEMO:
+        _MEMO[key] = compute()
+    return _MEMO[key]
+
+
 def select_accuracies(cfg: Config, task: str) -> dict:
     """Each teacher's accuracy on the held-out `select` slice of train (never on the reported dev set)."""
+    return dict(_memo("accuracies", cfg, task, lambda: _select_accuracies(cfg, task)))
+
+
+def _select_accuracies(cfg: Config, task: str) -> dict:
     ds = select_split(cfg, task)
     logits = stacked_teacher_logits(cfg, task, teacher_names(cfg), "select", ds)
     return {t: accuracy(logits[:, i], ds["label"]) for i, t in enumerate(teacher_names(cfg))}
@@ -64,6 +81,10 @@ def teacher_quality(cfg: Config, task: str):
     """Per teacher, on the held-out select slice: accuracy, the majority-class rate, the scale of its logits
     (std over examples and classes: what MSE targets weigh) and whether it is weak (cfg.weak_margin below the best
     teacher, or within 2 points of the majority class). Nothing here reads the dev set."""
+    return _memo("quality", cfg, task, lambda: _teacher_quality(cfg, task)).copy()
+
+
+def _teacher_quality(cfg: Config, task: str):
     import pandas as pd
     ds = select_split(cfg, task)
     gold = np.asarray(ds["label"])

@@ -13,7 +13,7 @@ from .files import read_json
 from .identity import identity
 from .method import TeacherClassifier, TeacherConfig
 from .parallel import launch, wants_launch
-from .rundir import check_run_dir, claim_step, step_finished
+from .rundir import check_run_dir, claim_step, note_reused, step_finished
 from .trainer import device, finish_step, fit, training_args
 
 
@@ -41,11 +41,11 @@ def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callba
     spec = identity(cfg, "teacher", task=task, lr=lr, labels=labels, data=data["train"]._fingerprint)
     if wants_launch(cfg):            # nproc processes (DDP); the data is prepared above, once
         if step_finished(out, spec, force):
-            print(f"= {task}/{name}: finished earlier, skipped")
+            note_reused("teacher", f"{task}/{name}")
             return out / "final"
         return launch(train_teacher, cfg, task, lr, force, tuple(callbacks), nproc=cfg.nproc)
     if claim_step(out, spec, force):
-        print(f"= {task}/{name}: finished earlier, skipped")
+        note_reused("teacher", f"{task}/{name}")
         return out / "final"
     print(f"> {task}/{name}: fine-tuning on {len(data['train'])} examples")
     set_seed(cfg.seed)

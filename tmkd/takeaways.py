@@ -1,0 +1,168 @@
+"""What this run shows, in words generated from its numbers: one sentence per result, per sweep and per interval,
+and each chapter's takeaway. Never fixed prose that an output could contradict."""
+from __future__ import annotations
+
+from .method import METHOD_LABELS
+from .paper import PUBLISHED
+from .report import COLLAPSED, VERDICT_ORDER, collapsed, dev_noise, log_history, main_rows, per_seed, verdict_kind
+
+
+def result_sentence(metrics, method: str, task: str) -> str:
+    """What this run shows for one method on one task, generated from metrics.csv: mean ± sd over seeds, the
+    paper's number, and a warning when the model collapsed to one class."""
+    seeds = per_seed(metrics, (method,))
+    acc = seeds[seeds["task"] == task]["accuracy"]
+    label = METHOD_LABELS.get(method, method)
+    if not len(acc):
+        return f"{label} has no {task.upper()} result in this run."
+    spread = f" ± {acc.std():.1f} over {len(acc)} seeds" if len(acc) > 1 else " (one seed)"
+    paper = PUBLISHED["paper"].get(method, {}).get(task)
+    text = f"{label} on {task.upper()}: {acc.mean():.1f} %{spread}" + (f" (paper {paper:.2f})" if paper else "")
+    models = main_rows(metrics)
+    models = models[(models["task"] == task) & (models["method"] == method)]["model"]
+    bad = {m: v for m, v in collapsed(metrics).items() if m in set(models)}
+    if bad:
+        text += f"; {len(bad)} model(s) collapsed (one class for >= {COLLAPSED:.0%} of dev examples)"
+    return text + "."
+
+
+def result_sentences(metrics, methods, tasks) -> str:
+    return "\n".join(result_sentence(metrics, m, t) for t in tasks for m in methods)
+
+
+def verdict_summary(intervals) -> str:
+    """"Of 14 comparisons: 2 reproduced, 1 opposite, 11 inconclusive." (only the verdicts that occur)."""
+    counts = intervals["verdict"].map(verdict_kind).value_counts()
+    return f"Of {len(intervals)} comparisons: " + ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if v in counts) + "."
+
+
+def interval_sentences(intervals) -> str:
+    """One line per comparison: the paper's claim in its words, this run's difference with its interval and the
+    smallest difference it could detect, and the verdict."""
+    lines = []
+    for r in intervals.itertuples():
+        split = "" if r.split == "validation" else f" ({r.split})"
+        lines.append(f"{r.task.upper()}{split}: {r.claim}; here {float(r.difference):+.2f} "
+                     f"[{float(r.low):+.2f}, {float(r.high):+.2f}], detectable {float(r.detectable):.2f} -> {r.verdict}")
+    return "\n".join(lines)
+
+
+def sweep_sentence(metrics, knob: str) -> str:
+    """A sweep in words (one seed): each value's accuracy and whether the spread exceeds the dev-sample noise."""
+    df = metrics[metrics["sweep"].astype(str) == knob].copy()
+    if not len(df):
+        return f"No {knob} sweep in this run."
+    df["accuracy"] = df["accuracy"].astype(float)
+    out = []
+    for task, g in df.groupby("task"):
+        g = g.groupby(knob).agg(accuracy=("accuracy", "mean"), n=("n_examples", "sum"))
+        values = ", ".join(f"{k} {a * 100:.1f} %" for k, a in g["accuracy"].items())
+        spread = (g["accuracy"].max() - g["accuracy"].min()) * 100
+        noise = max(dev_noise(a, n) for a, n in zip(g["accuracy"], g["n"]))
+        reading = ("larger than" if spread > noise else "within") + f" the ±{noise:.1f}-point dev-sample interval"
+        best = g["accuracy"].idxmax()
+        out.append(f"{task.upper()} ({knob}, one seed): {values}; best {best}; spread {spread:.1f} points, {reading}.")
+    bad = [m for m in collapsed(df)]
+    if bad:
+        out.append(f"Collapsed to one class: {', '.join(bad)}.")
+    return "\n".join(out)
+
+
+# ---- each chapter's takeaway -----------------------------------------------------------------------------------
+
+KD_METHODS = ("1o1", "1avgo1", "mom_avg", "mom_vote", "mo1")
+
+
+def _row(intervals, a: str, b: str, task: str):
+    r = intervals[(intervals["a"] == a) & (intervals["b"] == b) & (intervals["task"] == task)]
+    return None if not len(r) else r.iloc[0]
+
+
+def _span(r) -> str:
+    return f"{float(r['difference']):+.2f} points [{float(r['low']):+.2f}, {float(r['high']):+.2f}]"
+
+
+def _side(r) -> int:
+    """+1 when the interval lies above 0, -1 below, 0 when it holds 0."""
+    return 1 if float(r["low"]) > 0 else -1 if float(r["high"]) < 0 else 0
+
+
+def kd_takeaway(metrics, intervals, tasks) -> str:
+    """Chapter 04: does any KD method beat the no-KD student here? Per task the means over seeds, and m-o-1 minus no
+    KD with its interval; then one sentence over all tasks."""
+    seeds = per_seed(metrics, ("no_kd",) + KD_METHODS)
+    lines, beaten = [], []
+    for task in tasks:
+        means = seeds[seeds["task"] == task].groupby("method")["accuracy"].mean()
+        if "no_kd" not in means or not set(KD_METHODS) & set(means.index):
+            continue
+        kd = means.reindex([m for m in KD_METHODS if m in means.index])
+        best = kd.idxmax()
+        text = (f"{task.upper()}: no KD {means['no_kd']:.1f} %; the best KD method, {METHOD_LABELS[best]}, "
+                f"{kd[best]:.1f} % ({kd[best] - means['no_kd']:+.1f} points).")
+        r = _row(intervals, "mo1", "no_kd", task)
+        if r is not None:
+            side = _side(r)
+            text += f" m-o-1 minus no KD: {_span(r)}, " + ("above 0: m-o-1 beats no KD." if side > 0 else
+                                                           "below 0: m-o-1 is worse than no KD." if side < 0 else
+                                                           "holding 0: no difference this run can show.")
+            if side > 0:
+                beaten.append(task.upper())
+        lines.append(text)
+    lines.append(f"So KD beats the no-KD student beyond noise on {', '.join(beaten)}." if beaten else
+                 "So no KD method beats the no-KD student beyond this run's noise.")
+    return "\n".join(lines)
+
+
+def stage1_takeaway(metrics, curves: dict) -> str:
+    """Chapter 05: how far each stage-1 soft loss fell (first and last logged values; the curve is per batch, so it
+    is not smooth), and what the stage-1 students score on their task's dev set from soft heads alone."""
+    lines = []
+    for label, folder in curves.items():
+        h = log_history(folder)
+        if len(h) >= 2:
+            first, last = float(h["loss"].iloc[0]), float(h["loss"].iloc[-1])
+            lines.append(f"{label} stage 1: soft loss {first:.3f} at step {int(h['step'].iloc[0])}, {last:.3f} at step "
+                         f"{int(h['step'].iloc[-1])} ({(1 - last / first) * 100:+.0f} % lower)" if first else "")
+    s1 = metrics[metrics["sweep"].astype(str) == "stage1"]
+    for (method, task), g in s1.groupby(["method", "task"]):
+        acc = g["accuracy"].astype(float) * 100
+        spread = f" ± {acc.std():.1f} over {len(acc)} seeds" if len(acc) > 1 else " (one seed)"
+        lines.append(f"{METHOD_LABELS.get(method, method)} after stage 1 alone, on {task.upper()} dev: "
+                     f"{acc.mean():.1f} %{spread}, from soft heads never trained on a gold label.")
+    return "\n".join(line for line in lines if line)
+
+
+def matched_takeaway(intervals, tasks) -> str:
+    """Chapter 06: is TMKD's gain over one-stage m-o-1 more than the gain of training m-o-1 as long?"""
+    lines = []
+    for task in tasks:
+        one, matched = _row(intervals, "tmkd", "mo1", task), _row(intervals, "tmkd", "mo1_matched", task)
+        if one is None or matched is None:
+            continue
+        text = (f"{task.upper()}: TMKD minus one-stage m-o-1 {_span(one)}; TMKD minus m-o-1 trained for as many "
+                f"examples {_span(matched)}. ")
+        if _side(matched) > 0:
+            text += "TMKD beats even the compute-matched control: stage 1 adds something beyond more steps."
+        elif _side(one) > 0 and _side(matched) == 0:
+            text += ("The two-stage gain is not distinguishable from the gain of more steps on the stage-2 pairs: "
+                     "within this run's noise, stage 1 adds nothing beyond them.")
+        elif _side(one) <= 0:
+            text += "TMKD does not beat one-stage m-o-1 beyond noise here, so there is no two-stage gain to explain."
+        else:
+            text += "The compute-matched control beats TMKD: more steps on the stage-2 pairs did better than stage 1."
+        lines.append(text)
+    return "\n".join(lines) or "No compute-matched comparison in this run."
+
+
+def conclusion(intervals) -> str:
+    """Chapter 08: the verdicts counted, then each claim this run decides (reproduced or opposite) in one line."""
+    lines = [verdict_summary(intervals)]
+    decided = intervals[intervals["verdict"].map(verdict_kind).isin(("reproduced", "opposite"))]
+    for r in decided.to_dict("records"):
+        lines.append(f"{r['verdict'].capitalize()}: {r.get('claim') or r['a'] + ' vs ' + r['b']}; here {_span(r)}.")
+    undecided = len(intervals) - len(decided)
+    if undecided:
+        lines.append(f"The other {undecided} comparison(s) this run cannot decide in the paper's direction "
+                     "(see each row's detectable difference).")
+    return "\n".join(lines)
