@@ -26,7 +26,8 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
   tmkd/experiments.py        what the chapters run: KD methods, sweeps, the two stages, the int8 student
   tmkd/evidence.py           paired bootstrap intervals, verdicts on the paper's claims, the method comparisons
   tmkd/speed.py              examples/s and latency
-  tmkd/report.py             tables, figures and generated sentences from metrics.csv
+  tmkd/report.py             tables and figures from metrics.csv
+  tmkd/takeaways.py          what this run shows, in generated sentences; each chapter's takeaway
   tmkd/publish.py            results/reference and the README's table (run_chain --publish; not for the chapters)
 
 Nothing runs at import time except constants.

@@ -146,3 +146,13 @@ def test_the_surface_check_fails_on_a_broken_helpers(broken, monkeypatch):
     monkeypatch.setattr(__import__(__name__), "helpers_exports", lambda: fake)
     with pytest.raises(AssertionError):
         test_helpers_exports_exactly_what_the_chapters_and_readme_use()
+
+
+def test_the_layers_helpers_lists_are_the_import_order():
+    """helpers.py's docstring lists every module of the package in layers; each imports only modules listed above
+    it (so the list is a reading order from the bottom up, and a new upward import fails here)."""
+    order = re.findall(r"^  tmkd/(\w+)\.py", (REPO / "helpers.py").read_text(encoding="utf-8"), re.M)
+    assert sorted(order) == sorted(modules()), "helpers.py's module list and the package differ"
+    for i, m in enumerate(order):
+        upward = imports_of(modules()[m]) - set(order[:i]) - {m}
+        assert not upward, f"{m} imports {sorted(upward)}, listed below it in helpers.py"

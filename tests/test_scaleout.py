@@ -92,10 +92,10 @@ def test_a_script_under_torchrun_writes_one_consistent_run_directory(tmp_path):
     script.write_text(
         "import os, sys\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "import helpers\n"
-        f"cfg = helpers.make_config('smoke', run_dir={str(run)!r}, tasks=('rte',), sweep_task='rte', "
+        "import helpers, tmkd.config, tmkd.rundir\n"
+        f"cfg = tmkd.config.make_config('smoke', run_dir={str(run)!r}, tasks=('rte',), sweep_task='rte', "
         "stage1_task='rte', stage2_task='rte', stage1_pool_tasks=('rte',), teacher_lrs=(2e-3,))\n"
-        "helpers.check_run_dir(cfg)\n"
+        "tmkd.rundir.check_run_dir(cfg)\n"
         "helpers.train_teachers(cfg)\n"
         "helpers.cache_all_logits(cfg)\n"
         "helpers.evaluate_teachers(cfg)\n"

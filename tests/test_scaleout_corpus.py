@@ -90,11 +90,11 @@ def test_the_corpus_is_tokenized_and_scored_in_shards(uninterrupted):
 def score_in_subprocess(cfg, teacher, kill_after_shards: int = 0) -> str:
     """corpus_logits in a fresh process (one thread, batches of 8: each shard takes a few seconds), SIGKILLed as
     soon as `kill_after_shards` shards are written when that is > 0. Returns its output."""
-    script = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import helpers\n"
-              f"cfg = helpers.make_config('smoke', run_dir={str(cfg.run_path)!r}, tasks=('rte',), sweep_task='rte', "
+    script = (f"import sys; sys.path.insert(0, {str(REPO)!r}); import helpers, tmkd.config, tmkd.logit_cache\n"
+              f"cfg = tmkd.config.make_config('smoke', run_dir={str(cfg.run_path)!r}, tasks=('rte',), sweep_task='rte', "
               f"stage1_task='rte', stage2_task='rte', stage1_pool_tasks=('rte',), teacher_lrs=(1e-3, 2e-3), "
               f"stage1_corpus={cfg.stage1_corpus!r}, stage1_shard_pairs={SHARD}, eval_batch_size=8)\n"
-              f"helpers.corpus_logits(cfg, 'rte', {teacher!r})\n")
+              f"tmkd.logit_cache.corpus_logits(cfg, 'rte', {teacher!r})\n")
     log = cfg.run_path.parent / f"score-{time.time_ns()}.log"
     with open(log, "w") as f:
         proc = subprocess.Popen([sys.executable, "-c", script], env=os.environ | {"OMP_NUM_THREADS": "1"},

@@ -156,13 +156,44 @@ def matched_takeaway(intervals, tasks) -> str:
 
 
 def conclusion(intervals) -> str:
-    """Chapter 08: the verdicts counted, then each claim this run decides (reproduced or opposite) in one line."""
+    """Chapter 08: the verdicts counted, then every comparison this run decides (reproduced, opposite, smaller than
+    the paper's, equivalent) in one line each, then what a decision would need where it could not decide."""
+    kinds = intervals["verdict"].map(verdict_kind)
     lines = [verdict_summary(intervals)]
-    decided = intervals[intervals["verdict"].map(verdict_kind).isin(("reproduced", "opposite"))]
-    for r in decided.to_dict("records"):
-        lines.append(f"{r['verdict'].capitalize()}: {r.get('claim') or r['a'] + ' vs ' + r['b']}; here {_span(r)}.")
-    undecided = len(intervals) - len(decided)
+    for kind in VERDICT_ORDER[:-1]:
+        for r in intervals[kinds == kind].to_dict("records"):
+            split = "" if r["split"] == "validation" else f" ({r['split'].split('_')[-1]} dev)"
+            lines.append(f"{r['verdict'].capitalize()}: {r.get('claim') or r['a'] + ' vs ' + r['b']}{split}; "
+                         f"here {_span(r)}.")
+    undecided = int((kinds == "inconclusive").sum())
     if undecided:
-        lines.append(f"The other {undecided} comparison(s) this run cannot decide in the paper's direction "
-                     "(see each row's detectable difference).")
-    return "\n".join(lines)
+        lines.append(f"Inconclusive: {undecided} comparison(s); their intervals hold both 0 and the paper's gap.")
+    return "\n".join(lines + power_sentences(intervals[kinds == "inconclusive"]))
+
+
+def power_sentences(intervals) -> list:
+    """For each claim with a direction among `intervals`: what this run could detect, and about how many
+    dev examples (these seeds) or seeds (these examples) a gap of the paper's size would need here (from the measured
+    disagreement between the arms: tmkd.evidence.needed_size)."""
+    if "examples_needed" not in intervals.columns:
+        return []
+    lines = []
+    for r in intervals.to_dict("records"):
+        gap = r.get("paper_difference")
+        if gap in ("", None) or gap != gap or verdict_kind(r["verdict"]) == "reproduced":
+            continue
+        missing = lambda v: v in ("", None) or v != v  # noqa: E731
+        examples, seeds = r.get("examples_needed"), r.get("seeds_needed")
+        if missing(examples) and missing(seeds):
+            continue
+        if float(r["detectable"]) == 0:
+            lines.append(f"{r['task'].upper()} {METHOD_LABELS.get(r['a'], r['a'])} vs "
+                         f"{METHOD_LABELS.get(r['b'], r['b'])}: both arms predict alike on every dev example and seed.")
+            continue
+        examples = "no number of dev examples alone" if missing(examples) else f"about {int(examples):,} dev examples"
+        seeds = "no number of seeds alone" if missing(seeds) else f"about {int(seeds)} seeds"
+        lines.append(f"{r['task'].upper()} {METHOD_LABELS.get(r['a'], r['a'])} vs {METHOD_LABELS.get(r['b'], r['b'])}: "
+                     f"this run detects {float(r['detectable']):.2f} points; the paper's {abs(float(gap)):.2f} would "
+                     f"need {examples} at these seeds, or {seeds} at these "
+                     "examples.")
+    return lines
