@@ -75,6 +75,9 @@ def test_clean_notebook_drops_bars_warnings_widgets_and_paths(tmp_path):
         {"output_type": "stream", "name": "stderr", "text": "Loading: 10%|#  | 1/10 [00:01<00:09, 1.0it/s]\rdone\n"
                                                              "/x/y.py:3: UserWarning: noise\n"},
         {"output_type": "display_data", "data": {"application/vnd.jupyter.widget-view+json": {}, "text/plain": "0%|"}},
+        {"output_type": "display_data", "data": {"text/html": "<div><progress value='80' max='80'></progress> "
+                                                               "<table><tr><th>Step</th><th>Training Loss</th></tr>",
+                                                 "text/plain": "<IPython.core.display.HTML object>"}},
         {"output_type": "execute_result", "data": {"text/plain": f"{run}/tables/a.md and {REPO}/notebooks"}}]}]}
     out = publish.clean_notebook(nb, run)
     c = out["cells"][0]
@@ -139,7 +142,7 @@ def test_chapter_03_exercise_1_runs_as_written(smoke_chain, tmp_path):
     finally:
         path.unlink()
     out = json.loads((tmp_path / "out.ipynb").read_text())
-    text = "".join(o.get("text", "") for c in out["cells"] for o in c.get("outputs", []))
+    text = "".join("".join(o.get("text", "")) for c in out["cells"] for o in c.get("outputs", []))
     assert "loss at alpha=0.0" in text and "hand-computed = helpers" in text
 
 

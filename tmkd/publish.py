@@ -95,6 +95,8 @@ def clean_notebook(nb: dict, run) -> dict:
             o = dict(o)
             if "application/vnd.jupyter.widget-view+json" in o.get("data", {}):
                 continue                     # a progress widget: without its kernel it shows only a frozen bar
+            if "<progress" in lines(o.get("data", {}).get("text/html", "")):
+                continue                     # the Trainer's live progress and loss log (the curves are in figures)
             if o.get("output_type") == "stream":
                 kept = [line for line in lines(o.get("text", "")).replace("\r", "\n").split("\n")
                         if line.strip() and not PROGRESS.search(line) and not NOISE.search(line)]

@@ -62,7 +62,7 @@ def seed_table(metrics, methods=METHOD_ORDER + VARIANT_ORDER, tasks=None):
     table.columns = [f"{t} (mean of {' and '.join(d.split('_')[-1] for d in dev_splits(t))})"
                      if len(dev_splits(t)) > 1 else t for t in table.columns]
     order = [m for m in methods if m in table.index]
-    table = table.loc[order]
+    table = table.loc[order].fillna("")
     table.index = [METHOD_LABELS.get(m, m) for m in order]
     table.index.name = "method (mean ± sd over n)"
     return table
@@ -247,13 +247,15 @@ def plot_methods(metrics, methods=("no_kd", "1o1", "1avgo1", "mom_avg", "mom_vot
             ax.axhline(ens.mean(), color="k", ls="--", lw=1, label="teacher ensemble")
         ax.axhline(chance(task), color="gray", ls=":", lw=1, label="chance")
         ax.set_xticks(range(len(shown)), [METHOD_LABELS.get(m, m) for m in shown], rotation=35, ha="right", fontsize=8)
-        low = min([chance(task)] + list(stats["mean"] - stats["std"].fillna(0)))
-        ax.set_ylim(max(0, low - 5), 100)
+        values = list(stats["mean"] - stats["std"].fillna(0)) + list(stats["mean"] + stats["std"].fillna(0))
+        values += [chance(task)] + ([ens.mean()] if len(ens) else [])
+        ax.set_ylim(max(0, min(values) - 3), min(100, max(values) + 3))     # fitted to the data, chance in view
         ax.set_title(task.upper(), fontsize=9)
     axes[0][0].set_ylabel("dev accuracy (%), mean ± sd over seeds")
-    axes[0][0].legend(fontsize=7, loc="lower left")
-    fig.suptitle(title + ("  (x: collapsed to one class)" if bad else ""), fontsize=10)
-    fig.tight_layout()
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02), frameon=False)
+    fig.suptitle(title + ("  (x: collapsed to one class)" if any(m in bad for m in main["model"]) else ""), fontsize=10)
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     return fig
 
 

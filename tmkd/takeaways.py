@@ -27,7 +27,12 @@ def result_sentence(metrics, method: str, task: str) -> str:
 
 
 def result_sentences(metrics, methods, tasks) -> str:
-    return "\n".join(result_sentence(metrics, m, t) for t in tasks for m in methods)
+    """result_sentence for each task and method that has a result (a variant trained on some tasks only is not
+    listed where it did not run); one line saying so when none has."""
+    seeds = per_seed(metrics, tuple(methods))
+    have = set(zip(seeds["method"], seeds["task"]))
+    lines = [result_sentence(metrics, m, t) for t in tasks for m in methods if (m, t) in have]
+    return "\n".join(lines) or f"No result for {', '.join(METHOD_LABELS.get(m, m) for m in methods)} in this run."
 
 
 def verdict_summary(intervals) -> str:
