@@ -99,7 +99,7 @@ def test_a_script_under_torchrun_writes_one_consistent_run_directory(tmp_path):
         "helpers.train_teachers(cfg)\n"
         "helpers.cache_all_logits(cfg)\n"
         "helpers.evaluate_teachers(cfg)\n"
-        "print('rank', os.environ['RANK'], 'done')\n")
+        "print(f\"rank {os.environ['RANK']} done\", flush=True)\n")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                            str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=900,
                           env=os.environ | {"OMP_NUM_THREADS": "1"})
