@@ -19,6 +19,12 @@ from .students import student_predictions
 VERDICTS = ("reproduced", "opposite", "smaller than the paper's", "equivalent", "inconclusive")
 # "equivalent" is returned as "equivalent within ±{margin}": match it by prefix.
 
+
+def verdict_kind(verdict: str) -> str:
+    """The verdict without its margin ("equivalent within ±1" -> "equivalent"), for colours and counts."""
+    return "equivalent" if str(verdict).startswith("equivalent") else str(verdict)
+
+
 # Dev set sizes of the paper's tables (GLUE / SNLI dev). The paper's MNLI is the mean of matched and mismatched;
 # matched (9815) stands for both (mismatched has 9832), which moves the resolution by far less than 0.01 points.
 PAPER_DEV_SIZES = {"rte": 277, "qnli": 5463, "mnli": 9815, "snli": 9842}

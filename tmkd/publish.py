@@ -7,10 +7,10 @@ import shutil
 from pathlib import Path
 
 from .config import REPO, TMKDError
-from .evidence import claim_verdict, claim_words, paper_claim
+from .evidence import VERDICTS, claim_verdict, claim_words, paper_claim, verdict_kind
 from .files import read_json, replace_dir, write_json_atomic, write_text_atomic
 from .method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
-from .report import VERDICT_ORDER, collapsed_count, comparison_table, per_seed, save_table, to_markdown, verdict_kind
+from .report import collapsed_count, comparison_table, per_seed, save_table, to_markdown
 from .rundir import read_metrics
 
 REFERENCE = REPO / "results" / "reference"
@@ -200,7 +200,7 @@ def readme_verdicts(reference=None) -> str:
     how = ("paired bootstrap 95 % interval over dev examples, seeds averaged (this reference predates the two-level "
            "bootstrap over seeds and examples; the next reference run replaces it)" if legacy else
            "two-level paired bootstrap 95 % interval (seeds and dev examples resampled together)")
-    lines = [f"Over {len(d)} comparisons ({', '.join(f'{counts[v]} {v}' for v in VERDICT_ORDER if v in counts)}); "
+    lines = [f"Over {len(d)} comparisons ({', '.join(f'{counts[v]} {v}' for v in VERDICTS if v in counts)}); "
              f"differences in dev accuracy points, mean over {' or '.join(map(str, seeds))} seeds, {how}. "
              "*Reproduced*: the interval excludes 0 on the paper's side; *opposite*: on the other side; *smaller "
              "than the paper's*: it holds 0 but not the paper's gap; *inconclusive*: it holds both; a paper gap "
@@ -236,7 +236,7 @@ def readme_findings(reference=None) -> str:
                          for r in rows.itertuples()) or "none"
     matched = d[(d["a"] == "tmkd") & (d["b"] == "mo1_matched")]
     lines = [f"- {len(d)} comparisons of the paper's claims: "
-             + ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if v in counts) + f" (points of dev accuracy, 95 %).{legacy}",
+             + ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts) + f" (points of dev accuracy, 95 %).{legacy}",
              f"- Reproduced: {listed(d[kind == 'reproduced'])}.",
              f"- Opposite to the paper: {listed(d[kind == 'opposite'])}.",
              f"- TMKD minus m-o-1 trained for as many examples (a control the paper lacks): {listed(matched, False)}.",

@@ -10,6 +10,7 @@ import numpy as np
 
 from .config import TASKS
 from .data import dev_splits
+from .evidence import verdict_kind
 from .files import read_json, tmp_name, write_text_atomic
 from .method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
 from .paper import PUBLISHED
@@ -93,14 +94,6 @@ def plot_intervals(intervals, title: str = "Paired bootstrap 95 % intervals (A m
     ax.legend(handles=handles, fontsize=7, loc="best")
     ax.set_title(title, fontsize=9)
     return fig
-
-
-VERDICT_ORDER = ("reproduced", "opposite", "smaller than the paper's", "equivalent", "inconclusive")
-
-
-def verdict_kind(verdict: str) -> str:
-    """The verdict without its margin ("equivalent within ±1" -> "equivalent"), for colours and counts."""
-    return "equivalent" if str(verdict).startswith("equivalent") else str(verdict)
 
 
 def main_rows(metrics):

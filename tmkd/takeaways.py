@@ -2,9 +2,10 @@
 and each chapter's takeaway. Never fixed prose that an output could contradict."""
 from __future__ import annotations
 
+from .evidence import VERDICTS, verdict_kind
 from .method import METHOD_LABELS
 from .paper import PUBLISHED
-from .report import COLLAPSED, VERDICT_ORDER, collapsed, dev_noise, log_history, main_rows, per_seed, verdict_kind
+from .report import COLLAPSED, collapsed, dev_noise, log_history, main_rows, per_seed
 
 
 def result_sentence(metrics, method: str, task: str) -> str:
@@ -38,7 +39,7 @@ def result_sentences(metrics, methods, tasks) -> str:
 def verdict_summary(intervals) -> str:
     """"Of 14 comparisons: 2 reproduced, 1 opposite, 11 inconclusive." (only the verdicts that occur)."""
     counts = intervals["verdict"].map(verdict_kind).value_counts()
-    return f"Of {len(intervals)} comparisons: " + ", ".join(f"{counts[v]} {v}" for v in VERDICT_ORDER if v in counts) + "."
+    return f"Of {len(intervals)} comparisons: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts) + "."
 
 
 def interval_sentences(intervals) -> str:
@@ -165,7 +166,7 @@ def conclusion(intervals) -> str:
     the paper's, equivalent) in one line each, then what a decision would need where it could not decide."""
     kinds = intervals["verdict"].map(verdict_kind)
     lines = [verdict_summary(intervals)]
-    for kind in VERDICT_ORDER[:-1]:
+    for kind in VERDICTS[:-1]:
         for r in intervals[kinds == kind].to_dict("records"):
             split = "" if r["split"] == "validation" else f" ({r['split'].split('_')[-1]} dev)"
             lines.append(f"{r['verdict'].capitalize()}: {r.get('claim') or r['a'] + ' vs ' + r['b']}{split}; "
