@@ -4,6 +4,7 @@ import pytest
 from transformers import TrainerCallback
 
 import helpers
+import tmkd.data
 import tmkd.logit_cache
 import tmkd.method
 import tmkd.teachers
@@ -82,3 +83,35 @@ def test_checkpoints_on_local_disk_are_synced_to_the_run_directory_and_resume_th
     assert "copying checkpoint-40 back from the run directory" in log and "resuming from checkpoint-40" in log
     np.testing.assert_allclose(dev_logits(drive), dev_logits(plain), atol=1e-5)
     assert not list(out.glob("checkpoint-*")) and not list((tmp_path / "local").rglob("checkpoint-*"))
+
+
+@pytest.mark.slow
+def test_early_stopping_student_resumes_to_the_uninterrupted_result_and_keeps_its_best_epoch(tmp_path, capsys):
+    """student_patience: each epoch is scored on the select slice; a crash after epoch 2's checkpoint resumes with the
+    scores so far, and the kept weights are the best epoch's (the saved model scores the best select accuracy)."""
+    import tmkd.experiments
+    import tmkd.students
+    runs = {}
+    for name in ("plain", "crashed"):
+        cfg = smoke_config(tmp_path / name, teacher_lrs=(2e-3,), student_patience=1, student_epochs=6.0)
+        spec = tmkd.experiments.base_spec(cfg, "rte", teachers=(), alpha=0.0)
+        if name == "crashed":
+            with pytest.raises(Crash):
+                tmkd.students.train_student(cfg, spec, callbacks=[CrashAfterSave(40)])   # 20 steps per epoch
+        tmkd.students.train_student(cfg, spec)
+        runs[name] = (cfg, spec)
+    assert "resuming from checkpoint-40" in capsys.readouterr().out
+    curves = {n: tmkd.students.select_curve(c, s) for n, (c, s) in runs.items()}
+    assert curves["plain"] == curves["crashed"] and len(curves["plain"]) >= 2
+    scores = [a for _, a in curves["plain"]]
+    best = scores.index(max(scores))
+    assert len(scores) == min(6, best + 2)                  # stopped one epoch after the best (patience 1), or at 6
+    cfg, spec = runs["plain"]
+    model = tmkd.students.load_student(cfg, spec)
+    select = tmkd.data.split_dataset(cfg, "rte", "select")
+    probs = np.exp(tmkd.trainer.predict_logits(model, select))
+    assert tmkd.method.accuracy(probs, np.asarray(select["label"])) == pytest.approx(max(scores))
+    rows = {n: tmkd.students.student_rows(c, s, "no_kd") for n, (c, s) in runs.items()}
+    assert [r["accuracy"] for r in rows["plain"]] == [r["accuracy"] for r in rows["crashed"]]
+    assert rows["plain"][0]["best_epoch"] == curves["plain"][best][0]
+    assert not (tmkd.students.student_dir(cfg, spec) / "best-select.safetensors").exists()

@@ -40,11 +40,12 @@ def workload(cfg: Config) -> dict:
     n_teachers, n_seeds = len(cfg.teacher_lrs), len(cfg.seeds)
     sizes = {t: split_sizes(cfg, t) for t in dict.fromkeys((*cfg.tasks, *cfg.stage1_pool_tasks))}
     teacher = sum(n_teachers * cfg.teacher_epochs * sizes[t][0] for t in cfg.tasks)
-    teacher += cfg.teacher_epochs * sizes[cfg.sweep_task][0]                       # chapter 03's pooling check
+    teacher += sum(cfg.teacher_epochs * sizes[t][0] for t in cfg.tasks)            # chapter 03's pooling check
     predict = sum(n_teachers * (sizes[t][0] + sizes[t][1] + cfg.select_size) for t in cfg.tasks)
     students = []                                                                  # (examples x epochs, count)
     sweeps = len(set(cfg.sweep_optimizers) | {cfg.optimizer}) + len(set(cfg.sweep_head_layers)) + len(set(cfg.sweep_layers)) - 2
-    students.append((sizes[cfg.sweep_task][0] * cfg.student_epochs, max(sweeps, 1) + 1))   # + pooling check
+    students.append((sizes[cfg.sweep_task][0] * cfg.student_epochs, max(sweeps, 1)))
+    students += [(sizes[t][0] * cfg.student_epochs, 1) for t in cfg.tasks]          # the pooling check's students
     one_stage = (3 + n_teachers) * n_seeds        # no_kd, 1avg-o-1, m-o-1 and one per teacher (1-o-1 is one of them)
     students += [(sizes[t][0] * cfg.student_epochs, one_stage) for t in cfg.tasks]
     pool = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else (cfg.stage1_task,)
@@ -52,7 +53,7 @@ def workload(cfg: Config) -> dict:
     if cfg.corpus_file:                                                            # the user's pairs, counted
         corpus = count_pairs(cfg.corpus_file)
     corpus = min(corpus, cfg.stage1_size) if cfg.stage1_size else corpus
-    students.append((corpus * cfg.stage1_epochs, 2))                               # TMKD and TKD stage 1
+    students.append((corpus * cfg.stage1_epochs, 2 * n_seeds))                     # TMKD and TKD stage 1, per seed
     predict += n_teachers * corpus
     for t in cfg.tasks:                                                            # stage 2: TMKD, TKD, control
         students.append((sizes[t][0] * cfg.student_epochs, 2 * n_seeds))

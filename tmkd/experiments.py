@@ -159,27 +159,28 @@ def run_sweep(cfg: Config, knob: str, force: bool = False):
 
 
 def pooling_check(cfg: Config, force: bool = False):
-    """Does the base learn from its [CLS] state or from the mean of its tokens? On sweep_task, the middle teacher
-    and the no-KD student from the base, with each pooling (the configured one is the run's own teacher; the other
-    is trained in RUN_DIR/checks/pooling-<p>, a run directory of its own). Rows carry sweep="pooling"."""
+    """Does the base learn from its [CLS] state or from the mean of its tokens? On every task of the run, the middle
+    teacher and the no-KD student from the base, with each pooling (the configured one is the run's own teacher;
+    the other is trained in RUN_DIR/checks/pooling-<p>, a run directory of its own). Rows carry sweep="pooling"."""
     import pandas as pd
-    task, lr = cfg.sweep_task, cfg.teacher_lrs[len(cfg.teacher_lrs) // 2]
+    lr = cfg.teacher_lrs[len(cfg.teacher_lrs) // 2]
     rows = []
-    for p in ("cls", "mean"):
-        c = cfg if p == cfg.pooling else dataclasses.replace(
-            cfg, pooling=p, tasks=(task,), sweep_task=task, stage1_task=task, stage2_task=task, teacher_lrs=(lr,),
-            run_dir=str(cfg.run_path / "checks" / f"pooling-{p}"))
-        check_run_dir(c)
-        train_teacher(c, task, lr, force)
-        teacher = evaluate_teachers(c, tasks=(task,), record=False)
-        teacher = teacher[teacher["model"] == f"{task}/{teacher_name(lr)}"]
-        spec = base_spec(c, task, teachers=(), alpha=0.0)
-        train_student(c, spec, force)
-        student = pd.DataFrame(student_rows(c, spec, "no_kd", sweep="pooling"))
-        for frame, what in ((teacher, "teacher"), (student, "no_kd")):
-            for r in frame.to_dict("records"):
-                rows.append(r | {"sweep": "pooling", "pooling": p, "method": what,
-                                 "model": f"{r['model']}-{p}"})
+    for task in cfg.tasks:
+        for p in ("cls", "mean"):
+            c = cfg if p == cfg.pooling else dataclasses.replace(
+                cfg, pooling=p, tasks=(task,), sweep_task=task, stage1_task=task, stage2_task=task, teacher_lrs=(lr,),
+                run_dir=str(cfg.run_path / "checks" / f"pooling-{p}"))
+            check_run_dir(c)
+            train_teacher(c, task, lr, force)
+            teacher = evaluate_teachers(c, tasks=(task,), record=False)
+            teacher = teacher[teacher["model"] == f"{task}/{teacher_name(lr)}"]
+            spec = base_spec(c, task, teachers=(), alpha=0.0)
+            train_student(c, spec, force)
+            student = pd.DataFrame(student_rows(c, spec, "no_kd", sweep="pooling"))
+            for frame, what in ((teacher, "teacher"), (student, "no_kd")):
+                for r in frame.to_dict("records"):
+                    rows.append(r | {"sweep": "pooling", "pooling": p, "method": what,
+                                     "model": f"{r['model']}-{p}"})
     record_metrics(cfg.run_path, rows)
     return pd.DataFrame(rows)[["task", "split", "method", "pooling", "accuracy", "model"]]
 

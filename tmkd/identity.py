@@ -39,7 +39,7 @@ SELECTION = {     # which steps a chapter runs; each step records the value it u
     "weak_margin": "which extra 'without the weak teacher' students run; a student records its own teachers",
 }
 STUDENT_ONLY = ("student_layers", "student_head_layers", "student_init", "student_lr", "student_epochs",
-                "student_batch_size", "optimizer", "alpha", "soft_loss", "kd_temperature")
+                "student_batch_size", "student_patience", "optimizer", "alpha", "soft_loss", "kd_temperature")
 STAGE1_ONLY = ("stage1_task", "stage1_corpus", "stage1_pool_tasks", "stage1_epochs", "stage1_size")
 # What a student's own spec sets in place of the configuration's default (spec field -> Config field).
 SPEC_FIELDS = {"layers": "student_layers", "head_layers": "student_head_layers", "optimizer": "optimizer",
@@ -55,8 +55,8 @@ def settings_excluded(step: str) -> set:
         return base | set(STUDENT_ONLY) | set(STAGE1_ONLY)
     if step == "student":      # one stage: no stage-1 corpus involved
         return base | set(STAGE1_ONLY)
-    if step == "stage1":       # stage 1 trains for stage1_epochs, with alpha = 1 by definition (no gold labels)
-        return base | {"student_epochs", "alpha"}
+    if step == "stage1":       # stage 1 trains for stage1_epochs, alpha = 1 by definition (no gold labels to stop on)
+        return base | {"student_epochs", "student_patience", "alpha"}
     if step == "stage2":       # starts from the stage-1 student: everything counts
         return base
     raise ValueError(f"unknown step kind {step!r}")

@@ -19,7 +19,7 @@ from .parallel import launch, wants_launch
 from .rundir import claim_step, finished_model, note_reused, step_finished
 from .teacher_selection import best_teacher
 from .teachers import pretrained_encoder, teacher_dir, teacher_names
-from .trainer import collate, device, finish_step, fit, params_of, predict_logits, training_args
+from .trainer import SelectStopping, collate, device, finish_step, fit, params_of, predict_logits, training_args
 
 
 @dataclass(frozen=True)
@@ -194,8 +194,35 @@ def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks
     epochs = student_epochs(cfg, spec)
     args = training_args(out, cfg.student_lr, epochs, cfg.student_batch_size,
                          dataclasses.replace(cfg, seed=spec.seed), spec.optimizer)
-    trainer = fit(model, ds, out, args, callbacks, cfg.checkpoint_sync_minutes * 60)
-    return finish_step(trainer, out, run_spec, force=force)
+    stopper = select_stopping(cfg, spec, out)
+    trainer = fit(model, ds, out, args, (*callbacks, *([stopper] if stopper else [])), cfg.checkpoint_sync_minutes * 60)
+    if stopper:
+        best = stopper.restore(trainer.model, trainer.state)
+        print(f"  best on the select slice after epoch {best['best_epoch']} of {best['epochs_run']} "
+              f"({100 * best['select_accuracy']:.1f} %)")
+    final = finish_step(trainer, out, run_spec, force=force)
+    if stopper:
+        stopper.best_file.unlink(missing_ok=True)
+    return final
+
+
+def select_stopping(cfg: Config, spec: StudentSpec, out: Path):
+    """The early-stopping callback of a gold-label student (cfg.student_patience > 0; never in stage 1): scored
+    on the task's held-out select slice, the data that also chooses teachers, never on dev."""
+    if not cfg.student_patience or spec.stage == 1:
+        return None
+    select = split_dataset(cfg, spec.task, "select")
+    labels = np.asarray(select["label"])
+
+    def score(model):
+        return accuracy(np.exp(predict_logits(model, select, cfg.eval_batch_size, desc="select")), labels)
+    return SelectStopping(score, cfg.student_patience, out / "best-select.safetensors")
+
+
+def select_curve(cfg: Config, spec: StudentSpec) -> list:
+    """[(epoch, select accuracy)] of a student trained with early stopping (empty without it)."""
+    history = read_json(student_dir(cfg, spec) / "final" / "log_history.json") or []
+    return [(h["epoch"], h["select_accuracy"]) for h in history if "select_accuracy" in h]
 
 
 def load_student(cfg: Config, spec: StudentSpec):
@@ -258,6 +285,10 @@ def student_rows(cfg: Config, spec: StudentSpec, method: str, sweep: str = "") -
             "method": method, "model": f"{spec.task}/{spec.name}", "split": split, "sweep": sweep,
             "accuracy": accuracy(p["probs"], p["labels"]), "n_examples": len(p["labels"]), "params": params,
             "top_class_share": top_class_share(p["probs"])})
+    curve = select_curve(cfg, spec)
+    if curve:                         # early stopping: the epoch kept (the first best on the select slice)
+        best = max(curve, key=lambda c: c[1])[0]
+        rows = [r | {"best_epoch": best} for r in rows]
     return rows
 
 

@@ -174,6 +174,50 @@ class SyncCheckpoints(TrainerCallback):
             self.last = time.time()
 
 
+class SelectStopping(TrainerCallback):
+    """Early stopping on held-out data: after every epoch `score(model)` (the held-out `select` slice's accuracy) is
+    logged as select_accuracy; training stops after `patience` epochs without a better score, and the best epoch's
+    weights are kept in `best_file` (restore() puts them back before the final save). The scores live in the
+    Trainer's log history, so a resumed run knows the best so far; an epoch's last step is scored, then saved."""
+    def __init__(self, score, patience: int, best_file: Path):
+        self.score, self.patience, self.best_file = score, patience, Path(best_file)
+
+    def history(self, state) -> list:
+        return [h for h in state.log_history if "select_accuracy" in h]
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        # at the last step of an epoch, before that step's checkpoint (so a resumed run has the epoch's score)
+        if state.epoch is None or abs(state.epoch - round(state.epoch)) > 1e-6 or round(state.epoch) < 1:
+            return control
+        from safetensors.torch import save_file
+        scores = self.history(state)
+        best = max((h["select_accuracy"] for h in scores), default=float("-inf"))
+        value = on_main(lambda: float(self.score(model)))
+        model.train()
+        state.log_history.append({"epoch": round(state.epoch), "step": state.global_step, "select_accuracy": value})
+        if value > best and is_main():
+            tmp = self.best_file.with_name(f".{self.best_file.name}.tmp-{os.getpid()}")
+            self.best_file.parent.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
+            os.replace(tmp, self.best_file)
+        values = [h["select_accuracy"] for h in scores] + [value]
+        since_best = len(values) - 1 - values.index(max(values))        # epochs since the (first) best one
+        control.should_save = True
+        if since_best >= self.patience:
+            control.should_training_stop = True
+        return control
+
+    def restore(self, model, state) -> dict:
+        """Load the best epoch's weights into `model`; returns {"best_epoch", "select_accuracy", "epochs_run"}."""
+        from safetensors.torch import load_file
+        scores = self.history(state)
+        if not scores:
+            return {}
+        top = max(scores, key=lambda h: h["select_accuracy"])       # the first of equal scores: the earliest
+        model.load_state_dict(load_file(str(self.best_file)))
+        return {"best_epoch": top["epoch"], "select_accuracy": top["select_accuracy"], "epochs_run": scores[-1]["epoch"]}
+
+
 def finish_step(trainer, out: Path, spec: dict, tokenizer_from=None, force: bool = False) -> Path:
     """Save the final model (and its training log) to out/final atomically, then the done marker: the spec's
     fingerprint and the weights' size and hash (a retrained model with other weights is told apart). With several
