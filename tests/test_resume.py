@@ -1,6 +1,7 @@
 """A teacher interrupted mid-training resumes from its checkpoint and ends where an uninterrupted run ends."""
 import numpy as np
 import pytest
+from conftest import smoke_config
 from transformers import TrainerCallback
 
 import helpers
@@ -9,7 +10,6 @@ import tmkd.logit_cache
 import tmkd.method
 import tmkd.teachers
 import tmkd.trainer
-from conftest import smoke_config
 
 
 class Crash(Exception):
