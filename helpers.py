@@ -36,19 +36,20 @@ from tmkd.data import peek, task_data
 from tmkd.environment import departures, start_chapter
 from tmkd.estimate import estimate
 from tmkd.evidence import compare_methods, ONE_STAGE_COMPARISONS, TWO_STAGE_COMPARISONS
-from tmkd.experiments import (alpha_sweep, configured_metrics, int8_accuracy, matched_spec, pooling_check, run_method,
-                              run_stage1, run_stage2, run_sweep, stage1_overlap, stage2_tasks, strong_variants)
+from tmkd.experiments import (alpha_sweep, configured_metrics, convergence_curves, int8_accuracy, matched_spec,
+                              pooling_check, run_method, run_stage1, run_stage2, run_sweep, stage1_overlap,
+                              stage2_tasks, strong_variants)
 from tmkd.files import read_json
 from tmkd.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
 from tmkd.method import golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss, TMKDStudent
-from tmkd.report import (collapsed, comparison_table, interval_table, plot_curves, plot_intervals, plot_methods,
-                         plot_speed, plot_sweep, relative_table, save_figure, save_table, seed_table, speed_table,
-                         stage_curves, sweep_table, teacher_table, training_runs)
+from tmkd.report import (collapsed, comparison_table, interval_table, plot_convergence, plot_curves, plot_intervals,
+                         plot_methods, plot_speed, plot_sweep, relative_table, save_figure, save_table, seed_table,
+                         speed_table, stage_curves, sweep_table, teacher_table, training_runs)
 from tmkd.rundir import read_metrics
 from tmkd.speed import measure_speed
 from tmkd.students import first_batch, fresh_student
-from tmkd.takeaways import (conclusion, interval_sentences, kd_takeaway, matched_takeaway, result_sentence,
-                            result_sentences, stage1_takeaway, sweep_sentence)
+from tmkd.takeaways import (conclusion, convergence_sentence, interval_sentences, kd_takeaway, matched_takeaway,
+                            result_sentence, result_sentences, stage1_takeaway, sweep_sentence)
 from tmkd.teacher_selection import best_teacher, evaluate_teachers, select_accuracies, teacher_quality
 from tmkd.teachers import teacher_names, train_teachers
 

@@ -15,7 +15,8 @@ from .data import POOL_OFFSET, dev_splits, split_dataset
 from .logit_cache import align_examples
 from .method import ONE_STAGE_METHODS, TMKDStudent, accuracy, combine_students, method_students
 from .rundir import check_run_dir, read_metrics, record_metrics
-from .students import StudentSpec, spec_row, student_dir, student_predictions, student_rows, train_student
+from .students import (StudentSpec, select_curve, spec_row, student_dir, student_predictions, student_rows,
+                       train_student)
 from .teacher_selection import best_teacher, evaluate_teachers, teacher_quality, weak_teachers
 from .teachers import teacher_name, teacher_names, train_teacher
 from .trainer import count_params, params_of, predict_logits
@@ -183,6 +184,26 @@ def pooling_check(cfg: Config, force: bool = False):
                                      "model": f"{r['model']}-{p}"})
     record_metrics(cfg.run_path, rows)
     return pd.DataFrame(rows)[["task", "split", "method", "pooling", "accuracy", "model"]]
+
+
+CONVERGENCE_METHODS = ("no_kd", "1o1", "1avgo1", "mo1")
+
+
+def convergence_curves(cfg: Config, force: bool = False):
+    """Chapter 03: are the arms trained long enough? The first seed's no-KD, 1-o-1, 1avg-o-1 and m-o-1 students of
+    every task (the same steps chapter 04 then reuses), and with student_patience > 0 each one's accuracy on the
+    held-out select slice after every epoch: a frame task, method, epoch, select_accuracy (%), best, last_epoch."""
+    import pandas as pd
+    rows = []
+    for task in cfg.tasks:
+        for method in CONVERGENCE_METHODS:
+            spec = method_specs(cfg, task, method)[0]
+            train_student(cfg, spec, force)
+            curve = select_curve(cfg, spec)
+            top = max(curve, key=lambda c: c[1])[0] if curve else None
+            rows += [{"task": task, "method": method, "epoch": e, "select_accuracy": 100 * a, "best": e == top,
+                      "last_epoch": curve[-1][0]} for e, a in curve]
+    return pd.DataFrame(rows, columns=["task", "method", "epoch", "select_accuracy", "best", "last_epoch"])
 
 
 # ---- chapters 05-06: the two stages ----------------------------------------------------------------------

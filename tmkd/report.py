@@ -272,6 +272,31 @@ def plot_sweep(metrics, knob: str, title: str = ""):
     return fig
 
 
+def plot_convergence(curves, title: str = "Held-out (select) accuracy after each epoch, first seed"):
+    """One panel per task: each arm's select accuracy per epoch (chapter 03's convergence_curves), its kept (best)
+    epoch ringed. None when the run trains fixed epochs (no curve)."""
+    import matplotlib.pyplot as plt
+    if not len(curves):
+        return None
+    tasks = list(dict.fromkeys(curves["task"]))
+    fig, axes = plt.subplots(1, len(tasks), figsize=(4.6 * len(tasks) + 1.4, 3.4), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        on = curves[curves["task"] == task]
+        for method, g in on.groupby("method", sort=False):
+            line, = ax.plot(g["epoch"], g["select_accuracy"], marker="o", ms=3, label=METHOD_LABELS.get(method, method))
+            best = g[g["best"]]
+            ax.plot(best["epoch"], best["select_accuracy"], "o", ms=10, mfc="none", color=line.get_color())
+        ax.set_title(task.upper(), fontsize=9)
+        ax.set_xlabel("epoch")
+        ax.set_xticks(sorted(on["epoch"].unique()))
+    axes[0][0].set_ylabel("select accuracy (%)")
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.suptitle(title + " (ring: the epoch kept)", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot_curves(folders: dict, title: str = "training loss"):
     """Training loss against epoch for several finished runs {label: folder}."""
     import matplotlib.pyplot as plt

@@ -53,6 +53,25 @@ def interval_sentences(intervals) -> str:
     return "\n".join(lines)
 
 
+def convergence_sentence(curves, cfg) -> str:
+    """Chapter 03's takeaway on convergence, from the select curves: each arm's kept epoch, and which arms were
+    still improving at their last allowed epoch (those could gain from more epochs)."""
+    if not len(curves):
+        return (f"student_patience = 0 here: every student trains {cfg.student_epochs:g} epochs and no curve is "
+                "recorded (the offline profile stops each arm on the select slice: student_patience = 2).")
+    lines = []
+    for task, on in curves.groupby("task", sort=False):
+        best = on[on["best"]]
+        kept = ", ".join(f"{METHOD_LABELS.get(r.method, r.method)} {r.epoch:g} ({r.select_accuracy:.1f} %)"
+                         for r in best.itertuples())
+        rising = [METHOD_LABELS.get(r.method, r.method) for r in best.itertuples()
+                  if r.epoch == r.last_epoch and r.epoch >= cfg.student_epochs]
+        lines.append(f"{task.upper()}: epoch kept (of at most {cfg.student_epochs:g}) - {kept}. " + (
+            f"Still improving at the last epoch: {', '.join(rising)}; more epochs might help {'it' if len(rising) == 1 else 'them'}."
+            if rising else "Every arm stopped improving before its last epoch: each is compared at its best."))
+    return "\n".join(lines)
+
+
 def sweep_sentence(metrics, knob: str) -> str:
     """A sweep in words (one seed): each value's accuracy and whether the spread exceeds the dev-sample noise."""
     df = metrics[metrics["sweep"].astype(str) == knob].copy()
