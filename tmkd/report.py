@@ -84,15 +84,18 @@ def plot_intervals(intervals, title: str = "Paired bootstrap 95 % intervals (A m
         ax.plot(r["difference"], yi, "o", color=c)
         if r.get("paper_difference") not in (None, "") and r["paper_difference"] == r["paper_difference"]:
             ax.plot(float(r["paper_difference"]), yi, "x", color="k")
-    labels = [f"{r['task']}: {METHOD_LABELS.get(r['a'], r['a'])} - {METHOD_LABELS.get(r['b'], r['b'])}"
-              for _, r in d.iterrows()]
+    split = lambda s: "" if s in ("validation", "", None) or s != s else f" {str(s).split('_')[-1]}"   # noqa: E731
+    labels = [f"{r['task'].upper()}{split(r.get('split'))}: {METHOD_LABELS.get(r['a'], r['a'])} - "
+              f"{METHOD_LABELS.get(r['b'], r['b'])}" for _, r in d.iterrows()]
     ax.set_yticks(y, labels, fontsize=8)
     ax.axvline(0, color="k", lw=0.8)
-    ax.set_xlabel("difference in dev accuracy (points); x = the paper's difference")
+    crosses = d["paper_difference"].map(lambda x: x not in (None, "") and x == x).any()
+    ax.set_xlabel("difference in dev accuracy (points)" + ("; x = the paper's difference" if crosses else ""))
     shown = {verdict_kind(v) for v in d["verdict"]}
     handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in colors.items() if v in shown]
-    ax.legend(handles=handles, fontsize=7, loc="best")
+    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     ax.set_title(title, fontsize=9)
+    fig.tight_layout()
     return fig
 
 
@@ -144,16 +147,18 @@ def interval_table(intervals):
 
 
 def relative_table(metrics):
-    """Each student's accuracy as % of the mean teacher and of the teacher ensemble, per task."""
+    """Each student's accuracy as % of the mean teacher's and of the teacher ensemble's, per task (one decimal;
+    a dash where the student did not run on that task)."""
     import pandas as pd
     acc = method_table(metrics)
-    rows = {}
-    for m in acc.index:
-        if m in ("teacher", "teacher_ensemble"):
-            continue
-        rows[f"{m} / mean teacher"] = (acc.loc[m] / acc.loc["teacher"] * 100).round(1)
-        rows[f"{m} / ensemble"] = (acc.loc[m] / acc.loc["teacher_ensemble"] * 100).round(1)
-    return pd.DataFrame(rows).T
+    students = [m for m in acc.index if m not in ("teacher", "teacher_ensemble")]
+    table = pd.DataFrame(index=pd.Index([METHOD_LABELS.get(m, m) for m in students], name="student"))
+    for task in acc.columns:
+        for ref, name in (("teacher", "mean teacher"), ("teacher_ensemble", "ensemble")):
+            if ref in acc.index:
+                ratio = acc.loc[students, task] / acc.loc[ref, task] * 100
+                table[f"{task.upper()}: % of {name}"] = [f"{v:.1f}" if v == v else "-" for v in ratio]
+    return table
 
 
 def sweep_table(metrics, knob: str):
@@ -297,6 +302,29 @@ def plot_convergence(curves, title: str = "Held-out (select) accuracy after each
     return fig
 
 
+def plot_logits(cfg, split: str = "select"):
+    """Each teacher's pre-softmax logits on `split` (every class pooled), one panel per task: the scale the soft
+    loss's MSE works on. The legend gives each teacher's logit_scale (the standard deviation, chapter 02's table)."""
+    import matplotlib.pyplot as plt
+    from .logit_cache import stacked_teacher_logits
+    from .teachers import teacher_names
+    names = teacher_names(cfg)
+    fig, axes = plt.subplots(1, len(cfg.tasks), figsize=(4.4 * len(cfg.tasks) + 1.8, 3.2), squeeze=False)
+    for ax, task in zip(axes[0], cfg.tasks):
+        logits = stacked_teacher_logits(cfg, task, names, split)
+        bins = np.linspace(logits.min(), logits.max(), 40)
+        for i, t in enumerate(names):
+            ax.hist(logits[:, i].ravel(), bins=bins, histtype="step", lw=1.5,
+                    label=f"{t.removeprefix('teacher-')} (scale {logits[:, i].std():.2f})")
+        ax.set_title(task.upper(), fontsize=9)
+        ax.set_xlabel("teacher logit (every class)")
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
+    axes[0][0].set_ylabel(f"examples x classes ({split})")
+    fig.suptitle("The teachers' logits: what each soft head's MSE is asked to match", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
 def plot_curves(folders: dict, title: str = "training loss"):
     """Training loss against epoch for several finished runs {label: folder}."""
     import matplotlib.pyplot as plt
@@ -307,8 +335,9 @@ def plot_curves(folders: dict, title: str = "training loss"):
             ax.plot(h["epoch"], h["loss"], label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
-    ax.set_title(title)
-    ax.legend(fontsize=7)
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    fig.tight_layout()
     return fig
 
 
@@ -350,11 +379,11 @@ def stage_curves(run: Path, stage: int, seed: int, alpha: float) -> dict:
     return found
 
 
-def training_runs(run: Path) -> dict:
-    """{label: final folder} of every finished teacher and student, for the training curves."""
+def training_runs(run: Path, kinds=("teachers", "students")) -> dict:
+    """{task/name: final folder} of every finished model of `kinds` (teachers, students), for training curves."""
     run = Path(run)
     found = {}
-    for kind in ("teachers", "students"):
+    for kind in kinds:
         for final in sorted(run.glob(f"{kind}/*/*/final")):
             if (final / "log_history.json").exists():
                 found[f"{final.parent.parent.name}/{final.parent.name}"] = final
