@@ -1,5 +1,5 @@
-"""Chapter 03's convergence check: the takeaway names each arm's kept epoch and says which arms were still improving
-at their last allowed epoch; a run with fixed epochs says so and draws nothing."""
+"""Generated sentences on a run's own numbers: chapter 03's convergence check (each arm's kept epoch, which arms were still
+improving; a run with fixed epochs says so and draws nothing) and chapter 07's split of a student's parameters."""
 import pandas as pd
 
 import tmkd.config
@@ -38,3 +38,14 @@ def test_fixed_epochs_draw_no_curve_and_say_why():
     empty = pd.DataFrame(columns=["task", "method", "epoch", "select_accuracy", "best", "last_epoch"])
     assert plot_convergence(empty) is None
     assert "student_patience = 0" in convergence_sentence(empty, cfg)
+
+
+def test_the_size_sentence_splits_parameters_into_layers_and_embeddings():
+    from tmkd.takeaways import size_sentence
+    rows = [("qnli/teacher", 22.0e6, 100.0), ("qnli/student-k1", 13.0e6, 500.0), ("qnli/student-k3", 17.0e6, 250.0),
+            ("qnli/student-k5", 21.0e6, 150.0)]
+    speed = pd.DataFrame(rows, columns=["model", "params", "examples_per_s"]).assign(device="cpu")
+    text = size_sentence(speed)
+    assert "Each encoder layer holds 2.0 M parameters; the other 11.0 M" in text
+    assert "the 3-layer student keeps 77 % of the teacher's 22.0 M parameters, yet runs 2.5x" in text
+    assert "Fewer than two" in size_sentence(speed[speed["model"] != "qnli/student-k5"][1:2])

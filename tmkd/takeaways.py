@@ -222,3 +222,24 @@ def power_sentences(intervals) -> list:
                      f"need {examples} at these seeds, or {seeds} at these "
                      "examples.")
     return lines
+
+
+def size_sentence(speed) -> str:
+    """Why a shallow student is not proportionally small, from the timed models' parameter counts: the parameters
+    per encoder layer (from two student depths) and the rest, mostly the token embeddings, which no depth removes."""
+    import re
+    on = speed[speed["device"] == speed["device"].mode()[0]]
+    depth = {int(m.group(1)): r for r in on.itertuples() if (m := re.search(r"/student-k(\d+)$", str(r.model)))}
+    teacher = on[on["model"].astype(str).str.endswith("/teacher")]
+    if len(depth) < 2 or not len(teacher):
+        return "Fewer than two student depths were timed: no split of the parameters into layers and embeddings."
+    low, high = min(depth), max(depth)
+    per_layer = (depth[high].params - depth[low].params) / (high - low)
+    fixed = depth[low].params - low * per_layer
+    t = teacher.iloc[0]
+    mid = sorted(depth)[len(depth) // 2]
+    return (f"Each encoder layer holds {per_layer / 1e6:.1f} M parameters; the other {fixed / 1e6:.1f} M (mostly the "
+            f"token embeddings, vocabulary x hidden size) stay at every depth. So the {mid}-layer student keeps "
+            f"{100 * depth[mid].params / t.params:.0f} % of the teacher's {t.params / 1e6:.1f} M parameters, yet runs "
+            f"{depth[mid].examples_per_s / t.examples_per_s:.1f}x as many examples/s: an embedding lookup costs "
+            "almost nothing, the layers cost the time.")
