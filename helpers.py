@@ -48,8 +48,9 @@ from tmkd.report import (collapsed, comparison_table, interval_table, plot_conve
 from tmkd.rundir import read_metrics
 from tmkd.speed import measure_speed
 from tmkd.students import first_batch, fresh_student
-from tmkd.takeaways import (conclusion, convergence_sentence, interval_sentences, kd_takeaway, matched_takeaway,
-                            result_sentence, result_sentences, size_sentence, stage1_takeaway, sweep_sentence)
+from tmkd.takeaways import (conclusion, convergence_sentence, interval_sentences, kd_takeaway, majority_sentences,
+                            matched_takeaway, result_sentence, result_sentences, size_sentence, stage1_takeaway,
+                            sweep_sentence)
 from tmkd.teacher_selection import best_teacher, evaluate_teachers, select_accuracies, teacher_quality
 from tmkd.teachers import teacher_names, train_teachers
 

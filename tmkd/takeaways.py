@@ -243,3 +243,22 @@ def size_sentence(speed) -> str:
             f"{100 * depth[mid].params / t.params:.0f} % of the teacher's {t.params / 1e6:.1f} M parameters, yet runs "
             f"{depth[mid].examples_per_s / t.examples_per_s:.1f}x as many examples/s: an embedding lookup costs "
             "almost nothing, the layers cost the time.")
+
+
+def majority_sentences(cfg, rows) -> str:
+    """Each dev split's majority class (what answering one label always scores) and the teachers at or near it
+    (within 2 points: they learned little), from evaluate_teachers' rows."""
+    import numpy as np
+
+    from .data import split_dataset
+    lines = []
+    for (task, split), g in rows[rows["method"] == "teacher"].groupby(["task", "split"], sort=False):
+        gold = np.asarray(split_dataset(cfg, task, split)["label"])
+        majority = 100 * np.bincount(gold).max() / len(gold)
+        acc = g.set_index("model")["accuracy"].astype(float) * 100
+        near = [m.split("/")[-1] for m, a in acc.items() if a <= majority + 2]
+        name = task.upper() + ("" if split == "validation" else f" {split.split('_')[-1]}")
+        lines.append(f"{name}: always answering the majority class scores {majority:.1f} %; " + (
+            f"{', '.join(near)} {'is' if len(near) == 1 else 'are'} within 2 points of it (learned little)."
+            if near else f"every teacher is above it, by {acc.min() - majority:.1f} to {acc.max() - majority:.1f} points."))
+    return "\n".join(lines)
