@@ -15,8 +15,8 @@ from .data import POOL_OFFSET, dev_splits, split_dataset
 from .logit_cache import align_examples
 from .method import ONE_STAGE_METHODS, TMKDStudent, accuracy, combine_students, method_students
 from .rundir import check_run_dir, read_metrics, record_metrics
-from .students import (StudentSpec, select_curve, spec_row, student_dir, student_predictions, student_rows,
-                       train_student)
+from .students import (COLLAPSED, StudentSpec, select_curve, spec_row, student_dir, student_predictions,
+                       student_rows, train_student)
 from .teacher_selection import best_teacher, evaluate_teachers, teacher_quality, weak_teachers
 from .teachers import teacher_name, teacher_names, train_teacher
 from .trainer import count_params, params_of, predict_logits
@@ -183,7 +183,10 @@ def pooling_check(cfg: Config, force: bool = False):
                     rows.append(r | {"sweep": "pooling", "pooling": p, "method": what,
                                      "model": f"{r['model']}-{p}"})
     record_metrics(cfg.run_path, rows)
-    return pd.DataFrame(rows)[["task", "split", "method", "pooling", "accuracy", "model"]]
+    frame = pd.DataFrame(rows)
+    frame["collapsed"] = frame.get("top_class_share", pd.Series(0.0, index=frame.index)).map(
+        lambda x: bool(x not in ("", None) and x == x and float(x) >= COLLAPSED))
+    return frame[["task", "split", "method", "pooling", "accuracy", "collapsed", "model"]]
 
 
 CONVERGENCE_METHODS = ("no_kd", "1o1", "1avgo1", "mo1")

@@ -15,6 +15,7 @@ from .files import read_json, tmp_name, write_text_atomic
 from .method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
 from .paper import PUBLISHED
 from .rundir import note_artifact
+from .students import COLLAPSED
 
 
 def main_device(speed) -> str:
@@ -191,9 +192,6 @@ def save_figure(run: Path, name: str, fig) -> None:
     fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     os.replace(tmp, path)
     note_artifact(path)
-
-
-COLLAPSED = 0.95     # a model that predicts one class for at least this share of dev examples has collapsed
 
 
 def collapsed(metrics) -> dict:

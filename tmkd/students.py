@@ -268,6 +268,9 @@ def spec_row(cfg: Config, spec: StudentSpec) -> dict:
             "pooling": cfg.pooling}
 
 
+COLLAPSED = 0.95     # a model that predicts one class for at least this share of dev examples has collapsed
+
+
 def top_class_share(probs) -> float:
     """The share of examples predicted as the most predicted class: near 1 means a collapsed model (one label for
     everything), whatever its accuracy says."""
