@@ -67,7 +67,8 @@ def convergence_sentence(curves, cfg) -> str:
         rising = [METHOD_LABELS.get(r.method, r.method) for r in best.itertuples()
                   if r.epoch == r.last_epoch and r.epoch >= cfg.student_epochs]
         lines.append(f"{task.upper()}: epoch kept (of at most {cfg.student_epochs:g}) - {kept}. " + (
-            f"Still improving at the last epoch: {', '.join(rising)}; more epochs might help {'it' if len(rising) == 1 else 'them'}."
+            f"Still improving at the last epoch: {', '.join(rising)}; more epochs might help "
+            f"{'it' if len(rising) == 1 else 'them'}."
             if rising else "Every arm stopped improving before its last epoch: each is compared at its best."))
     return "\n".join(lines)
 
@@ -259,6 +260,6 @@ def majority_sentences(cfg, rows) -> str:
         near = [m.split("/")[-1] for m, a in acc.items() if a <= majority + 2]
         name = task.upper() + ("" if split == "validation" else f" {split.split('_')[-1]}")
         lines.append(f"{name}: always answering the majority class scores {majority:.1f} %; " + (
-            f"{', '.join(near)} {'is' if len(near) == 1 else 'are'} within 2 points of it (learned little)."
-            if near else f"every teacher is above it, by {acc.min() - majority:.1f} to {acc.max() - majority:.1f} points."))
+            f"{', '.join(near)} {'is' if len(near) == 1 else 'are'} within 2 points of it (learned little)." if near
+            else f"every teacher is above it, by {acc.min() - majority:.1f} to {acc.max() - majority:.1f} points."))
     return "\n".join(lines)

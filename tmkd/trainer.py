@@ -215,7 +215,8 @@ class SelectStopping(TrainerCallback):
             return {}
         top = max(scores, key=lambda h: h["select_accuracy"])       # the first of equal scores: the earliest
         model.load_state_dict(load_file(str(self.best_file)))
-        return {"best_epoch": top["epoch"], "select_accuracy": top["select_accuracy"], "epochs_run": scores[-1]["epoch"]}
+        return {"best_epoch": top["epoch"], "select_accuracy": top["select_accuracy"],
+                "epochs_run": scores[-1]["epoch"]}
 
 
 def finish_step(trainer, out: Path, spec: dict, tokenizer_from=None, force: bool = False) -> Path:
