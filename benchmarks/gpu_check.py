@@ -29,7 +29,7 @@ import helpers  # noqa: E402
 import tmkd.config  # noqa: E402
 from tmkd.estimate import _predict_rate, _train_rate, estimate, measure_rates  # noqa: E402
 from tmkd.method import TMKDStudent, student_config  # noqa: E402
-from tmkd.trainer import AUTOCAST, device_precision, precision  # noqa: E402
+from tmkd.trainer import device_precision, precision  # noqa: E402
 
 
 def environment():
@@ -82,10 +82,7 @@ def throughput(batch: int, seq: int):
     rows = {}
     for name, model in (("teacher (12 layers)", teacher), ("student (3 layers)", student)):
         for prec in dict.fromkeys(("fp32", chosen)):
-            dtype = AUTOCAST.get(prec)
-            with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
-                inference = _predict_rate(model, inputs)
-            rows[(name, prec)] = (inference, _train_rate(model, inputs, prec))
+            rows[(name, prec)] = (_predict_rate(model, inputs, prec), _train_rate(model, inputs, prec))
     print(f"examples/s at batch {batch} x {seq} tokens (inference | training step):")
     for (name, prec), (inf, train) in rows.items():
         print(f"  {name:20s} {prec:5s} {inf:10.0f} | {train:8.0f}")

@@ -23,7 +23,7 @@ ALTERNATES = {
     "select_size": 40, "pooling": "mean", "stage1_size": 20, "weak_margin": 0.3, "equivalence_margin": 2.0,
     "teacher_lrs": (1e-3, 3e-3), "teacher_epochs": 2.0, "teacher_batch_size": 8,
     "student_layers": 2, "student_head_layers": 2, "student_init": "random", "student_lr": 1e-3,
-    "student_epochs": 2.0, "student_batch_size": 8, "optimizer": "sgd", "alpha": 0.5, "soft_loss": "kl",
+    "student_epochs": 2.0, "student_batch_size": 8, "student_patience": 1, "precision": "bf16", "optimizer": "sgd", "alpha": 0.5, "soft_loss": "kl",
     "kd_temperature": 2.0, "sweep_task": "qnli", "sweep_optimizers": ("adamw",), "sweep_head_layers": (1,),
     "sweep_layers": (1,), "stage1_task": "qnli", "stage1_corpus": "pool", "stage1_pool_tasks": ("qnli", "rte"),
     "stage1_shard_pairs": 1000, "nproc": 2, "stage1_epochs": 2.0, "stage2_task": "rte", "alphas": (0.9,), "warmup": 0.2, "group_by_length": True,

@@ -67,17 +67,25 @@ def workload(cfg: Config) -> dict:
 
 
 @torch.no_grad()
-def _predict_rate(model, batch) -> float:
+def _predict_rate(model, batch, prec: str | None = None) -> float:
+    """Examples/s of a prediction batch in `prec` (default: the GPU's precision; fp32 on a CPU)."""
     model.eval()
-    _timed(lambda: model(**batch), 1)
-    return len(batch["input_ids"]) / _timed(lambda: model(**batch), 3)
+    cuda = batch["input_ids"].is_cuda
+    dtype = AUTOCAST.get(prec or (device_precision() if cuda else "fp32"))
+
+    def run():
+        with torch.autocast(batch["input_ids"].device.type, dtype=dtype, enabled=dtype is not None):
+            return model(**batch)
+    _timed(run, 1)
+    return len(batch["input_ids"]) / _timed(run, 3)
 
 
 def _train_rate(model, batch, prec: str | None = None) -> float:
     """Examples/s of a training step (forward, backward, AdamW) in `prec` (default: this device's precision)."""
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-5)
-    dtype = AUTOCAST.get(prec or device_precision()) if batch["input_ids"].is_cuda else None
+    cuda = batch["input_ids"].is_cuda
+    dtype = AUTOCAST.get(prec or (device_precision() if cuda else "fp32"))
 
     def step():
         with torch.autocast(batch["input_ids"].device.type, dtype=dtype, enabled=dtype is not None):
@@ -133,10 +141,11 @@ def measure_rates(cfg: Config) -> dict:
     def batch(size):
         ids = torch.randint(5, shape.vocab_size, (size, cfg.max_seq_len), device=dev)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
-    rates = {"teacher_train": _train_rate(teacher, batch(cfg.teacher_batch_size)),
-             "teacher_predict": _predict_rate(teacher, batch(cfg.eval_batch_size))}
+    prec = device_precision(cfg)
+    rates = {"teacher_train": _train_rate(teacher, batch(cfg.teacher_batch_size), prec),
+             "teacher_predict": _predict_rate(teacher, batch(cfg.eval_batch_size), prec)}
     student = TMKDStudent(student_config(shape.to_dict(), cfg.student_layers, ("a", "b"), len(cfg.teacher_lrs)))
-    rates["student_train"] = _train_rate(student.to(dev), batch(cfg.student_batch_size))
+    rates["student_train"] = _train_rate(student.to(dev), batch(cfg.student_batch_size), prec)
     rates["params_teacher"] = sum(p.numel() for p in teacher.parameters())
     rates["params_student"] = sum(p.numel() for p in student.parameters())
     del teacher, student
@@ -159,7 +168,7 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
     finals = (w["teachers"] * r["params_teacher"] + w["students"] * r["params_student"]) * 4 * gb
     checkpoint = r["params_teacher"] * 12 * gb     # weights + two Adam moments (fp32)
     on = device_name()
-    print(f"estimate for profile {cfg.profile} on {on} ({device_precision()})"
+    print(f"estimate for profile {cfg.profile} on {on} ({device_precision(cfg)})"
           + (f", {cfg.nproc} processes:" if cfg.nproc > 1 else ":"))
     print(f"  teachers: {w['teachers']} x {cfg.teacher_epochs:g} epochs on "
           + ", ".join(f"{t} {n:,}" for t, (n, *_) in w["sizes"].items() if t in cfg.tasks)

@@ -19,7 +19,8 @@ from .parallel import launch, wants_launch
 from .rundir import claim_step, finished_model, note_reused, step_finished
 from .teacher_selection import best_teacher
 from .teachers import pretrained_encoder, teacher_dir, teacher_names
-from .trainer import SelectStopping, collate, device, finish_step, fit, params_of, predict_logits, training_args
+from .trainer import (SelectStopping, collate, device, device_precision, finish_step, fit, params_of, predict_logits,
+                      training_args)
 
 
 @dataclass(frozen=True)
@@ -196,8 +197,8 @@ def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks
                          dataclasses.replace(cfg, seed=spec.seed), spec.optimizer)
     stopper = select_stopping(cfg, spec, out)
     trainer = fit(model, ds, out, args, (*callbacks, *([stopper] if stopper else [])), cfg.checkpoint_sync_minutes * 60)
-    if stopper:
-        best = stopper.restore(trainer.model, trainer.state)
+    best = stopper.restore(trainer.model, trainer.state) if stopper else {}
+    if best:
         print(f"  best on the select slice after epoch {best['best_epoch']} of {best['epochs_run']} "
               f"({100 * best['select_accuracy']:.1f} %)")
     final = finish_step(trainer, out, run_spec, force=force)
@@ -215,7 +216,8 @@ def select_stopping(cfg: Config, spec: StudentSpec, out: Path):
     labels = np.asarray(select["label"])
 
     def score(model):
-        return accuracy(np.exp(predict_logits(model, select, cfg.eval_batch_size, desc="select")), labels)
+        return accuracy(np.exp(predict_logits(model, select, cfg.eval_batch_size, desc="select",
+                                              dtype=device_precision(cfg))), labels)
     return SelectStopping(score, cfg.student_patience, out / "best-select.safetensors")
 
 
@@ -239,7 +241,8 @@ def student_predictions(cfg: Config, spec: StudentSpec, split: str) -> dict:
     meta = {"done": done, "data": ds._fingerprint}
     if read_json(meta_path) == meta | {"sha256": file_sha256(path) if path.exists() else None}:
         return load_npz(path) | {"labels": np.asarray(ds["label"])}
-    probs = np.exp(predict_logits(load_student(cfg, spec), ds, cfg.eval_batch_size, desc=f"{spec.name} {split}"))
+    probs = np.exp(predict_logits(load_student(cfg, spec), ds, cfg.eval_batch_size, desc=f"{spec.name} {split}",
+                                  dtype=device_precision(cfg)))
     save_npz_atomic(path, probs=probs, idx=np.asarray(ds["idx"], dtype=np.int64))
     write_json_atomic(meta_path, meta | {"sha256": file_sha256(path)})
     return {"probs": probs, "idx": np.asarray(ds["idx"]), "labels": np.asarray(ds["label"])}

@@ -35,9 +35,22 @@ def precision(capability) -> str:
     return "bf16" if tuple(capability)[0] >= 8 else "fp16"
 
 
-def device_precision() -> str:
-    """precision() of the device this process trains on."""
-    return precision(torch.cuda.get_device_capability(0) if torch.cuda.is_available() else None)
+def has_amx() -> bool:
+    """Whether this CPU has AMX, the tile units that make bf16 matrix products fast (Linux: /proc/cpuinfo's amx_bf16
+    flag; elsewhere False)."""
+    try:
+        return "amx_bf16" in Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+
+
+def device_precision(cfg: Config | None = None) -> str:
+    """The dtype this process trains and predicts in: on a GPU, precision() of the device; on a CPU, cfg.precision
+    (fp32 without a configuration; "auto": bf16 where the CPU has AMX, else fp32)."""
+    if torch.cuda.is_available():
+        return precision(torch.cuda.get_device_capability(0))
+    wanted = cfg.precision if cfg is not None else "fp32"
+    return ("bf16" if has_amx() else "fp32") if wanted == "auto" else wanted
 
 
 AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
@@ -70,13 +83,13 @@ def per_device_batch(batch_size: int) -> int:
 
 
 def training_args(out: Path, lr: float, epochs: float, batch_size: int, cfg: Config, optimizer="adamw"):
-    """One place for the Trainer's settings (mixed precision on CUDA, by device_precision()). `batch_size` is the
+    """One place for the Trainer's settings (mixed precision by device_precision(cfg)). `batch_size` is the
     effective batch: with several processes (DistributedDataParallel) each takes its share (per_device_batch).
     One process that sees several GPUs trains on one: the Trainer would otherwise wrap the model in
     nn.DataParallel and silently multiply the batch by the GPUs (nproc=N uses them all, through DDP)."""
     from transformers import TrainingArguments
     cuda = torch.cuda.is_available()
-    dtype = device_precision()
+    dtype = device_precision(cfg)
     args = TrainingArguments(
         output_dir=str(work_dir(cfg, out)), learning_rate=lr, num_train_epochs=epochs,
         per_device_train_batch_size=per_device_batch(batch_size), use_cpu=not cuda,   # CPU processes: gloo DDP
@@ -267,10 +280,11 @@ def collate(features: list) -> dict:
 
 
 @torch.inference_mode()
-def predict_logits(model, ds, batch_size: int = 64, desc: str = "predict", mixed: bool = True) -> np.ndarray:
+def predict_logits(model, ds, batch_size: int = 64, desc: str = "predict", mixed: bool = True,
+                   dtype: str | None = None) -> np.ndarray:
     """The model's `logits` output for every example of `ds`, in its order. Batches are built by length.
-    mixed: autocast to the device's precision (dev accuracy); False: fp32 everywhere (teacher logits, the
-    students' MSE targets, are the same on every device)."""
+    mixed: autocast to `dtype` (device_precision(cfg): the run's precision; None: the GPU's, fp32 on a CPU) for dev
+    accuracy; False: fp32 everywhere (teacher logits, the students' MSE targets, are the same on every device)."""
     cols = [c for c in ("input_ids", "attention_mask", "token_type_ids") if c in ds.column_names]
     ds = ds.select_columns(cols)
     lengths = np.array([len(x) for x in ds["input_ids"]])
@@ -278,11 +292,12 @@ def predict_logits(model, ds, batch_size: int = 64, desc: str = "predict", mixed
     def rows_batch(rows):
         part = ds[[int(i) for i in rows]]                 # one read of the batch's rows (columns of lists)
         return collate([{k: part[k][j] for k in cols} for j in range(len(rows))])
-    return predict_batches(model, lengths, rows_batch, batch_size, desc, mixed)
+    return predict_batches(model, lengths, rows_batch, batch_size, desc, mixed, dtype)
 
 
 @torch.inference_mode()
-def predict_batches(model, lengths, rows_batch, batch_size: int = 64, desc: str = "predict", mixed: bool = True):
+def predict_batches(model, lengths, rows_batch, batch_size: int = 64, desc: str = "predict", mixed: bool = True,
+                    dtype: str | None = None):
     """The model's logits for examples 0..n-1 (n = len(lengths)), in their order: batches of similar length,
     longest first; rows_batch(rows) gives the padded tensors of those rows."""
     from tqdm.auto import tqdm
@@ -293,8 +308,8 @@ def predict_batches(model, lengths, rows_batch, batch_size: int = 64, desc: str 
     for start in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
         rows = order[start:start + batch_size]
         batch = {k: v.to(dev) for k, v in rows_batch(rows).items()}
-        dtype = AUTOCAST.get(device_precision()) if mixed and dev.type == "cuda" else None
-        with torch.autocast(dev.type, dtype=dtype, enabled=dtype is not None):
+        cast = AUTOCAST.get(dtype or (device_precision() if dev.type == "cuda" else "fp32")) if mixed else None
+        with torch.autocast(dev.type, dtype=cast, enabled=cast is not None):
             logits = model(**batch).logits.float().cpu().numpy()
         if out is None:
             out = np.zeros((len(order), logits.shape[1]), dtype=np.float32)
