@@ -12,6 +12,7 @@ from .files import read_json, replace_dir, write_json_atomic, write_text_atomic
 from .method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
 from .report import collapsed_count, comparison_table, per_seed, save_table, to_markdown
 from .rundir import read_metrics
+from .takeaways import power_sentences
 
 REFERENCE = REPO / "results" / "reference"
 README = REPO / "README.md"
@@ -217,6 +218,10 @@ def readme_verdicts(reference=None) -> str:
             parts.append(f"{task}: {r.claim}; here {float(r.difference):+.2f} [{float(r.low):+.2f}, "
                          f"{float(r.high):+.2f}]{detect}: **{r.verdict}**")
         lines.append(f"- {title}. " + "; ".join(parts) + ".")
+    power = power_sentences(d[d["verdict"].map(verdict_kind) == "inconclusive"])
+    if power:
+        lines += ["", "What an undecided claim of the paper's size would need here, from the measured disagreement "
+                  "between its arms:", ""] + [f"- {line}" for line in power]
     return "\n".join(lines) + "\n"
 
 
