@@ -121,14 +121,14 @@ def glue_with(tmp_path, train_bytes=None, dev=True):
 ])
 def test_bad_data_is_refused_before_any_chapter_starts(tmp_path, capsys, content, message):
     run = tmp_path / "run"
-    refused(capsys, ["--profile", "offline", "--data-dir", str(glue_with(tmp_path, content)), "--run-dir", str(run)],
-            message, run)
+    refused(capsys, ["--profile", "offline", "--set", "tasks=rte,qnli", "--data-dir", str(glue_with(tmp_path, content)),
+                     "--run-dir", str(run)], message, run)
 
 
 def test_a_missing_split_is_refused_before_any_chapter_starts(tmp_path, capsys):
     run = tmp_path / "run"
-    refused(capsys, ["--profile", "offline", "--data-dir", str(glue_with(tmp_path, dev=False)), "--run-dir", str(run)],
-            "rte: no validation file in", run)
+    refused(capsys, ["--profile", "offline", "--set", "tasks=rte,qnli", "--data-dir", str(glue_with(tmp_path, dev=False)),
+                     "--run-dir", str(run)], "rte: no validation file in", run)
 
 
 def test_run_dir_that_is_a_file_or_not_writable(tmp_path, capsys):
