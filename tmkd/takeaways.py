@@ -261,5 +261,10 @@ def majority_sentences(cfg, rows) -> str:
         name = task.upper() + ("" if split == "validation" else f" {split.split('_')[-1]}")
         lines.append(f"{name}: always answering the majority class scores {majority:.1f} %; " + (
             f"{', '.join(near)} {'is' if len(near) == 1 else 'are'} within 2 points of it (learned little)." if near
-            else f"every teacher is above it, by {acc.min() - majority:.1f} to {acc.max() - majority:.1f} points."))
+            else f"every teacher is above it, by {_span_of(acc.min() - majority, acc.max() - majority)} points."))
     return "\n".join(lines)
+
+
+def _span_of(low: float, high: float) -> str:
+    """"3.1 to 5.0", or "3.1" when both ends round alike."""
+    return f"{low:.1f}" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f} to {high:.1f}"
