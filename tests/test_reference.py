@@ -33,7 +33,7 @@ def test_every_readme_accuracy_equals_the_mean_of_its_reference_metrics_rows():
     m = m[m["sweep"].astype(str) == ""]
     method_of = {label: key for key, label in tmkd.method.METHOD_LABELS.items()}
     header, rows = table_cells(publish.readme_block())
-    assert {"QNLI (this run)", "RTE (this run)", "QNLI (paper)", "RTE (paper)"} <= set(header)
+    assert {"QNLI (this run)", "QNLI (paper)"} <= set(header)
     checked = 0
     for row in rows:
         method = method_of[row[0]]
@@ -53,7 +53,7 @@ def test_every_readme_accuracy_equals_the_mean_of_its_reference_metrics_rows():
             elif column.endswith("(paper)"):
                 paper = tmkd.paper.PUBLISHED["paper"].get(method, {}).get(task)
                 assert (cell == "" and paper is None) or float(cell) == paper, (method, task)
-    assert checked >= 15
+    assert checked >= 10
     assert {method_of[r[0]] for r in rows} >= {"teacher", "no_kd", "1o1", "mom_avg", "mo1", "tkd", "tmkd"}
 
 
@@ -129,6 +129,8 @@ def test_reference_folder_holds_results_only_and_every_executed_chapter():
         assert any(c.get("outputs") for c in code), f"executed {name} has no outputs"
         assert not [o for c in code for o in c.get("outputs", []) if o.get("output_type") == "error"]
         assert "widgets" not in nb["metadata"], f"executed {name} still carries its widget state"
+        printed = "".join("".join(o.get("text", "")) for c in code for o in c.get("outputs", []))
+        assert printed.count("finished earlier") <= 3, f"executed {name}: more than 3 reuse lines"
 
 
 def test_readme_shows_figures_of_the_reference_run():
