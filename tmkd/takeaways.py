@@ -72,7 +72,8 @@ def convergence_sentence(curves, cfg) -> str:
             if rising else "Every arm stopped improving before its last epoch: each is compared at its best."))
     noise = dev_noise(curves["select_accuracy"].mean() / 100, cfg.select_size)
     lines.append(f"The select slice has {cfg.select_size} pairs: one epoch's score is uncertain by about +-{noise:.0f} "
-                 "points (95 %), so the kept epoch is itself a noisy choice (the dev set, never used to choose, judges the arms).")
+                 "points (95 %), so the kept epoch is itself a noisy choice (the dev set, never used to choose, "
+                 "judges the arms).")
     return "\n".join(lines)
 
 
