@@ -9,8 +9,8 @@
 
     python benchmarks/bench_precision.py --profile offline --data-dir ../shared/data/glue --run-dir results/offline
 
-bf16 is fast on CPUs with AMX tile units (Intel Sapphire Rapids and later); elsewhere it may be slower than fp32,
-which is why precision="auto" picks bf16 only with AMX. A benchmark, not a test: nothing is asserted; run it alone.
+bf16 is fast on CPUs that do it in hardware (AMX tiles, or AVX-512's bf16 instructions); elsewhere it may be slower
+than fp32, which is why precision="auto" picks bf16 only there. A benchmark, not a test: nothing is asserted; run it alone.
 """
 from __future__ import annotations
 
@@ -86,7 +86,7 @@ def main(argv=None):
     transformers.utils.logging.disable_progress_bar()
     transformers.logging.set_verbosity_error()
     cfg = make_config(a.profile, data_dir=a.data_dir, **({"run_dir": a.run_dir} if a.run_dir else {}))
-    print(f"CPU AMX: {'yes' if has_amx() else 'no'}; {torch.get_num_threads()} threads; profile {a.profile}, "
+    print(f"CPU bf16 in hardware (AMX or AVX-512 bf16): {'yes' if has_amx() else 'no'}; {torch.get_num_threads()} threads; profile {a.profile}, "
           f"{cfg.max_seq_len} tokens, batches: teacher {cfg.teacher_batch_size}, student {cfg.student_batch_size}, "
           f"predict {cfg.eval_batch_size}")
     r = rates(cfg)

@@ -147,10 +147,11 @@ class Config:
     alphas: tuple = setting((0.1, 0.3, 0.5, 0.7, 0.9, 1.0), "alphas of chapter 06's sweep (paper's Table 8)",
                             low=0.0, high=1.0)
     # machinery
-    precision: str = setting("fp32", "fp32 | bf16 | auto: the dtype of training and dev predictions on a CPU (autocast); "
-                                     "auto = bf16 where the CPU has AMX, else fp32. Teacher logits (the students' "
-                                     "targets) are always fp32; on a GPU the device decides (fp16 below compute "
-                                     "capability 8, bf16 from 8)", choices=("fp32", "bf16", "auto"))
+    precision: str = setting("fp32", "fp32 | bf16 | auto: the dtype of training and dev predictions on a CPU "
+                                     "(autocast); auto = bf16 where the CPU has AMX or AVX-512 bf16, else fp32. "
+                                     "Teacher logits (the students' targets) are always fp32; on a GPU the device "
+                                     "decides (fp16 below compute capability 8, bf16 from 8)",
+                             choices=("fp32", "bf16", "auto"))
     warmup: float = setting(0.1, "learning-rate warm-up, a fraction of the steps", low=0.0, high=0.99)
     group_by_length: bool = setting(False, "batches of similar length (less padding; another data order)")
     checkpoint_dir: str = setting("", 'where Trainer checkpoints are written while training: "" = inside the run '

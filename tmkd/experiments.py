@@ -186,7 +186,8 @@ def pooling_check(cfg: Config, force: bool = False):
     frame = pd.DataFrame(rows)
     frame["collapsed"] = frame.get("top_class_share", pd.Series(0.0, index=frame.index)).map(
         lambda x: bool(x not in ("", None) and x == x and float(x) >= COLLAPSED))
-    return frame[["task", "split", "method", "pooling", "accuracy", "collapsed", "model"]]
+    frame["accuracy (%)"] = (frame["accuracy"].astype(float) * 100).round(1)
+    return frame[["task", "split", "method", "pooling", "accuracy (%)", "collapsed", "model"]]
 
 
 CONVERGENCE_METHODS = ("no_kd", "1o1", "1avgo1", "mo1")
@@ -296,7 +297,9 @@ def alpha_sweep(cfg: Config, force: bool = False):
     rows = []
     for a in cfg.alphas:
         rows += run_stage2(cfg, "tmkd", alpha=a, sweep="alpha", force=force, seeds=cfg.seeds[:1])
-    return pd.DataFrame(rows)[["task", "split", "alpha", "accuracy", "model"]]
+    frame = pd.DataFrame(rows)
+    frame["accuracy (%)"] = (frame["accuracy"].astype(float) * 100).round(1)
+    return frame[["task", "split", "alpha", "accuracy (%)", "model"]]
 
 
 # ---- which rows the tables show: the current configuration's students only ----------------------------------

@@ -133,6 +133,14 @@ def comparison_table(metrics, speed=None, methods=METHOD_ORDER):
     return table
 
 
+def readable(table, decimals: int = 1):
+    """A method x column table as a reader reads it: method labels, fixed decimals, blank where there is no number."""
+    shown = table.rename(index=lambda m: METHOD_LABELS.get(m, m)).round(decimals)
+    shown = shown.astype(object).where(shown.notna(), "")
+    shown.index.name = "method"
+    return shown
+
+
 def interval_table(intervals):
     """The intervals as a reader reads them: task, arms A and B, the paper's difference, this run's with its 95 %
     interval, the smallest difference this run could detect, and the verdict (points, two decimals)."""
@@ -165,7 +173,9 @@ def relative_table(metrics):
 def sweep_table(metrics, knob: str):
     df = metrics[metrics["sweep"].astype(str) == knob].copy()
     df["accuracy"] = df["accuracy"].astype(float) * 100
-    return df.groupby(["task", knob])["accuracy"].mean().unstack("task").round(2)
+    table = df.groupby(["task", knob])["accuracy"].mean().unstack("task").round(1)
+    table.columns = [f"{t.upper()} dev accuracy (%)" for t in table.columns]
+    return table
 
 
 def to_markdown(df, index: bool = True) -> str:

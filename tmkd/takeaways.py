@@ -16,9 +16,9 @@ def result_sentence(metrics, method: str, task: str) -> str:
     label = METHOD_LABELS.get(method, method)
     if not len(acc):
         return f"{label} has no {task.upper()} result in this run."
-    spread = f" ± {acc.std():.1f} over {len(acc)} seeds" if len(acc) > 1 else " (one seed)"
+    spread = f" ± {acc.std():.1f} % over {len(acc)} seeds" if len(acc) > 1 else " % (one seed)"
     paper = PUBLISHED["paper"].get(method, {}).get(task)
-    text = f"{label} on {task.upper()}: {acc.mean():.1f} %{spread}" + (f" (paper {paper:.2f})" if paper else "")
+    text = f"{label} on {task.upper()}: {acc.mean():.1f}{spread}" + (f" (paper {paper:.2f})" if paper else "")
     models = main_rows(metrics)
     models = models[(models["task"] == task) & (models["method"] == method)]["model"]
     bad = {m: v for m, v in collapsed(metrics).items() if m in set(models)}
@@ -152,8 +152,9 @@ def stage1_takeaway(metrics, curves: dict) -> str:
         h = log_history(folder)
         if len(h) >= 2:
             first, last = float(h["loss"].iloc[0]), float(h["loss"].iloc[-1])
+            change = f" ({abs(1 - last / first) * 100:.0f} % {'lower' if last <= first else 'higher'})" if first else ""
             lines.append(f"{label} stage 1: soft loss {first:.3f} at step {int(h['step'].iloc[0])}, {last:.3f} at step "
-                         f"{int(h['step'].iloc[-1])} ({(1 - last / first) * 100:+.0f} % lower)" if first else "")
+                         f"{int(h['step'].iloc[-1])}{change}")
     s1 = metrics[metrics["sweep"].astype(str) == "stage1"]
     for (method, task), g in s1.groupby(["method", "task"]):
         acc = g["accuracy"].astype(float) * 100
