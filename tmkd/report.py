@@ -135,8 +135,8 @@ def comparison_table(metrics, speed=None, methods=METHOD_ORDER):
 
 def readable(table, decimals: int = 1):
     """A method x column table as a reader reads it: method labels, fixed decimals, blank where there is no number."""
-    shown = table.rename(index=lambda m: METHOD_LABELS.get(m, m)).round(decimals)
-    shown = shown.astype(object).where(shown.notna(), "")
+    shown = table.rename(index=lambda m: METHOD_LABELS.get(m, m))
+    shown = shown.apply(lambda col: [f"{float(v):.{decimals}f}" if v == v and v not in ("", None) else "" for v in col])
     shown.index.name = "method"
     return shown
 
