@@ -30,7 +30,7 @@ from tmkd.config import make_config  # noqa: E402
 from tmkd.data import dev_splits, split_dataset  # noqa: E402
 from tmkd.estimate import _predict_rate, _train_rate, base_shape  # noqa: E402
 from tmkd.method import TMKDStudent, accuracy, student_config  # noqa: E402
-from tmkd.trainer import has_amx  # noqa: E402
+from tmkd.trainer import has_fast_bf16  # noqa: E402
 
 
 def rates(cfg) -> dict:
@@ -86,7 +86,7 @@ def main(argv=None):
     transformers.utils.logging.disable_progress_bar()
     transformers.logging.set_verbosity_error()
     cfg = make_config(a.profile, data_dir=a.data_dir, **({"run_dir": a.run_dir} if a.run_dir else {}))
-    print(f"CPU bf16 in hardware (AMX or AVX-512 bf16): {'yes' if has_amx() else 'no'}; {torch.get_num_threads()} threads; profile {a.profile}, "
+    print(f"CPU bf16 in hardware (AMX or AVX-512 bf16): {'yes' if has_fast_bf16() else 'no'}; {torch.get_num_threads()} threads; profile {a.profile}, "
           f"{cfg.max_seq_len} tokens, batches: teacher {cfg.teacher_batch_size}, student {cfg.student_batch_size}, "
           f"predict {cfg.eval_batch_size}")
     r = rates(cfg)

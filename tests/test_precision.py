@@ -12,13 +12,13 @@ import tmkd.trainer
 from conftest import smoke_config
 
 
-def test_auto_is_bf16_only_where_the_cpu_has_amx(monkeypatch):
+def test_auto_is_bf16_only_where_the_cpu_has_fast_bf16(monkeypatch):
     if torch.cuda.is_available():
         pytest.skip("on a GPU the device decides")
     cfg = tmkd.config.make_config("smoke", precision="auto")
-    monkeypatch.setattr(tmkd.trainer, "has_amx", lambda: False)
+    monkeypatch.setattr(tmkd.trainer, "has_fast_bf16", lambda: False)
     assert tmkd.trainer.device_precision(cfg) == "fp32"
-    monkeypatch.setattr(tmkd.trainer, "has_amx", lambda: True)
+    monkeypatch.setattr(tmkd.trainer, "has_fast_bf16", lambda: True)
     assert tmkd.trainer.device_precision(cfg) == "bf16"
     assert tmkd.trainer.device_precision(dataclasses.replace(cfg, precision="bf16")) == "bf16"
     assert tmkd.trainer.device_precision() == "fp32"                 # no configuration: fp32

@@ -35,7 +35,7 @@ def precision(capability) -> str:
     return "bf16" if tuple(capability)[0] >= 8 else "fp16"
 
 
-def has_amx() -> bool:
+def has_fast_bf16() -> bool:
     """Whether this CPU does bf16 matrix products in hardware: AMX tiles or AVX-512's bf16 instructions (Linux:
     /proc/cpuinfo's amx_bf16 / avx512_bf16 flags; elsewhere False). benchmarks/bench_precision.py measured 1.5-2.2x
     per step with avx512_bf16 alone, at the same accuracy."""
@@ -48,11 +48,11 @@ def has_amx() -> bool:
 
 def device_precision(cfg: Config | None = None) -> str:
     """The dtype this process trains and predicts in: on a GPU, precision() of the device; on a CPU, cfg.precision
-    (fp32 without a configuration; "auto": bf16 where the CPU does bf16 in hardware, has_amx(), else fp32)."""
+    (fp32 without a configuration; "auto": bf16 where the CPU does bf16 in hardware, has_fast_bf16(), else fp32)."""
     if torch.cuda.is_available():
         return precision(torch.cuda.get_device_capability(0))
     wanted = cfg.precision if cfg is not None else "fp32"
-    return ("bf16" if has_amx() else "fp32") if wanted == "auto" else wanted
+    return ("bf16" if has_fast_bf16() else "fp32") if wanted == "auto" else wanted
 
 
 AUTOCAST = {"fp16": torch.float16, "bf16": torch.bfloat16}
