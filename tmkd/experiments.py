@@ -15,7 +15,7 @@ from .data import POOL_OFFSET, dev_splits, split_dataset
 from .logit_cache import align_examples
 from .method import ONE_STAGE_METHODS, TMKDStudent, accuracy, combine_students, method_students
 from .rundir import check_run_dir, read_metrics, record_metrics
-from .students import (COLLAPSED, StudentSpec, select_curve, spec_row, student_dir, student_predictions,
+from .students import (COLLAPSED, StudentSpec, kept_epoch, select_curve, spec_row, student_dir, student_predictions,
                        student_rows, train_student)
 from .teacher_selection import best_teacher, evaluate_teachers, teacher_quality, weak_teachers
 from .teachers import teacher_name, teacher_names, train_teacher
@@ -204,7 +204,7 @@ def convergence_curves(cfg: Config, force: bool = False):
             spec = method_specs(cfg, task, method)[0]
             train_student(cfg, spec, force)
             curve = select_curve(cfg, spec)
-            top = max(curve, key=lambda c: c[1])[0] if curve else None
+            top = kept_epoch(curve)
             rows += [{"task": task, "method": method, "epoch": e, "select_accuracy": 100 * a, "best": e == top,
                       "last_epoch": curve[-1][0]} for e, a in curve]
     return pd.DataFrame(rows, columns=["task", "method", "epoch", "select_accuracy", "best", "last_epoch"])

@@ -227,6 +227,11 @@ def select_curve(cfg: Config, spec: StudentSpec) -> list:
     return [(h["epoch"], h["select_accuracy"]) for h in history if "select_accuracy" in h]
 
 
+def kept_epoch(curve: list):
+    """The epoch early stopping keeps: the first with the best select accuracy (None without a curve)."""
+    return max(curve, key=lambda c: c[1])[0] if curve else None
+
+
 def load_student(cfg: Config, spec: StudentSpec):
     return TMKDStudent.from_pretrained(str(student_dir(cfg, spec) / "final")).to(device())
 
@@ -293,8 +298,7 @@ def student_rows(cfg: Config, spec: StudentSpec, method: str, sweep: str = "") -
             "top_class_share": top_class_share(p["probs"])})
     curve = select_curve(cfg, spec)
     if curve:                         # early stopping: the epoch kept (the first best on the select slice)
-        best = max(curve, key=lambda c: c[1])[0]
-        rows = [r | {"best_epoch": best} for r in rows]
+        rows = [r | {"best_epoch": kept_epoch(curve)} for r in rows]
     return rows
 
 

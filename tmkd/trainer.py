@@ -206,16 +206,15 @@ class SelectStopping(TrainerCallback):
             return control
         from safetensors.torch import save_file
         scores = self.history(state)
-        best = max((h["select_accuracy"] for h in scores), default=float("-inf"))
         value = on_main(lambda: float(self.score(model)))
         model.train()
         state.log_history.append({"epoch": round(state.epoch), "step": state.global_step, "select_accuracy": value})
-        if value > best and is_main():
+        values = [h["select_accuracy"] for h in scores] + [value]
+        if value > max(values[:-1], default=float("-inf")) and is_main():
             tmp = self.best_file.with_name(f".{self.best_file.name}.tmp-{os.getpid()}")
             self.best_file.parent.mkdir(parents=True, exist_ok=True)
             save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
             os.replace(tmp, self.best_file)
-        values = [h["select_accuracy"] for h in scores] + [value]
         since_best = len(values) - 1 - values.index(max(values))        # epochs since the (first) best one
         control.should_save = True
         if since_best >= self.patience:
