@@ -53,7 +53,7 @@ def test_finished_teacher_is_skipped(teacher_run, capsys):
 
 @pytest.mark.slow
 def test_incomplete_checkpoint_is_removed_and_an_earlier_one_used(tmp_path, capsys):
-    cfg = smoke_config(tmp_path / "run", teacher_lrs=(2e-3,))
+    cfg = smoke_config(tmp_path / "run", teacher_lrs=(2e-3,), save_steps=10)
     with pytest.raises(Crash):
         tmkd.teachers.train_teacher(cfg, "rte", 2e-3, callbacks=[CrashAfterSave(30)])
     out = tmkd.teachers.teacher_dir(cfg, "rte", "teacher-lr2e-03")
@@ -70,7 +70,7 @@ def test_checkpoints_on_local_disk_are_synced_to_the_run_directory_and_resume_th
     import shutil
     plain = smoke_config(tmp_path / "plain", teacher_lrs=(2e-3,))
     drive = smoke_config(tmp_path / "drive", teacher_lrs=(2e-3,), checkpoint_dir=str(tmp_path / "local"),
-                         checkpoint_sync_minutes=0)
+                         checkpoint_sync_minutes=0, save_steps=20)
     tmkd.teachers.train_teacher(plain, "rte", 2e-3)
     with pytest.raises(Crash):
         tmkd.teachers.train_teacher(drive, "rte", 2e-3, callbacks=[CrashAfterSave(40)])

@@ -160,8 +160,8 @@ class Config:
     checkpoint_sync_minutes: float = setting(10.0, "with a local checkpoint_dir: copy the newest checkpoint to the run "
                                                    "directory at most this often (a dead runtime loses at most this)",
                                              low=0.0)
-    save_steps: int = setting(10, "checkpoint every N steps (a resumed run ends where an uninterrupted one does)",
-                              low=1)
+    save_steps: int = setting(40, "checkpoint every N steps (a resumed run ends where an uninterrupted one does; "
+                                  "smoke: 40, half of a smoke teacher's or student's 80 steps)", low=1)
     logging_steps: int = setting(5, "log the training loss every N steps", low=1)
     nproc: int = setting(1, "processes (one per GPU, or CPU processes) for the heavy steps: teacher training, logit "
                             "caching and student training; >1 starts them with torch's elastic launcher (the engine "
