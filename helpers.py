@@ -42,15 +42,16 @@ from tmkd.experiments import (alpha_sweep, configured_metrics, convergence_curve
 from tmkd.files import read_json
 from tmkd.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
 from tmkd.method import golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss, TMKDStudent
-from tmkd.report import (collapsed, comparison_table, interval_table, plot_convergence, plot_curves, plot_intervals,
-                         plot_logits, plot_methods, plot_speed, plot_sweep, readable, relative_table, save_figure,
-                         save_table, seed_table, speed_table, stage_curves, sweep_table, teacher_table, training_runs)
+from tmkd.report import (collapsed, comparison_table, int8_table, interval_table, plot_convergence, plot_curves,
+                         plot_intervals, plot_logits, plot_methods, plot_speed, plot_sweep, readable, relative_table,
+                         save_figure, save_table, seed_table, speed_table, stage_curves, sweep_table, teacher_table,
+                         training_runs)
 from tmkd.rundir import read_metrics
 from tmkd.speed import measure_speed
 from tmkd.students import first_batch, fresh_student
-from tmkd.takeaways import (conclusion, convergence_sentence, interval_sentences, kd_takeaway, majority_sentences,
-                            matched_takeaway, result_sentence, result_sentences, size_sentence, stage1_takeaway,
-                            sweep_sentence)
+from tmkd.takeaways import (conclusion, convergence_sentence, int8_sentence, interval_sentences, kd_takeaway,
+                            majority_sentences, matched_takeaway, result_sentence, result_sentences, size_sentence,
+                            stage1_takeaway, sweep_sentence)
 from tmkd.teacher_selection import best_teacher, evaluate_teachers, select_accuracies, teacher_quality
 from tmkd.teachers import teacher_names, train_teachers
 

@@ -114,3 +114,13 @@ def test_run_chain_refuses_bad_input_with_exit_code_2(tmp_path):
     bad = subprocess.run([sys.executable, str(REPO / "run_chain.py"), "--profile", "nope"], cwd=REPO,
                          capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown profile 'nope'" in bad.stderr
+
+
+def test_results_of_a_student_that_is_not_trained_name_the_chapter_that_trains_it(tmp_path):
+    """Chapter 06 at alpha = 1 compares TMKD with the one-stage m-o-1 at alpha = 1; asked before chapter 04 trained
+    it, the reader is told which student is missing and which chapter makes it (not a Hub error about a repo id)."""
+    import tmkd.experiments
+    cfg = smoke_config(tmp_path / "run", alpha=1.0)
+    spec = tmkd.experiments.method_specs(cfg, "qnli", "mo1")[0]
+    with pytest.raises(tmkd.config.TMKDError, match=r"qnli/mo1-k3-a1-s42 is not trained .* \(04: the one-stage"):
+        tmkd.students.student_predictions(cfg, spec, "validation")

@@ -141,6 +141,22 @@ def readable(table, decimals: int = 1):
     return shown
 
 
+def int8_table(metrics, task: str):
+    """Chapter 07: the int8 TMKD student beside the same student (same seed) in fp32, on each dev split of `task`:
+    accuracy (%) and how often int8 predicts what fp32 does (%), one decimal each."""
+    import pandas as pd
+    df = main_rows(metrics)
+    int8 = df[(df["method"] == "tmkd_int8") & (df["task"] == task)]
+    rows = []
+    for r in int8.itertuples():
+        fp32 = df[(df["method"] == "tmkd") & (df["task"] == task) & (df["seed"] == r.seed) & (df["split"] == r.split)]
+        for label, acc, agree in (("TMKD, fp32", fp32["accuracy"].mean(), 100.0), ("TMKD, int8", r.accuracy,
+                                                                                  100 * float(r.agreement_fp32))):
+            rows.append({"model": label, "seed": int(r.seed), "split": r.split, "accuracy (%)": f"{100 * acc:.1f}",
+                         "same prediction as fp32 (%)": f"{agree:.1f}"})
+    return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
+
+
 def interval_table(intervals):
     """The intervals as a reader reads them: task, arms A and B, the paper's difference, this run's with its 95 %
     interval, the smallest difference this run could detect, and the verdict (points, two decimals)."""

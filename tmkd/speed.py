@@ -81,11 +81,13 @@ def speed_models(cfg: Config) -> dict:
 
 def measure_speed(cfg: Config, force: bool = False):
     """Chapter 07: time every model on the same inputs into speed.csv, the int8 TMKD student among them (its dev
-    accuracy is tmkd.experiments.int8_accuracy's). Rows already measured on this device are kept."""
+    accuracy is tmkd.experiments.int8_accuracy's). Rows already measured on this device with the same batch size
+    and sequence length are kept; a model timed again replaces its row."""
     import pandas as pd
     path = cfg.run_path / "speed.csv"
-    old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["model", "device"])
-    here = old[old["device"].isin([device_name(), device_name(cpu=True)])]
+    old = pd.read_csv(path) if path.exists() else pd.DataFrame(columns=["model", "device", "batch_size", "seq_len"])
+    here = old[old["device"].isin([device_name(), device_name(cpu=True)])
+               & (old["batch_size"] == cfg.speed_batch_size) & (old["seq_len"] == cfg.max_seq_len)]
     inputs32 = speed_inputs(cfg, cfg.stage2_task, cfg.speed_batch_size)
     inputs1 = {k: v[:1] for k, v in inputs32.items()}
     rows = []

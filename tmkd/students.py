@@ -241,6 +241,9 @@ def student_predictions(cfg: Config, spec: StudentSpec, split: str) -> dict:
     final = student_dir(cfg, spec) / "final"
     path = final / f"predictions-{split}.npz"
     done = read_json(final / "done.json")
+    if done is None:
+        raise TMKDError(f"{spec.task}/{spec.name} is not trained in {cfg.run_path}: run the chapter that trains it "
+                        "with the same settings first (04: the one-stage methods; 05 and 06: the two stages)")
     meta_path = path.with_suffix(".json")
     ds = split_dataset(cfg, spec.task, split)
     meta = {"done": done, "data": ds._fingerprint}

@@ -251,6 +251,20 @@ def size_sentence(speed) -> str:
             "almost nothing, the layers cost the time.")
 
 
+def int8_sentence(table) -> str:
+    """What int8 did to the TMKD student, from int8_table: the accuracy change and the share of predictions kept."""
+    if not len(table):
+        return "No int8 student was measured (chapter 06's TMKD student is not trained)."
+    lines = []
+    for split in dict.fromkeys(table["split"]):
+        t = table[table["split"] == split]
+        fp32, int8 = (float(t.loc[m, "accuracy (%)"]) for m in ("TMKD, fp32", "TMKD, int8"))
+        lines.append(f"{split}: int8 {int8:.1f} % vs fp32 {fp32:.1f} % ({int8 - fp32:+.1f} points, seed "
+                     f"{int(t['seed'].iloc[0])}); int8 keeps fp32's prediction on "
+                     f"{t.loc['TMKD, int8', 'same prediction as fp32 (%)']} % of the examples.")
+    return "\n".join(lines)
+
+
 def majority_sentences(cfg, rows) -> str:
     """Each dev split's majority class (what answering one label always scores) and the teachers at or near it
     (within 2 points: they learned little), from evaluate_teachers' rows."""
