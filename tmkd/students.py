@@ -228,8 +228,12 @@ def select_curve(cfg: Config, spec: StudentSpec) -> list:
 
 
 def kept_epoch(curve: list):
-    """The epoch early stopping keeps: the first with the best select accuracy (None without a curve)."""
-    return max(curve, key=lambda c: c[1])[0] if curve else None
+    """The epoch early stopping keeps: the first with the best select accuracy (None without a curve); a whole
+    number as an int, so that metrics.csv reads 3, never 3.0 beside 3."""
+    if not curve:
+        return None
+    epoch = max(curve, key=lambda c: c[1])[0]
+    return int(epoch) if float(epoch).is_integer() else epoch
 
 
 def load_student(cfg: Config, spec: StudentSpec):
