@@ -274,7 +274,8 @@ PROFILES = {
     # Deliberately, the RTE teacher at the largest rate (3e-3) does not learn (it stays at chance and is flagged
     # weak in chapter 02), so that the weak-teacher path (flags, the `_strong` variants) runs in every smoke chain.
     "smoke": dict(),
-    # Real all-MiniLM-L6-v2 teachers and real GLUE files from --data-dir, sized for a 2-core CPU (about 100 min).
+    # Real all-MiniLM-L6-v2 teachers and real GLUE files from --data-dir, sized for a 2-core CPU (48 min on this
+    # project's machine; 102 on its earlier one).
     # Deviations from the paper, each named here and recorded in metrics.csv / run.json:
     # - QNLI only (re-split: 3,463 train / 2,000 dev pairs of the official dev set). RTE was dropped: its MiniLM
     #   teachers stayed at the majority class on 800 pairs, so every RTE comparison measured noise, and its
