@@ -79,16 +79,37 @@ USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
 
 def wait_policy() -> None:
     """How the next chapter's OpenMP threads wait, decided when its kernel starts: passively (they sleep) when other
-    processes keep the cores busy at that moment, else the library's default (they spin briefly before sleeping).
+    processes keep the cores busy at that moment or another chain or notebook kernel is running, else the library's
+    default (they spin briefly before sleeping).
     Spinning threads beside another busy process fight it for the cores (a smoke chain took 8x longer beside another
     one); sleeping threads cost a small model up to a third of its speed on an idle machine (benchmarks/README.md).
     Either way no result changes. A policy the user set is kept."""
     if USER_WAIT_POLICY is not None:
         return
-    if others_busy():
+    if others_busy() or other_chains():
         os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
     else:
         os.environ.pop("OMP_WAIT_POLICY", None)
+
+
+CHAIN_PROCESSES = ("run_chain.py", "ipykernel_launcher")
+
+
+def other_chains() -> bool:
+    """True when another chain or notebook kernel is running, busy or not at this moment: two chains started together
+    each found the other idle while it was starting its kernel, both kernels spun, and chapter 01 took 4 minutes
+    instead of 16 s. This process and its own kernels do not count. False where there is no /proc."""
+    me = os.getpid()
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if int(entry.name) == me or int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) == me:
+                continue
+            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, ValueError, IndexError):
+            continue                                    # the process ended meanwhile, or is not readable
+        if any(name in command for name in CHAIN_PROCESSES):
+            return True
+    return False
 
 
 def others_busy(interval: float = 0.5) -> bool:
