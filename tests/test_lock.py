@@ -26,6 +26,22 @@ def write_lock(run, **holder):
     return run / lock.LOCK_NAME
 
 
+def test_a_lock_still_being_written_is_read_again_and_its_holder_named(tmp_path):
+    """Two chains started together: the second found the first's lock created but still empty and named the holder
+    'pid None on None'. It now reads the lock again until its content is there."""
+    import threading
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / lock.LOCK_NAME).write_text("")                            # created, content not yet written
+    later = threading.Timer(0.3, lambda: write_lock(run))
+    later.start()
+    try:
+        with pytest.raises(tmkd.config.TMKDError, match=rf"in use by another run: run_chain.py \(pid {os.getppid()} on"):
+            lock.acquire(run)
+    finally:
+        later.join()
+
+
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
     write_lock(tmp_path / "run")                                     # held by a live process (our parent)
     with pytest.raises(tmkd.config.TMKDError, match=rf"in use by another run: run_chain.py \(pid {os.getppid()} on "

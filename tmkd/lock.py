@@ -38,7 +38,7 @@ def acquire(run: Path, what: str = "") -> Path:
     path = run / LOCK_NAME
     token = lock_token()
     for _ in range(3):
-        holder = _read(path)
+        holder = _read_settled(path)
         if holder is not None and holder.get("token") == token:
             return path                                   # ours (this process, or the chain that runs us)
         if holder is not None and not _stale(path, holder):
@@ -79,6 +79,17 @@ def _read(path: Path):
         return None
     except (OSError, ValueError):
         return {"token": None, "pid": None, "host": None, "started": "?", "unreadable": True}
+
+
+def _read_settled(path: Path, wait_s: float = 2.0):
+    """The holder, read again while its lock file is still being written (created, its content not yet there): two
+    chains started together otherwise saw each other as 'pid None on None'."""
+    holder = _read(path)
+    deadline = time.time() + wait_s
+    while holder is not None and holder.get("unreadable") and time.time() < deadline:
+        time.sleep(0.05)
+        holder = _read(path)
+    return holder
 
 
 def _stale(path: Path, holder: dict) -> bool:
