@@ -73,7 +73,7 @@ EXERCISES = {
     ("01", 1): Exercise(("01",), shows=lambda run, out: (run / "teachers" / "rte" / "teacher-lr2e-05").exists()),
     ("02", 1): Exercise(("02",), quoted="change its `sha256`", run_edit=corrupt_one_hash,
                         shows=lambda run, out: "hash mismatch) - recomputing" in out),
-    ("02", 3): Exercise(("02",), shows=lambda run, out: "Best teacher per task" in out),
+    ("02", 3): Exercise(("02",)),                  # runs with either margin; which teachers are flagged is the answer
     ("03", 1): Exercise(("03",), quoted="`alpha = 0.0`",
                         cell=("task, alpha = cfg.sweep_task, cfg.alpha", "task, alpha = cfg.sweep_task, 0.0"),
                         shows=lambda run, out: "loss at alpha=0.0" in out and "hand-computed = helpers" in out),
@@ -166,7 +166,7 @@ def test_exercise_runs_as_written_on_a_copy_of_the_smoke_run(key, exercise, over
     force = "`FORCE = True`" in text
     if exercise.run_edit:
         exercise.run_edit(run)
-    text = "".join(execute(chapter, run, overrides, force, exercise.cell if chapter == key[0] else (),
-                           tmp_path / f"{tmp_path.name}-{chapter}.ipynb") for chapter in exercise.chapters)
+    printed = "".join(execute(chapter, run, overrides, force, exercise.cell if chapter == key[0] else (),
+                              tmp_path / f"{tmp_path.name}-{chapter}.ipynb") for chapter in exercise.chapters)
     if exercise.shows:
-        assert exercise.shows(run, text), f"chapter {key[0]} exercise {key[1]}: the change does not show"
+        assert exercise.shows(run, printed), f"chapter {key[0]} exercise {key[1]}: the change does not show"

@@ -6,6 +6,8 @@ import subprocess
 import sys
 import time
 
+import pytest
+
 import run_chain
 
 
@@ -51,7 +53,8 @@ def test_another_chain_counts_even_while_idle_but_not_this_process_or_its_kernel
     """Two chains started in the same second each saw the other idle: a running chain counts whether busy or not."""
     if not os.path.exists("/proc/stat"):
         return
-    assert not run_chain.other_chains()
+    if run_chain.other_chains():
+        pytest.skip("a chain or notebook kernel is running on this machine: nothing to compare against")
     own = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "ipykernel_launcher"])
     other = subprocess.Popen(["sh", "-c", f'"{sys.executable}" -c "import time; time.sleep(30)" run_chain.py & wait'],
                              start_new_session=True)                # a grandchild: another chain's process
@@ -63,7 +66,8 @@ def test_another_chain_counts_even_while_idle_but_not_this_process_or_its_kernel
         time.sleep(0.1)
         assert not run_chain.other_chains(), "this process's own kernel (a child) counted"
     finally:
-        for p in (own, other):
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL) if p is other else p.kill()
-            p.wait()
+        if other.poll() is None:
+            os.killpg(other.pid, signal.SIGKILL)
+        own.kill()
+        own.wait()
+        other.wait()
