@@ -338,11 +338,29 @@ def deviations(cfg: Config):
     return pd.DataFrame(rows).set_index("setting") if rows else pd.DataFrame()
 
 
+AUTO = "auto"
+
+
+def resolve_profile(profile: str) -> str:
+    """The profile a chapter runs: "auto" is `colab` on a Colab runtime with a GPU and `smoke` anywhere else (a
+    badge, a GPU runtime and "Run all" then train the colab profile); any other name is itself."""
+    if profile != AUTO:
+        return profile
+    import sys
+    if "google.colab" in sys.modules:
+        import torch                              # only on Colab: the chain's light imports stay light elsewhere
+        if torch.cuda.is_available():
+            return "colab"
+    return "smoke"
+
+
 def make_config(profile: str = "smoke", overrides=None, **settings) -> Config:
     """The profile's values, then `overrides` (a dict or a JSON object as text, as papermill may pass a chapter's
-    OVERRIDES), then `settings`. None or "" leaves the profile's value (an empty RUN_DIR / DATA_DIR parameter)."""
+    OVERRIDES), then `settings`. None or "" leaves the profile's value (an empty RUN_DIR / DATA_DIR parameter).
+    Profile "auto" is resolved first (resolve_profile)."""
+    profile = resolve_profile(profile)
     if profile not in PROFILES:
-        raise TMKDError(f"unknown profile {profile!r}: choose one of {sorted(PROFILES)}")
+        raise TMKDError(f"unknown profile {profile!r}: choose {AUTO!r} or one of {sorted(PROFILES)}")
     values = dict(PROFILES[profile], profile=profile)
     for key, value in {**parse_overrides(overrides), **settings}.items():
         if key not in FIELDS:
