@@ -18,6 +18,7 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
   tmkd/data.py               GLUE-layout folders, the Hub, generated smoke data; tokenized once
   tmkd/environment.py        a chapter's start: configuration, lock, versions, the device
   tmkd/trainer.py            Trainer glue: arguments, resume, final model + done marker, prediction
+  tmkd/plan.py               the pairs of every split and step, the models, the estimate's arithmetic; checked first
   tmkd/estimate.py           what a profile will cost: time from a measured warm-up, disk
   tmkd/teachers.py           fine-tuning the N teachers per task
   tmkd/logit_cache.py        cached teacher logits, aligned by example and label; a corpus file scored by shards
@@ -33,7 +34,7 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
 Nothing runs at import time except constants.
 """
 from tmkd.data import peek, task_data
-from tmkd.environment import departures, start_chapter
+from tmkd.environment import departures, profile_note, start_chapter
 from tmkd.estimate import estimate
 from tmkd.evidence import compare_methods, ONE_STAGE_COMPARISONS, TWO_STAGE_COMPARISONS
 from tmkd.experiments import (alpha_sweep, configured_metrics, convergence_curves, int8_accuracy, matched_spec,
@@ -42,6 +43,7 @@ from tmkd.experiments import (alpha_sweep, configured_metrics, convergence_curve
 from tmkd.files import read_json
 from tmkd.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
 from tmkd.method import golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss, TMKDStudent
+from tmkd.plan import plan_table, stage1_sentence
 from tmkd.report import (collapsed, comparison_table, int8_table, interval_table, plot_convergence, plot_curves,
                          plot_intervals, plot_logits, plot_methods, plot_speed, plot_sweep, readable, relative_table,
                          save_figure, save_table, seed_table, speed_table, stage_curves, sweep_table, teacher_table,

@@ -2,6 +2,7 @@
 
     python run_chain.py --profile smoke
     python run_chain.py --profile offline --data-dir ../shared/data/glue
+    python run_chain.py --profile colab --plan            # the plan and its estimate; trains nothing
     python run_chain.py --profile smoke --only 01 02      # some chapters only
     python run_chain.py --profile smoke --force           # recompute everything
     python run_chain.py --profile smoke --set teacher_epochs=1 --set tasks=rte,qnli   # any setting
@@ -31,6 +32,7 @@ from pathlib import Path
 from tmkd import config, files, lock, rundir    # light modules only: bad input is refused before torch loads
 from tmkd.config import TMKDError, coerce, settings_help
 from tmkd.data import check_data_dir
+from tmkd.plan import build_plan, check_plan, plan_text
 
 REPO = Path(__file__).resolve().parent
 NOTEBOOKS = REPO / "notebooks"
@@ -215,7 +217,8 @@ def check_writable(run: Path) -> None:
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
                                 epilog="settings for --set and --config (defaults: the smoke profile):\n" + settings_help())
-    p.add_argument("--profile", default="smoke", help=f"one of {sorted(config.PROFILES)}")
+    p.add_argument("--profile", default="smoke", help=f"one of {sorted(config.PROFILES)}, or auto (colab on a Colab "
+                                                      "GPU runtime, else smoke)")
     p.add_argument("--run-dir", default="", help="run directory (default results/<profile>)")
     p.add_argument("--data-dir", default="", help="folder in GLUE's layout (<TASK>/train.tsv, dev.tsv)")
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
@@ -224,6 +227,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--nproc", type=int, default=0, metavar="N",
                    help="processes (one per GPU) for teacher training, logit caching and student training: the "
                         "chapters start them with torch's elastic launcher (torchrun's engine); same as --set nproc=N")
+    p.add_argument("--plan", action="store_true",
+                   help="print the plan (pairs of every split and step, the stage-1 corpus against stage 2's labelled "
+                        "pairs, the models of each chapter, the estimate) and stop; trains nothing")
     p.add_argument("--only", nargs="*", default=[], help="chapter numbers to run, e.g. 01 02")
     p.add_argument("--force", action="store_true", help="recompute finished steps (each once in this run)")
     p.add_argument("--publish", action="store_true",
@@ -240,6 +246,8 @@ def prepare(args):
     cfg = config.make_config(args.profile, overrides, run_dir=os.path.abspath(args.run_dir) if args.run_dir else "",
                               data_dir=os.path.abspath(args.data_dir) if args.data_dir else "")
     check_data_dir(cfg)
+    if not args.plan:
+        check_plan(cfg)              # an impossible plan is refused here, before chapter 01, with the setting to change
     todo = chapters(args.only)
     if args.publish and cfg.profile == "smoke":
         raise TMKDError("--publish is for real data: the smoke profile's generated numbers do not "
@@ -248,10 +256,21 @@ def prepare(args):
     return cfg, overrides, todo
 
 
+def print_plan(cfg) -> int:
+    """`--plan`: the plan and the estimate (rates measured here, or a T4's for a GPU profile on a machine without
+    one); 2 when the plan is impossible, with what to change."""
+    from tmkd.estimate import plan_rates
+    plan = build_plan(cfg)
+    print(plan_text(cfg, plan, *plan_rates(cfg)), flush=True)
+    return 2 if plan["problems"] else 0
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
     try:
         cfg, overrides, todo = prepare(args)
+        if args.plan:
+            return print_plan(cfg)
         run = cfg.run_path
         os.environ["TMKD_LOCK_TOKEN"] = uuid.uuid4().hex    # the chapters' kernels share the chain's lock
         lock.acquire(run, what=f"run_chain.py --profile {cfg.profile}")

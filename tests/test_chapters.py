@@ -11,7 +11,8 @@ from tmkd import publish
 from conftest import REPO
 
 CHAPTERS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-SUMMARIES = ("result_sentences(", "result_sentence(", "interval_sentences(", "sweep_sentence(", "print(f\"")
+SUMMARIES = ("result_sentences(", "result_sentence(", "interval_sentences(", "sweep_sentence(", "stage1_takeaway(",
+             "print(f\"")
 
 
 def cells(path, kind):

@@ -112,7 +112,7 @@ def test_every_exercise_that_changes_something_is_run_and_quotes_its_edit():
 
 def test_every_exercise_override_is_valid_and_asks_only_what_the_run_directory_and_data_can_give():
     """Every OVERRIDES literal is a valid setting on the smoke profile; a stage1_size it asks for exists in the smoke
-    data (320 unused pairs); and one that changes the run's data or teachers, which a run directory refuses, is asked
+    data (640 unused pairs); and one that changes the run's data or teachers, which a run directory refuses, is asked
     in a new run directory, on the smoke and on the offline profile."""
     from tmkd.identity import identity
     glue = str(REPO.parent / "shared" / "data" / "glue")
@@ -120,7 +120,7 @@ def test_every_exercise_override_is_valid_and_asks_only_what_the_run_directory_a
     for (chapter, number), text in exercises().items():
         for overrides in overrides_in(text):
             cfg = tmkd.config.make_config("smoke", overrides)
-            assert cfg.stage1_size <= 320, f"{chapter} exercise {number}: the smoke corpus has 320 unused pairs"
+            assert cfg.stage1_size <= 640, f"{chapter} exercise {number}: the smoke corpus has 640 unused pairs"
             for profile, base in bases.items():
                 changed = tmkd.config.make_config(profile, overrides, data_dir=base.data_dir)
                 if identity(changed, "run") != identity(base, "run"):

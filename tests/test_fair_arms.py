@@ -58,7 +58,7 @@ def test_stage1_corpus_never_holds_a_stage2_train_or_select_pair(tmp_path, corpu
 
 
 def test_stage1_without_unused_pairs_is_refused(tmp_path):
-    cfg = stub_run(tmp_path / "run", train_size=0, stage1_corpus="task", stage1_task="qnli")
+    cfg = stub_run(tmp_path / "run", train_size=0, stage1_corpus="task", stage1_task="qnli", stage1_share=0.0)
     with pytest.raises(tmkd.config.TMKDError, match="no unused train pairs"):
         tmkd.data.split_dataset(cfg, "qnli", "stage1")
 
@@ -111,7 +111,7 @@ def test_every_student_row_records_its_init_and_seed(tmp_path, stub_training):
     assert set(students[students["stage"].astype(int) == 0]["init"]) == {"base"}
     stage2 = students[students["stage"].astype(int) == 2]
     assert set(stage2["seed"].astype(int)) == {1, 2}                  # stage 2's seed s starts from stage 1's seed s
-    assert (stage2["init"] == "stage1:tmkd-stage1-task-k3-s" + stage2["seed"].astype(str)).all()
+    assert (stage2["init"] == f"stage1:tmkd-stage1-{cfg.stage1_corpus}-k3-s" + stage2["seed"].astype(str)).all()
     stage1 = students[students["sweep"] == "stage1"]
     assert set(stage1["seed"].astype(int)) == {1, 2}
     one_stage = students[students["sweep"] == ""]
@@ -172,9 +172,10 @@ SHARED_GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 
 
 def test_compute_matched_epochs_of_the_smoke_profile_are_seven(tmp_path):
-    """smoke: 4 student epochs + 320 stage-1 pairs (RTE's unused pairs) x 3 stage-1 epochs / 320 train pairs = 7."""
+    """smoke: 4 student epochs + 640 stage-1 pairs (RTE's and QNLI's unused pairs) x 1.5 stage-1 epochs / 320 train
+    pairs = 7."""
     cfg = smoke_config(tmp_path / "run")
-    assert len(tmkd.data.split_dataset(cfg, cfg.stage1_task, "stage1")) == 320
+    assert len(tmkd.data.split_dataset(cfg, cfg.stage1_task, "stage1")) == 640
     assert {t: tmkd.experiments.matched_spec(cfg, t).epochs for t in cfg.tasks} == {"rte": 7.0, "qnli": 7.0, "mnli": 7.0}
 
 

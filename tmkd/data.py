@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from .base_model import SMOKE_WORDS, base_model_path, load_tokenizer, tokenizer_fingerprint
-from .config import SMOKE_MODEL, TASKS, Config, TMKDError
+from .config import SMOKE_MODEL, TASKS, Config, TMKDError, stage1_tasks
 from .corpus import check_corpus_file, corpus_tokens
 from .files import fingerprint, read_json, replace_dir, write_json_atomic
 from .parallel import main_first
@@ -41,6 +41,16 @@ def check_local_split(data_dir, task: str, split: str) -> Path:
     """Read one split's file line by line and refuse what would fail later: bytes that are not UTF-8, a TSV row
     with another number of fields than its header, a missing column, a label outside the task's label set.
     Each message names the file, the line where there is one, and the fix."""
+    return _scan_local_split(data_dir, task, split)[0]
+
+
+def labelled_rows(data_dir, task: str, split: str) -> int:
+    """How many rows of one split's file have a gold label (what the run will read; checked as check_local_split)."""
+    return _scan_local_split(data_dir, task, split)[1]
+
+
+def _scan_local_split(data_dir, task: str, split: str) -> tuple:
+    """(path, rows with a gold label) of one split's file, refusing what check_local_split refuses."""
     path = local_file(data_dir, task, split)
     spec = TASKS[task]
     wanted = (*spec.local_columns, spec.local_label)
@@ -54,7 +64,7 @@ def check_local_split(data_dir, task: str, split: str) -> Path:
     lines = text.splitlines()
     if not lines:
         raise TMKDError(f"{path} is empty: put the {task} {split} split there")
-    labels, seen = set(spec.labels), {}
+    labels, seen, gold = set(spec.labels), {}, 0
     if path.suffix == ".jsonl":
         for n, line in enumerate(lines, 1):
             if not line.strip():
@@ -66,7 +76,9 @@ def check_local_split(data_dir, task: str, split: str) -> Path:
             missing = [c for c in wanted if c not in row]
             if missing:
                 raise TMKDError(f"{path}, line {n}: missing field(s) {missing}; a {task} file needs {list(wanted)}")
-            seen.setdefault(str(row[spec.local_label]).strip(), n)
+            label = str(row[spec.local_label]).strip()
+            seen.setdefault(label, n)
+            gold += label not in NO_GOLD_LABEL
     else:
         header = lines[0].split("\t")
         missing = [c for c in wanted if c not in header]
@@ -79,7 +91,9 @@ def check_local_split(data_dir, task: str, split: str) -> Path:
             if len(fields) != len(header):
                 raise TMKDError(f"{path}, line {n}: {len(fields)} tab-separated fields where the header has "
                                 f"{len(header)}. Remove or repair that row (a tab or line break inside a sentence?).")
-            seen.setdefault(fields[col].strip(), n)
+            label = fields[col].strip()
+            seen.setdefault(label, n)
+            gold += label not in NO_GOLD_LABEL
     bad = {label: n for label, n in seen.items() if label not in labels and label not in NO_GOLD_LABEL}
     if bad:
         label, n = next(iter(bad.items()))
@@ -87,7 +101,7 @@ def check_local_split(data_dir, task: str, split: str) -> Path:
                 if all(b.lstrip("-").isdigit() for b in bad) else "")
         raise TMKDError(f"{path}, line {n}: label(s) {sorted(bad)[:5]} are not in {task}'s label set "
                         f"{list(spec.labels)}.{hint} Fix the file or choose the task whose labels these are.")
-    return path
+    return path, gold
 
 
 def check_data_dir(cfg: Config) -> None:
@@ -184,26 +198,41 @@ def data_source(cfg: Config) -> str:
 TRAIN_PARTS = ("train", "select", "unused")
 
 
-def train_parts(df, train_size: int, select_size: int, seed: int) -> dict:
+def part_sizes(n: int, train_size: int, select_size: int, share: float = 0.0) -> dict:
+    """How many pairs of an n-pair train file each part of train_parts gets: select first, then the stage-1 share
+    of the rest (held out, unlabelled), then train_size of what remains (0 = all of it); unused = the rest."""
+    if select_size * 2 > n:
+        raise TMKDError(f"select_size={select_size} would take over half of a {n}-pair train file: lower it")
+    held = round(share * (n - select_size))
+    train = min(train_size, n - select_size - held) if train_size else n - select_size - held
+    return {"select": select_size, "train": train, "unused": n - select_size - train, "held": held}
+
+
+def train_parts(df, train_size: int, select_size: int, seed: int, share: float = 0.0) -> dict:
     """A train file cut in three disjoint fixed-seed parts (example ids = rows of the file):
     select: `select_size` held-out pairs on which teachers are compared (never the reported dev set);
-    train: `train_size` of the rest (0 = all of it), the labelled data of teachers and students;
+    train: `train_size` of the rest (0 = all of it) once a `share` of the rest is held out for stage 1 (stage1_share),
+    the labelled data of teachers and students;
     unused: what is left, the only pairs stage 1 may use (unlabelled), so stage 2 never saw them with labels."""
-    if select_size * 2 > len(df):
-        raise TMKDError(f"select_size={select_size} would take over half of a {len(df)}-pair train file: lower it")
+    size = part_sizes(len(df), train_size, select_size, share)
     order = np.random.default_rng(seed).permutation(len(df))
-    select = order[:select_size]
-    end = select_size + train_size if train_size else len(df)
-    parts = {"select": select, "train": order[select_size:end], "unused": order[end:]}
+    start = select_size + size["held"]           # the held-out share comes first, so share=0 keeps the old cut
+    parts = {"select": order[:select_size], "train": order[start:start + size["train"]],
+             "unused": np.concatenate([order[select_size:start], order[start + size["train"]:]])}
     return {name: df.iloc[np.sort(rows)].reset_index(drop=True) for name, rows in parts.items()}
+
+
+def generated_rows(cfg: Config, file_split: str) -> int:
+    """Rows of a generated (smoke) file: a train file twice train_size plus the select slice (so stage 1 has unused
+    pairs), a dev file dev_size (0: 200)."""
+    return (cfg.train_size or 200) * 2 + cfg.select_size if file_split == "train" else (cfg.dev_size or 200)
 
 
 def labelled_file(cfg: Config, task: str, file_split: str):
     """One whole file (train, or a dev split) as a labelled frame, from the source the configuration names."""
     source = data_source(cfg)
     if source == "generated":
-        n = (cfg.train_size or 200) * 2 + cfg.select_size if file_split == "train" else (cfg.dev_size or 200)
-        df = generate_split(task, file_split, n, cfg.seed)
+        df = generate_split(task, file_split, generated_rows(cfg, file_split), cfg.seed)
     elif source == "hub":
         df = read_hub_split(task, file_split)
     else:
@@ -214,7 +243,7 @@ def labelled_file(cfg: Config, task: str, file_split: str):
 def subsets(cfg: Config, file_split: str, df) -> dict:
     """The splits a file gives: the train file's three parts (train_parts), or a dev file's fixed-seed subset."""
     if file_split == "train":
-        return train_parts(df, cfg.train_size, cfg.select_size, cfg.seed)
+        return train_parts(df, cfg.train_size, cfg.select_size, cfg.seed, cfg.stage1_share)
     return {file_split: take_subset(df, cfg.dev_size, cfg.seed)}
 
 
@@ -240,6 +269,8 @@ def _task_data(cfg: Config, task: str):
     tok_path = base_model_path(cfg)
     key = {"task": task, "source": data_source(cfg), "train_size": cfg.train_size, "dev_size": cfg.dev_size,
            "select_size": cfg.select_size, "seed": cfg.seed, "tokenizer": tokenizer_fingerprint(tok_path), "max_seq_len": cfg.max_seq_len}
+    if cfg.stage1_share:                 # added later: the data of runs made before keeps its key
+        key["stage1_share"] = cfg.stage1_share
     folder = cfg.run_path / "data" / f"{task}-{fingerprint(key)}"
     if read_json(folder / "done.json") == key:
         return load_from_disk(str(folder / "dataset"))
@@ -280,7 +311,7 @@ def stage1_corpus(cfg: Config):
 
 def _unused_pairs(cfg: Config):
     from datasets import concatenate_datasets
-    tasks = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else (cfg.stage1_task,)
+    tasks = stage1_tasks(cfg)
     parts = []
     for k, t in enumerate(tasks):
         d = split_dataset(cfg, t, "unused").remove_columns(["label"])
@@ -289,7 +320,8 @@ def _unused_pairs(cfg: Config):
     ds = concatenate_datasets(parts)
     if len(ds) == 0:
         raise TMKDError(f"no unused train pairs in {list(tasks)} for stage 1: every pair is trained on or selects "
-                        "a teacher. Lower train_size, or add a task with spare pairs to stage1_pool_tasks")
+                        "a teacher. Hold a share out with stage1_share, lower train_size, or add a task with spare "
+                        "pairs to stage1_pool_tasks")
     if cfg.stage1_size and cfg.stage1_size < len(ds):
         ds = ds.select(np.sort(np.random.default_rng(cfg.seed).permutation(len(ds))[:cfg.stage1_size]))
     return ds

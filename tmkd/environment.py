@@ -11,7 +11,7 @@ import warnings
 from pathlib import Path
 
 from . import lock
-from .config import REPO, Config, deviations, make_config
+from .config import AUTO, PROFILES, REPO, Config, deviations, make_config
 from .data import data_source
 from .rundir import check_run_dir, quiet_reuse, reuse_summary
 
@@ -33,6 +33,18 @@ def start_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides
     print(f"This run departs from the paper in {n} setting{'s' if n != 1 else ''}: chapter 01 lists them beside the "
           "paper's values." if n else "This run uses the paper's settings.")
     return cfg
+
+
+def profile_note(requested: str, cfg: Config) -> str:
+    """Which profile this chapter runs, why, and how to choose another."""
+    if requested == AUTO:
+        why = ('PROFILE = "auto" on a Colab runtime with a GPU' if cfg.profile == "colab" else
+               'PROFILE = "auto", and this is not a Colab runtime with a GPU')
+    else:
+        why = f"PROFILE = {requested!r}"
+    return (f"This run uses the {cfg.profile} profile ({why}). To run another, set PROFILE in the parameters cell to "
+            f"one of {', '.join(PROFILES)} (or run_chain.py --profile NAME); run_chain.py --profile NAME --plan "
+            "prints what it trains and how long it takes, without training.")
 
 
 def summarise_reuse_per_cell() -> None:

@@ -8,62 +8,12 @@ import time
 import torch
 
 from .base_model import base_model_path
-from .config import SMOKE_MODEL, Config
-from .corpus import count_pairs
-from .data import dev_splits, local_file
+from .config import MINILM_MODEL, SMOKE_MODEL, Config
 from .environment import device_name
 from .method import TMKDStudent, student_config
+from .plan import build_plan
+from .plan import hours as plan_hours
 from .trainer import AUTOCAST, device, device_precision
-
-# Public GLUE / SNLI sizes (train, all dev splits), for the Hub: the estimate reads no dataset.
-HUB_SIZES = {"rte": (2490, 277), "qnli": (104743, 5463), "mnli": (392702, 19647), "snli": (549367, 9842)}
-
-
-def split_sizes(cfg: Config, task: str) -> tuple:
-    """(train, dev) examples the run will use: subsets applied; local files counted by line, no parsing."""
-    if cfg.base_model == SMOKE_MODEL and not cfg.data_dir:
-        full = (cfg.train_size or 200, (cfg.dev_size or 200) * len(dev_splits(task)))
-    elif cfg.data_dir:
-        count = lambda s: sum(1 for _ in open(local_file(cfg.data_dir, task, s), "rb")) - 1   # noqa: E731
-        full = (count("train"), sum(count(s) for s in dev_splits(task)))
-    else:
-        full = HUB_SIZES[task]
-    if cfg.base_model == SMOKE_MODEL and not cfg.data_dir:
-        full = ((cfg.train_size or 200) * 2 + cfg.select_size, full[1])       # the generated train file
-    train = min(full[0] - cfg.select_size, cfg.train_size) if cfg.train_size else full[0] - cfg.select_size
-    dev = min(full[1], cfg.dev_size * len(dev_splits(task))) if cfg.dev_size else full[1]
-    return train, dev, max(full[0] - cfg.select_size - train, 0)           # train, dev, unused (data.train_parts)
-
-
-def workload(cfg: Config) -> dict:
-    """Examples x epochs the chain trains and predicts, by kind of model."""
-    n_teachers, n_seeds = len(cfg.teacher_lrs), len(cfg.seeds)
-    sizes = {t: split_sizes(cfg, t) for t in dict.fromkeys((*cfg.tasks, *cfg.stage1_pool_tasks))}
-    teacher = sum(n_teachers * cfg.teacher_epochs * sizes[t][0] for t in cfg.tasks)
-    teacher += sum(cfg.teacher_epochs * sizes[t][0] for t in cfg.tasks)            # chapter 03's pooling check
-    predict = sum(n_teachers * (sizes[t][0] + sizes[t][1] + cfg.select_size) for t in cfg.tasks)
-    students = []                                                                  # (examples x epochs, count)
-    sweeps = len(set(cfg.sweep_optimizers) | {cfg.optimizer}) + len(set(cfg.sweep_head_layers)) + len(set(cfg.sweep_layers)) - 2
-    students.append((sizes[cfg.sweep_task][0] * cfg.student_epochs, max(sweeps, 1)))
-    students += [(sizes[t][0] * cfg.student_epochs, 1) for t in cfg.tasks]          # the pooling check's students
-    one_stage = (3 + n_teachers) * n_seeds        # no_kd, 1avg-o-1, m-o-1 and one per teacher (1-o-1 is one of them)
-    students += [(sizes[t][0] * cfg.student_epochs, one_stage) for t in cfg.tasks]
-    pool = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else (cfg.stage1_task,)
-    corpus = sum(sizes[t][2] for t in pool)
-    if cfg.corpus_file:                                                            # the user's pairs, counted
-        corpus = count_pairs(cfg.corpus_file)
-    corpus = min(corpus, cfg.stage1_size) if cfg.stage1_size else corpus
-    students.append((corpus * cfg.stage1_epochs, 2 * n_seeds))                     # TMKD and TKD stage 1, per seed
-    predict += n_teachers * corpus
-    for t in cfg.tasks:                                                            # stage 2: TMKD, TKD, control
-        students.append((sizes[t][0] * cfg.student_epochs, 2 * n_seeds))
-        students.append((sizes[t][0] * cfg.student_epochs + corpus * cfg.stage1_epochs, n_seeds))
-    students.append((sizes[cfg.stage2_task][0] * cfg.student_epochs, len(set(cfg.alphas) - {cfg.alpha})))
-    n_students = sum(k for _, k in students)
-    mean_dev = sum(sizes[t][1] for t in cfg.tasks) / len(cfg.tasks)
-    return {"teacher_examples": teacher, "student_examples": sum(n * k for n, k in students),
-            "students": n_students, "teachers": n_teachers * len(cfg.tasks) + 1,
-            "predict_examples": predict + n_students * mean_dev, "sizes": sizes}
 
 
 @torch.no_grad()
@@ -154,25 +104,31 @@ def measure_rates(cfg: Config) -> dict:
     return rates
 
 
+def plan_rates(cfg: Config) -> tuple:
+    """(rates, device) for `run_chain.py --plan`: measured here, unless the profile is GPU-sized (a Hub base model)
+    and this machine has no GPU: then a free Colab T4's (assumed, tmkd.plan.T4_RATES)."""
+    if cfg.base_model not in (SMOKE_MODEL, MINILM_MODEL) and not torch.cuda.is_available():
+        return None, ""
+    return measure_rates(cfg), f"{device_name()} (rates measured here)"
+
+
 def estimate(cfg: Config, rates: dict | None = None) -> dict:
-    """The workload, the expected hours on this device (measured rates) and the space the run directory needs.
-    Prints a few lines; returns the numbers."""
-    w = workload(cfg)
+    """The plan's workload (tmkd.plan), the expected hours on this device (measured rates) and the space the run
+    directory needs. Prints a few lines; returns the numbers."""
+    w = build_plan(cfg)
     r = rates or measure_rates(cfg)
-    seconds = (w["teacher_examples"] / r["teacher_train"] + w["student_examples"] / r["student_train"]
-               + w["predict_examples"] / r["teacher_predict"])
-    # + 25 % for evaluation and sync, + 15 s per chapter (a kernel starts) and 3 s per model (load, save);
-    # nproc processes share the examples (assumed to scale linearly; each step starts its workers: ~20 s)
-    hours = (seconds * 1.25 / cfg.nproc + 15 * 8 + (3 + 20 * (cfg.nproc > 1)) * (w["teachers"] + w["students"])) / 3600
+    hours = plan_hours(cfg, w, r)
     gb = 1e-9
     finals = (w["teachers"] * r["params_teacher"] + w["students"] * r["params_student"]) * 4 * gb
     checkpoint = r["params_teacher"] * 12 * gb     # weights + two Adam moments (fp32)
     on = device_name()
     print(f"estimate for profile {cfg.profile} on {on} ({device_precision(cfg)})"
           + (f", {cfg.nproc} processes:" if cfg.nproc > 1 else ":"))
-    print(f"  teachers: {w['teachers']} x {cfg.teacher_epochs:g} epochs on "
-          + ", ".join(f"{t} {n:,}" for t, (n, *_) in w["sizes"].items() if t in cfg.tasks)
-          + f" examples = {w['teacher_examples']:,.0f} training examples at {r['teacher_train']:,.0f}/s (measured)")
+    n, tasks = len(cfg.teacher_lrs), len(cfg.tasks)
+    print(f"  teachers: {w['teachers']} ({n} per task x {tasks} task(s), + {tasks} trained with the other pooling in "
+          f"chapter 03), {cfg.teacher_epochs:g} epochs on "
+          + ", ".join(f"{t} {p['train']:,}" for t, p in w["tasks"].items() if t in cfg.tasks)
+          + f" pairs = {w['teacher_examples']:,.0f} training examples at {r['teacher_train']:,.0f}/s (measured)")
     print(f"  students: {w['students']} runs, {w['student_examples']:,.0f} training examples at "
           f"{r['student_train']:,.0f}/s; predictions: {w['predict_examples']:,.0f} examples at {r['teacher_predict']:,.0f}/s")
     size = lambda gigabytes: f"{gigabytes:.1f} GB" if gigabytes >= 1 else f"{gigabytes * 1000:.0f} MB"   # noqa: E731
@@ -184,4 +140,5 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
               "in Drive resumes each one where the last stopped), or one long session on an A100")
     if hours > 11:
         print(f"  ! longer than a Colab session (12 h at most): plan {int(hours // 10) + 1} sessions; each resumes")
-    return {"hours": hours, "gb": finals + checkpoint, **{k: v for k, v in w.items() if k != "sizes"}, **r}
+    keep = ("teachers", "students", "teacher_examples", "student_examples", "predict_examples")
+    return {"hours": hours, "gb": finals + checkpoint, **{k: w[k] for k in keep}, **r}

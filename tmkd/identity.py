@@ -29,7 +29,7 @@ NO_EFFECT = {
 }
 # Settings added after run directories existed: left out of an identity while at this value, so that the steps
 # made before them keep their identity (and are reused); any other value is part of it like every setting.
-OMITTED_AT_DEFAULT = {"precision": "fp32"}
+OMITTED_AT_DEFAULT = {"precision": "fp32", "stage1_share": 0.0}
 SELECTION = {     # which steps a chapter runs; each step records the value it uses itself
     "tasks": "which tasks get teachers; a step records its own task",
     "sweep_task": "where chapter 03 trains; a student records its own task",

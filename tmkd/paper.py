@@ -29,5 +29,5 @@ PAPER_VALUES = {
     "pooling": "cls", "teacher_lrs": (2e-5, 3e-5, 5e-5), "teacher_epochs": 10.0, "teacher_batch_size": 128,
     "max_seq_len": 150, "train_size": 0, "student_layers": 3, "student_head_layers": 1, "student_init": "base",
     "student_lr": 1e-4, "optimizer": "adamw", "alpha": 0.9, "soft_loss": "mse",
-    "stage1_corpus": "4M unlabeled web question-passage pairs",
+    "stage1_corpus": "4M unlabeled web question-passage pairs", "stage1_share": 0.0,
 }
