@@ -6,6 +6,7 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
 
   tmkd/paper.py              the paper's published numbers and settings
   tmkd/files.py              atomic files (json, npz, npy) and content hashes
+  tmkd/progress.py           the live run's progress lines: to the chapter's progress log under the chain
   tmkd/colab.py              Colab's paths, and the set-up its first cell runs
   tmkd/config.py             Config (every knob, documented), profiles, tasks, where a run departs from the paper
   tmkd/method.py             the paper in code: losses, Eq. 6, the multi-header student, what each KD method is
@@ -25,7 +26,8 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
   tmkd/teacher_selection.py  teachers on dev; best and weak teachers on the held-out select slice of train
   tmkd/students.py           one student step: spec, identity, build, train, score; the student on one batch
   tmkd/experiments.py        what the chapters run: KD methods, sweeps, the two stages, the int8 student
-  tmkd/evidence.py           paired bootstrap intervals, verdicts on the paper's claims, the method comparisons
+  tmkd/intervals.py          a comparison's interval (t on the seed level, normal on the dev sample's), Holm
+  tmkd/evidence.py           the paper's headline family and the rest, verdict words, the comparisons, their table
   tmkd/speed.py              examples/s and latency
   tmkd/report.py             tables and figures from metrics.csv
   tmkd/takeaways.py          what this run shows, in generated sentences; each chapter's takeaway
@@ -36,24 +38,24 @@ Nothing runs at import time except constants.
 from tmkd.data import peek, task_data
 from tmkd.environment import departures, profile_note, start_chapter
 from tmkd.estimate import estimate
-from tmkd.evidence import compare_methods, ONE_STAGE_COMPARISONS, TWO_STAGE_COMPARISONS
-from tmkd.experiments import (alpha_sweep, configured_metrics, convergence_curves, int8_accuracy, matched_spec,
-                              pooling_check, run_method, run_stage1, run_stage2, run_sweep, stage1_overlap,
-                              stage2_tasks, strong_variants)
+from tmkd.evidence import (ALL_COMPARISONS, compare_methods, interval_table, ONE_STAGE_COMPARISONS, plot_intervals,
+                           TWO_STAGE_COMPARISONS)
+from tmkd.experiments import (alpha_sweep, configured_metrics, control_curves, convergence_curves, int8_accuracy,
+                              matched_spec, pooling_check, run_method, run_stage1, run_stage2, run_sweep,
+                              stage1_overlap, stage2_tasks, strong_variants)
 from tmkd.files import read_json
 from tmkd.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
 from tmkd.method import golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss, TMKDStudent
 from tmkd.plan import plan_table, stage1_sentence
-from tmkd.report import (collapsed, comparison_table, int8_table, interval_table, plot_convergence, plot_curves,
-                         plot_intervals, plot_logits, plot_methods, plot_speed, plot_sweep, readable, relative_table,
-                         save_figure, save_table, seed_table, speed_table, stage_curves, sweep_table, teacher_table,
-                         training_runs)
+from tmkd.report import (collapsed, comparison_table, int8_table, plot_convergence, plot_curves, plot_logits,
+                         plot_methods, plot_speed, plot_sweep, readable, relative_table, save_figure, save_table,
+                         seed_table, speed_table, stage_curves, sweep_table, teacher_table, training_runs)
 from tmkd.rundir import read_metrics
-from tmkd.speed import measure_speed
+from tmkd.speed import measure_speed, speedup_sentence
 from tmkd.students import first_batch, fresh_student
-from tmkd.takeaways import (conclusion, convergence_sentence, int8_sentence, interval_sentences, kd_takeaway,
-                            majority_sentences, matched_takeaway, result_sentence, result_sentences, size_sentence,
-                            stage1_takeaway, sweep_sentence)
+from tmkd.takeaways import (conclusion, control_sentence, convergence_sentence, int8_sentence, interval_sentences,
+                            kd_takeaway, majority_sentences, matched_takeaway, result_sentence, result_sentences,
+                            size_sentence, stage1_takeaway, sweep_sentence)
 from tmkd.teacher_selection import best_teacher, evaluate_teachers, select_accuracies, teacher_quality
 from tmkd.teachers import teacher_names, train_teachers
 

@@ -33,6 +33,7 @@ from tmkd import config, files, lock, rundir    # light modules only: bad input 
 from tmkd.config import TMKDError, coerce, settings_help
 from tmkd.data import check_data_dir
 from tmkd.plan import build_plan, check_plan, plan_text
+from tmkd.progress import LOG_ENV
 
 REPO = Path(__file__).resolve().parent
 NOTEBOOKS = REPO / "notebooks"
@@ -150,13 +151,32 @@ def run_chapter(notebook: Path, executed: Path, parameters: dict):
         except BaseException as e:  # noqa: BLE001 - handed to the main thread as it is
             outcome["error"] = e
     worker = threading.Thread(target=execute, name=f"papermill {notebook.stem}", daemon=True)
+    log = executed / f".{notebook.stem}.progress.log"
+    log.unlink(missing_ok=True)
+    os.environ[LOG_ENV] = str(log)                  # the kernel's progress lines go there, not into the chapter
     worker.start()
-    while worker.is_alive():
-        worker.join(0.2)
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+            follow(log)
+    finally:
+        os.environ.pop(LOG_ENV, None)
+        if sys.stdout.isatty():
+            print("\x1b[K", end="", flush=True)        # the progress line goes; " done in ..." takes its place
     if "error" in outcome:
         raise outcome["error"]
     KERNELS.clear()                  # shut down with the chapter: never signal a pid that may be reused
     os.replace(partial, executed / notebook.name)
+
+
+def follow(log: Path) -> None:
+    """On a terminal: the running chapter's last progress line (tmkd.progress), rewritten in place after
+    "[3/8] 03_student_sweeps: running ...". Elsewhere (a log file, CI) the chain prints one line per chapter."""
+    if not sys.stdout.isatty() or not log.exists():
+        return
+    lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
+    if lines:
+        print(f"\x1b7 {len(lines)} steps, last: {lines[-1].strip()[:70]}\x1b[K\x1b8", end="", flush=True)
 
 
 def kernel_manager(log: Path):

@@ -2,14 +2,15 @@
 import json
 
 import matplotlib.image as mpimg
-import numpy as np
 import pandas as pd
+import pytest
 
 import helpers
 import tmkd.config
 import tmkd.method
 import tmkd.rundir
 from conftest import REPO, run_chain
+from rules import expected_verdict, half_width_by_hand, holm_by_hand, interval_by_hand
 
 CHAPTERS = sorted(p.name for p in (REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 
@@ -65,7 +66,7 @@ def test_comparison_table_equals_the_metrics(smoke_chain):
         if method not in tmkd.method.METHOD_ORDER:                        # variants have their own tables
             continue
         expected = group["accuracy"].astype(float).mean() * 100     # MNLI: mean of matched and mismatched
-        assert table.loc[method, task] == np.round(expected, 2)
+        assert table.loc[method, task] == pytest.approx(expected, abs=0.0051), (method, task)   # 2 decimals
         checked += 1
     assert checked >= 25
     assert table.loc["tmkd", "qnli (paper)"] == 83.53
@@ -109,35 +110,76 @@ def test_second_run_skips_all_finished_work(smoke_chain):
 
 
 def test_interval_tables_say_what_their_intervals_say(smoke_chain):
+    """Each table's intervals, family adjustment and verdicts recomputed from its own columns with scipy and the
+    rules written out again (tests/rules.py): chapter 08's table holds the whole headline family of the run's tasks,
+    Holm over all of it, and chapter 06's primary rows agree with it."""
     run, _ = smoke_chain
-    from tmkd.evidence import claim_verdict
+    cfg = tmkd.config.make_config("smoke", run_dir=str(run))
+    splits = sum(len(tmkd.config.TASKS[t].dev_splits) for t in cfg.tasks)
+    tables = {name: pd.read_csv(run / "tables" / f"{name}.csv", index_col=0)
+              for name in ("intervals_one_stage", "intervals_two_stage", "intervals")}
     for name, pairs in (("intervals_one_stage", helpers.ONE_STAGE_COMPARISONS),
-                        ("intervals_two_stage", helpers.TWO_STAGE_COMPARISONS)):
-        table = pd.read_csv(run / "tables" / f"{name}.csv", index_col=0)
-        assert set(zip(table["a"], table["b"])) == set(pairs)
-        assert (table["low"] <= table["difference"]).all() and (table["difference"] <= table["high"]).all()
-        rows = table.to_dict("records")
-        nan = lambda x: None if pd.isna(x) else x  # noqa: E731
-        assert [claim_verdict(r, nan(r["paper_difference"]), nan(r["paper_resolution"])) for r in rows] \
-            == table["verdict"].tolist()
-        assert (table["detectable"] >= 0).all() and table["claim"].str.len().gt(0).all()
+                        ("intervals_two_stage", helpers.TWO_STAGE_COMPARISONS),
+                        ("intervals", helpers.ALL_COMPARISONS)):
+        table = tables[name]
+        variants = {p for p in pairs if not any(m.endswith("_strong") for m in p)}
+        assert variants <= set(zip(table["a"], table["b"])) <= set(pairs), name
+        for r in table.to_dict("records"):
+            level = float(r["verdict_level"])
+            shown = interval_by_hand(r["difference"], r["se_seeds"], r["se_examples"], r["seeds"], level)
+            assert (r["verdict_low"], r["verdict_high"]) == pytest.approx(shown, abs=0.011), (name, r)
+            power = sum(half_width_by_hand(r["se_seeds"], r["se_examples"], r["seeds"], lv) for lv in (level, 0.6))
+            assert r["detectable"] == pytest.approx(power, abs=0.011), (name, r)
+            assert (r["detectable"] > 0) == (r["se_seeds"] + r["se_examples"] > 0), (name, r)
+            if r["whose"] == "series":
+                assert r["family"] == "exploratory" and pd.isna(r["paper_difference"])
+                assert r["verdict"].rsplit(": ", 1)[1].split(" (")[0] in ("yes", "no", "cannot tell"), r
+            else:
+                assert r["verdict"] == expected_verdict(r["verdict_low"], r["verdict_high"], r["difference"],
+                                                        r["paper_difference"], r["paper_resolution"]), (name, r)
+            assert (r["family"] == "primary") == ((r["a"], r["b"]) in {("tmkd", "mo1"), ("tmkd", "no_kd"),
+                                                                        ("mo1", "no_kd")})
+            assert level == 0.95 if r["family"] != "primary" else level > 0.95
+    whole = tables["intervals"]
+    primary = whole[whole["family"] == "primary"]
+    assert len(primary) == 3 * splits and (primary["adjustment"] == f"Holm over {3 * splits}").all()
+    assert list(primary["p_holm"]) == pytest.approx(holm_by_hand(list(primary["p_value"]), 3 * splits), rel=2e-3)
+    assert ((primary["verdict_low"] > 0) | (primary["verdict_high"] < 0)).tolist() == (primary["p_holm"] <= 0.05).tolist()
+    key = ["task", "split", "a", "b"]
+    two = tables["intervals_two_stage"]
+    merged = two[two["family"] == "primary"].merge(primary, on=key, suffixes=("", "_08"))
+    assert len(merged) == len(primary) and (merged["verdict"] == merged["verdict_08"]).all()
+    assert (merged["verdict_low"] == merged["verdict_low_08"]).all()
 
 
-def test_an_exercise_with_another_alpha_never_enters_the_main_tables(smoke_chain, tmp_path):
-    """Chapter 04's exercise trains students with another alpha in the same run directory; re-running chapters 04
-    and 08 with the configured alpha gives the same main tables and intervals (rows come from the configuration's
-    own students, never from whatever else the run directory holds)."""
+def test_an_exercise_with_another_alpha_never_enters_a_table_the_readme_or_the_int8_row(smoke_chain, tmp_path):
+    """Chapters 04 and 06's exercise trains students with alpha = 1 in the same run directory (and chapter 07 then
+    quantizes that TMKD student); re-running the chapters with the configured alpha gives the same main tables and
+    intervals, the same README blocks from an export, and the same int8 table (rows come from the configuration's
+    own models, never from whatever else the run directory holds; int8 is matched to its fp32 model by name)."""
     import shutil
+    from tmkd import publish
     run = tmp_path / "run"
     shutil.copytree(smoke_chain[0], run)
-    names = ("one_vs_many", "intervals_one_stage", "seeds", "comparison")
+    cfg = tmkd.config.make_config("smoke", run_dir=str(run))
+    names = ("one_vs_many", "intervals_one_stage", "two_stage", "intervals_two_stage", "seeds", "comparison",
+             "intervals")
     before = {n: (run / "tables" / f"{n}.csv").read_text() for n in names}
-    proc = run_chain(run, "--only", "04", "--set", "alpha=1.0")
+    int8_before = helpers.int8_table(helpers.configured_metrics(cfg), cfg.stage2_task)
+    exported = publish.export_reference(run, tmp_path / "before")
+    readme_before = [f(exported) for f in (publish.readme_table, publish.readme_verdicts, publish.readme_findings)]
+    proc = run_chain(run, "--only", "04", "06", "07", "--set", "alpha=1.0")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     m = helpers.read_metrics(run)
     exercise = m[(m["sweep"] == "") & m["model"].str.contains("-a1-")]
-    assert len(exercise), "the exercise trained no alpha = 1 student"
-    proc = run_chain(run, "--only", "04", "08")
+    assert {"mo1", "tmkd", "tkd", "mo1_matched", "tmkd_int8"} <= set(exercise["method"]), set(exercise["method"])
+    assert len(helpers.int8_table(m, cfg.stage2_task)) == 2 * len(int8_before)       # both int8 students, each its own
+    proc = run_chain(run, "--only", "04", "06", "07", "08")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     after = {n: (run / "tables" / f"{n}.csv").read_text() for n in names}
     assert after == before
+    assert helpers.int8_table(helpers.configured_metrics(cfg), cfg.stage2_task).equals(int8_before)
+    exported = publish.export_reference(run, tmp_path / "after")
+    assert [f(exported) for f in (publish.readme_table, publish.readme_verdicts, publish.readme_findings)] == readme_before
+    published = pd.read_csv(exported / "metrics.csv", keep_default_na=False)
+    assert not published[published["sweep"] == ""]["model"].str.contains("-a1-").any()

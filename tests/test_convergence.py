@@ -23,7 +23,12 @@ def test_an_arm_best_at_its_last_allowed_epoch_is_called_still_improving():
     text = convergence_sentence(c, cfg)
     assert "student, no KD 2 (65.0 %)" in text and "m-o-1 (MKD) 4 (68.5 %)" in text
     assert "Still improving at the last epoch: m-o-1 (MKD);" in text
-    assert plot_convergence(c) is not None
+    ax = plot_convergence(c).axes[0]
+    lines = {line.get_label(): line for line in ax.lines if not line.get_label().startswith("_")}
+    assert set(lines) == {"student, no KD", "m-o-1 (MKD)"}
+    assert list(lines["m-o-1 (MKD)"].get_ydata()) == [58, 62, 66, 68.5]
+    rings = [(line.get_xdata()[0], line.get_ydata()[0]) for line in ax.lines if line.get_label().startswith("_")]
+    assert sorted(rings) == [(2, 65), (4, 68.5)]                        # each arm's kept epoch is ringed
 
 
 def test_arms_that_peaked_earlier_are_each_compared_at_their_best():

@@ -102,9 +102,11 @@ def test_run_chain_plan_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     assert not run.exists()
 
 
-def test_the_smoke_plan_is_what_the_data_gives(tmp_path):
-    """The plan's arithmetic against the splits the run really builds (generated data, a held-out share)."""
-    cfg = smoke_config(tmp_path / "run")
+@pytest.mark.parametrize("share", [0.0, 0.1])
+def test_the_smoke_plan_is_what_the_data_gives(tmp_path, share):
+    """The plan's arithmetic against the splits the run really builds (generated data, with and without a held-out
+    share)."""
+    cfg = smoke_config(tmp_path / "run", stage1_share=share)
     plan = build_plan(cfg)
     for task in cfg.tasks:
         data = tmkd.data.task_data(cfg, task)

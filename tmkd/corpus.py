@@ -18,6 +18,7 @@ from .base_model import base_model_path, load_tokenizer, tokenizer_fingerprint
 from .config import CORPUS_COLUMNS, CORPUS_SUFFIXES, Config, TMKDError
 from .files import cached_sha256, file_sha256, fingerprint, read_json, save_npy_atomic, write_json_atomic
 from .parallel import is_main, main_first
+from .progress import progress
 
 
 def corpus_fingerprint(path) -> str:
@@ -257,7 +258,7 @@ def _tokenize(cfg: Config, key: dict, folder: Path) -> None:
             marker = {"shard": k, "start": start, "n": len(texts_a), "tokens": int(arrays["offsets"][-1]),
                       "sha256": hashes}
             write_json_atomic(folder / f"{shard_name(k)}.json", marker)
-            print(f"  stage-1 corpus: shard {k} tokenized ({start + len(texts_a):,} pairs so far)", flush=True)
+            progress(f"  stage-1 corpus: shard {k} tokenized ({start + len(texts_a):,} pairs so far)")
         shards.append({"n": marker["n"], "start": start, "sha256": marker["sha256"]})
         start += len(texts_a)
     if start == 0:

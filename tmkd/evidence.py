@@ -1,7 +1,7 @@
-"""Evidence for a comparison between two methods: a two-level paired bootstrap interval of their accuracy difference
-(seeds and dev examples resampled together), the smallest difference the run could detect, and a verdict on the
-paper's claim in the paper's own direction and size; then the comparisons of chapters 04 and 06 on this run's
-students. The statistics (down to `sentence`) are pure numpy; the comparisons read the students' predictions."""
+"""Evidence for the comparisons of chapters 04, 06 and 08: which comparisons are the paper's headline claims (one
+family, named before the run and adjusted together with Holm's procedure) and which are exploratory; the verdict
+words, which fit every interval; and the comparisons themselves on this run's students. The intervals are
+tmkd.intervals'; the words down to `own_verdict` read numbers only."""
 from __future__ import annotations
 
 import math
@@ -10,145 +10,94 @@ import numpy as np
 
 from .config import Config
 from .data import dev_splits
-from .experiments import matched_spec, method_specs, stage2_spec
+from .experiments import configured_variants, matched_spec, method_specs, stage2_spec
+from .intervals import LEVEL, detectable, holm, holm_levels, interval_at, needed_size, paired_bootstrap
 from .logit_cache import align_examples
 from .method import METHOD_LABELS, combine_students
 from .paper import PUBLISHED
 from .students import student_predictions
 
-VERDICTS = ("reproduced", "opposite", "smaller than the paper's", "equivalent", "inconclusive")
-# "equivalent" is returned as "equivalent within ±{margin}": match it by prefix.
+# The verdict on one of the paper's claims, read in the paper's direction and size. Exclusive and exhaustive: each
+# interval gets exactly one (claim_verdict). "no difference shown" may add "(estimate of opposite sign)";
+# "equivalent" is returned as "equivalent within ±{margin}": match them by prefix (verdict_kind).
+PAPER_VERDICTS = ("reproduced", "right direction, smaller than the paper's", "no difference shown", "opposite",
+                  "a difference the paper has none of", "equivalent", "inconclusive")
+# The answer to a question of the series' own (a comparison the paper does not make), "<question>: <answer>".
+OWN_ANSWERS = ("yes", "no", "cannot tell")
 
 
 def verdict_kind(verdict: str) -> str:
-    """The verdict without its margin ("equivalent within ±1" -> "equivalent"), for colours and counts."""
-    return "equivalent" if str(verdict).startswith("equivalent") else str(verdict)
+    """A verdict without its detail: one of PAPER_VERDICTS, or OWN_ANSWERS for the series' own questions
+    ("stage 1 beats more steps: no (equivalent within ±1)" -> "no"), for colours and counts."""
+    v = str(verdict)
+    if ": " in v:
+        return v.rsplit(": ", 1)[1].split(" (")[0]
+    return next((kind for kind in PAPER_VERDICTS if v.startswith(kind)), v)
 
 
 # Dev set sizes of the paper's tables (GLUE / SNLI dev). The paper's MNLI is the mean of matched and mismatched;
 # matched (9815) stands for both (mismatched has 9832), which moves the resolution by far less than 0.01 points.
 PAPER_DEV_SIZES = {"rte": 277, "qnli": 5463, "mnli": 9815, "snli": 9842}
 
-DETECT_Z = 2.8          # 1.96 + 0.84: a true difference of 2.8 se is found at two-sided 5 % with 80 % power
-_CHUNK = 4_000_000      # example-count cells per bootstrap chunk (n_boot x examples), to bound memory
-
-
-def _arms(correct_a, correct_b, ids_a, ids_b):
-    """Both arms as (seeds, examples) floats, refused unless they hold the same examples and as many seeds."""
-    a = np.atleast_2d(np.asarray(correct_a, dtype=float))
-    b = np.atleast_2d(np.asarray(correct_b, dtype=float))
-    if a.ndim != 2 or b.ndim != 2:
-        raise ValueError(f"arms must be (seeds, examples): got shapes {a.shape} and {b.shape}")
-    if a.shape[1] != b.shape[1] or a.shape[1] == 0:
-        raise ValueError(f"both arms need the same dev examples: {a.shape[1]} vs {b.shape[1]}")
-    if (ids_a is None) != (ids_b is None):
-        raise ValueError("both arms need the same dev examples: give ids for both arms or for neither")
-    if ids_a is not None:
-        ia, ib = np.asarray(ids_a), np.asarray(ids_b)
-        if ia.shape != (a.shape[1],) or ib.shape != (a.shape[1],):
-            raise ValueError(f"both arms need the same dev examples: ids {ia.shape}, {ib.shape}, {a.shape[1]} rows")
-        differ = np.flatnonzero(ia != ib)
-        if len(differ):
-            i = int(differ[0])
-            raise ValueError(f"both arms need the same dev examples: ids differ first at position {i} "
-                             f"({ia[i]!r} vs {ib[i]!r})")
-    if a.shape[0] != b.shape[0]:
-        raise ValueError(f"both arms need the same seeds, paired row by row: {a.shape[0]} vs {b.shape[0]} seeds")
-    return a, b
-
-
-def _counts(idx):
-    """(m, k) draws of indices below k -> (m, k) how often each index was drawn, row by row."""
-    m, k = idx.shape
-    return np.bincount((idx + np.arange(m)[:, None] * k).ravel(), minlength=m * k).reshape(m, k)
-
-
-def _sd(x) -> float:
-    return float(x.std(ddof=1)) if len(x) > 1 else 0.0
-
-
-def _per_seed_draws(diff, n_boot, rng):
-    """(n_boot, seeds): each seed's mean difference on one resampled dev set, the same example draw for every seed
-    and both arms. Example draws become counts, so one matrix product replaces n_boot x seeds x examples floats."""
-    n_ex = diff.shape[1]
-    step = max(1, _CHUNK // n_ex)
-    out = []
-    for start in range(0, n_boot, step):
-        m = min(step, n_boot - start)
-        out.append(_counts(rng.integers(0, n_ex, size=(m, n_ex))) @ diff.T / n_ex)
-    return np.concatenate(out)
-
-
-def paired_bootstrap(correct_a, correct_b, ids_a=None, ids_b=None, n_boot: int = 2000, seed: int = 0,
-                     level: float = 0.95) -> dict:
-    """Accuracy of arm A minus arm B, in points, with a two-level paired bootstrap interval.
-
-    correct_a, correct_b: (seeds, examples) booleans (or (examples,) for one seed); row s of A is paired with row s
-    of B (same seed, same stage-1 weights), the same examples in the same order (checked on ids_a/ids_b if given).
-    Each draw resamples seed rows and examples with replacement, the same draw for both arms, so the interval covers
-    both another dev set of this size and another set of seeds; with one seed the seed level is a no-op.
-
-    Returns difference (mean over all seeds and examples), low/high (percentile interval), se (sd of the draws),
-    detectable = 2.8 x se: the smallest true difference this run finds with 80 % power at two-sided 5 %
-    (1.96 + 0.84); se_examples (examples resampled only, seeds averaged) and se_seeds (seeds resampled only),
-    which `needed_size` uses to say what a larger run would buy; seeds (rows of A, rows of B); examples."""
-    a, b = _arms(correct_a, correct_b, ids_a, ids_b)
-    diff = a - b
-    n_seeds = diff.shape[0]
-    rng = np.random.default_rng(seed)
-    seed_w = _counts(rng.integers(0, n_seeds, size=(n_boot, n_seeds))) / n_seeds   # (n_boot, seeds), rows sum to 1
-    per_seed = _per_seed_draws(diff, n_boot, rng)                      # (n_boot, seeds)
-    both = (seed_w * per_seed).sum(axis=1) * 100
-    examples_only = per_seed.mean(axis=1) * 100
-    seeds_only = seed_w @ diff.mean(axis=1) * 100
-    tail = (1 - level) / 2 * 100
-    lo, hi = np.percentile(both, [tail, 100 - tail])
-    se = _sd(both)
-    return {"difference": float(diff.mean() * 100), "low": float(lo), "high": float(hi), "se": se,
-            "detectable": DETECT_Z * se, "se_examples": _sd(examples_only), "se_seeds": _sd(seeds_only),
-            "seeds": (a.shape[0], b.shape[0]), "examples": diff.shape[1]}
-
-
-def verdict(interval: dict) -> str:
-    """'supported' when the whole interval is above 0 (A is better), 'refuted' when it is below, else 'within noise'."""
-    if interval["low"] > 0:
-        return "supported"
-    if interval["high"] < 0:
-        return "refuted"
-    return "within noise"
-
 
 def _bounds(interval: dict):
-    """low, high widened to hold the point difference: a percentile interval of a skewed bootstrap can, rarely,
-    miss its own estimate, and no verdict may contradict the estimate's sign."""
+    """low, high widened to hold the point difference (an interval from elsewhere may, rarely, miss its own
+    estimate, and no verdict may contradict the estimate's sign)."""
     d = interval.get("difference", interval["low"])
     return min(interval["low"], d), max(interval["high"], d)
 
 
 def _no_number(x) -> bool:
-    return x is None or x != x
+    return x is None or x == "" or x != x
 
 
-def claim_verdict(interval: dict, paper_difference=None, resolution=None, margin: float = 1.0) -> str:
-    """The verdict on the paper's claim, in its direction and size (one of VERDICTS).
+def no_difference_claimed(paper_difference, resolution=None) -> bool:
+    """The paper's gap is 0 or below what its single run can show (`resolution`): a claim of no difference."""
+    return float(paper_difference) == 0 or (not _no_number(resolution) and abs(float(paper_difference)) < resolution)
 
-    No paper number: the claim is "A beats B". A paper gap below `resolution` (what its single run can show, see
-    paper_resolution), or exactly 0, claims no difference: 'equivalent within ±margin' when the interval lies inside
-    ±margin, else 'inconclusive'. Otherwise: 'reproduced' when the interval excludes 0 on the paper's side,
-    'opposite' when it excludes 0 on the other side, 'smaller than the paper's' when it holds 0 but not the paper's
-    difference, 'inconclusive' when it holds both (the run cannot tell the paper's gap from none)."""
-    lo, hi = _bounds(interval)
+
+def claim_verdict(interval: dict, paper_difference, resolution=None, margin: float = 1.0) -> str:
+    """The verdict on a claim of the paper, in its direction and size (PAPER_VERDICTS).
+
+    The paper claims a gap (in its direction, +g): 'reproduced' when the interval lies on the paper's side of 0
+    and reaches g (g inside it, or the interval beyond g); 'right direction, smaller than the paper's' when it lies
+    on the paper's side but below g; 'no difference shown' when it holds 0 and lies below g (with '(estimate of
+    opposite sign)' when the estimate is); 'opposite' when it lies on the other side of 0; 'inconclusive' when it
+    holds both 0 and g. The paper claims no difference (its gap 0, or below `resolution`): 'a difference the paper
+    has none of' when the interval excludes 0; 'equivalent within ±margin' when it lies inside ±margin; else
+    'inconclusive'."""
     if _no_number(paper_difference):
-        return "reproduced" if lo > 0 else "opposite" if hi < 0 else "inconclusive"
-    p = float(paper_difference)
-    if p == 0 or (not _no_number(resolution) and abs(p) < resolution):
+        raise ValueError("the paper gives no number for this comparison: it is the series' own (own_verdict)")
+    lo, hi = _bounds(interval)
+    if no_difference_claimed(paper_difference, resolution):
+        if lo > 0 or hi < 0:
+            return "a difference the paper has none of"
         return f"equivalent within ±{margin:g}" if -margin <= lo and hi <= margin else "inconclusive"
-    lo, hi = (lo, hi) if p > 0 else (-hi, -lo)                         # in the paper's direction: its gap is +|p|
-    if lo > 0:
-        return "reproduced"
+    p = float(paper_difference)
+    lo, hi, estimate = (lo, hi, interval["difference"]) if p > 0 else (-hi, -lo, -interval["difference"])
     if hi < 0:
         return "opposite"
-    return "smaller than the paper's" if hi < abs(p) else "inconclusive"
+    if lo > 0:
+        return "reproduced" if hi >= abs(p) else "right direction, smaller than the paper's"
+    if hi >= abs(p):
+        return "inconclusive"
+    return "no difference shown" + (" (estimate of opposite sign)" if estimate < 0 else "")
+
+
+def own_verdict(interval: dict, question: str, margin: float = 1.0) -> str:
+    """The answer to a question of the series' own, "A beats B" in its words: '<question>: yes' when the interval
+    lies above 0, 'no' when below (B is better) or, with '(equivalent within ±margin)', inside ±margin; else
+    'cannot tell'."""
+    lo, hi = _bounds(interval)
+    if lo > 0:
+        answer = "yes"
+    elif hi < 0:
+        answer = "no"
+    elif -margin <= lo and hi <= margin:
+        answer = f"no (equivalent within ±{margin:g})"
+    else:
+        answer = "cannot tell"
+    return f"{question}: {answer}"
 
 
 def paper_resolution(accuracy_pct: float, n_dev: int) -> float:
@@ -165,7 +114,7 @@ def claim_words(a: str, b: str, task: str, paper_difference, resolution=None) ->
     """The paper's claim in its own words, generated from its numbers (two decimals), so that the text beside a
     verdict can never disagree with the numbers the verdict was computed from."""
     if _no_number(paper_difference):
-        return f"the paper gives no number; the claim tested is that {a} beats {b}"
+        return f"the paper gives no number: the series' own question, {a} vs {b}"
     p, where = float(paper_difference), f"on {task.upper()} the paper has"
     if not _no_number(resolution) and abs(p) < resolution:
         return (f"{where} {a} and {b} {abs(p):.2f} apart, below the {resolution:.2f} its single run can show: "
@@ -175,48 +124,94 @@ def claim_words(a: str, b: str, task: str, paper_difference, resolution=None) ->
     return f"{where} {a} {abs(p):.2f} {'above' if p > 0 else 'below'} {b}"
 
 
-def needed_size(interval: dict, target: float, level_z: float = DETECT_Z) -> dict:
-    """About how many dev examples (seeds fixed) and how many seeds (examples fixed) would bring level_z x se down
-    to abs(target), i.e. make a true difference of that size detectable (80 % power at 5 % for level_z = 2.8).
+# ---- which comparisons: the paper's headline family, the paper's other claims, the series' own questions ---------
 
-    Model: se^2 = se_ex^2 n0 / n + se_seed^2 s0 / s, from the bootstrap's examples-only and seeds-only parts, both
-    scaled so that they add up to the measured two-level se at the run's own size (n0 examples, s0 seeds). None:
-    not reachable by that lever alone (the other part's noise alone is already too large). With one seed the seed
-    part is unmeasured (0), so seeds never look like the remedy. A size below the run's own means it already can."""
-    n0, s0 = interval["examples"], interval["seeds"][0]
-    ex2, seed2 = interval["se_examples"] ** 2, interval["se_seeds"] ** 2
-    scale = interval["se"] ** 2 / (ex2 + seed2) if ex2 + seed2 > 0 else 1.0
-    ex2, seed2, goal2 = ex2 * scale, seed2 * scale, (abs(target) / level_z) ** 2
-    return {"examples": _needed(ex2, seed2, n0, goal2), "seeds": _needed(seed2, ex2, s0, goal2)}
-
-
-def _needed(part2: float, other2: float, now: int, goal2: float):
-    """Smallest k with part2 x now / k + other2 <= goal2, or None when other2 alone exceeds the goal."""
-    room = goal2 - other2
-    if part2 == 0:
-        return 1 if room >= 0 else None
-    if room <= 0:
-        return None
-    return max(1, math.ceil(part2 * now / room - 1e-9))
+# The paper's headline claims, named before any run: KD helps (m-o-1 over no KD), two stages help (TMKD over
+# one-stage m-o-1), and TMKD over no KD. One family on every task and dev split of the run, adjusted together.
+PRIMARY_COMPARISONS = (("tmkd", "mo1"), ("tmkd", "no_kd"), ("mo1", "no_kd"))
+# Questions the paper does not ask: the compute-matched control and the weak-teacher variants are the series' own.
+OWN_QUESTIONS = {("tmkd", "mo1_matched"): "stage 1 beats more steps",
+                 ("mo1_strong", "mo1"): "leaving the weak teachers out helps m-o-1",
+                 ("1avgo1_strong", "1avgo1"): "leaving the weak teachers out helps 1avg-o-1"}
+ONE_STAGE_COMPARISONS = (("mo1", "no_kd"), ("mo1", "1o1"), ("mo1", "1avgo1"), ("mom_avg", "mo1"),
+                         ("mo1_strong", "mo1"), ("1avgo1_strong", "1avgo1"))
+TWO_STAGE_COMPARISONS = PRIMARY_COMPARISONS + (("tmkd", "tkd"), ("tmkd", "mo1_matched"))
+ALL_COMPARISONS = TWO_STAGE_COMPARISONS + tuple(p for p in ONE_STAGE_COMPARISONS if p not in TWO_STAGE_COMPARISONS)
 
 
-def sentence(a: str, b: str, interval: dict) -> str:
-    """What the interval says, in words: "m-o-1 beats 1-o-1 by 1.2 points [0.3, 2.1]" or "... within noise"."""
-    d, lo, hi = interval["difference"], interval["low"], interval["high"]
-    span = f"[{lo:+.1f}, {hi:+.1f}]"
-    v = verdict(interval)
-    if v == "supported":
-        return f"{a} beats {b} by {d:.1f} points {span}"
-    if v == "refuted":
-        return f"{a} falls behind {b} by {-d:.1f} points {span}"
-    return f"{a} vs {b}: {d:+.1f} points {span}, within noise"
+def own_question(a: str, b: str) -> str:
+    """The question a comparison the paper does not make asks, in the series' own words."""
+    return OWN_QUESTIONS.get((a, b), f"{METHOD_LABELS.get(a, a)} beats {METHOD_LABELS.get(b, b)}")
 
 
-# ---- the comparisons of chapters 04 and 06, on this run's students ---------------------------------------------
+def family_size(tasks) -> int:
+    """Members of the primary family: each headline comparison on each task and dev split (MNLI has two)."""
+    return len(PRIMARY_COMPARISONS) * sum(len(dev_splits(t)) for t in tasks)
 
-ONE_STAGE_COMPARISONS = (("mo1", "no_kd"), ("mo1", "1o1"), ("mo1", "1avgo1"), ("mom_avg", "mo1"))
-TWO_STAGE_COMPARISONS = (("tmkd", "mo1"), ("tmkd", "mo1_matched"), ("tmkd", "tkd"))
 
+def paper_claim(a: str, b: str, task: str) -> dict:
+    """The paper's difference A - B on `task` (Table 4, points; None without both numbers, and for the series'
+    own questions) and the smallest gap its single run could show there (paper_resolution at the rows' mean)."""
+    paper = PUBLISHED["paper"]
+    pa, pb = paper.get(a, {}).get(task), paper.get(b, {}).get(task)
+    if pa is None or pb is None or (a, b) in OWN_QUESTIONS:
+        return {"paper_difference": None, "resolution": None}
+    return {"paper_difference": round(pa - pb, 2),
+            "resolution": round(paper_resolution((pa + pb) / 2, PAPER_DEV_SIZES[task]), 2)}
+
+
+def comparison_row(task: str, split: str, a: str, b: str, interval: dict) -> dict:
+    """One comparison as the interval tables hold it, before the family's adjustment (adjust_family adds the
+    verdict): whose claim it is, its family, the paper's claim in words, this run's difference and 95 % interval,
+    the two standard errors and the p-value (so that the table alone can be adjusted again)."""
+    paper = paper_claim(a, b, task)
+    p, resolution = paper["paper_difference"], paper["resolution"]
+    la, lb = METHOD_LABELS.get(a, a), METHOD_LABELS.get(b, b)
+    return {"task": task, "split": split, "a": a, "b": b, "whose": "paper" if p is not None else "series",
+            "family": "primary" if (a, b) in PRIMARY_COMPARISONS else "exploratory",
+            "claim": claim_words(la, lb, task, p, resolution) if p is not None else
+            f"the series' own question (the paper makes no such comparison): {own_question(a, b)}",
+            "seeds": interval["seeds"][0], "examples": interval["examples"], "paper_difference": p,
+            "paper_resolution": resolution, "difference": round(interval["difference"], 2),
+            "low": round(interval["low"], 2), "high": round(interval["high"], 2),
+            "se_seeds": round(interval["se_seeds"], 4), "se_examples": round(interval["se_examples"], 4),
+            "p_value": float(f"{interval['p_value']:.4g}")}
+
+
+def power_columns(row: dict, interval: dict) -> dict:
+    """What the comparison could detect at the level its verdict reads (80 % power), and the dev examples and seeds
+    a true difference of the paper's size would need here (a directional claim of the paper only)."""
+    level = float(row["verdict_level"])
+    found = detectable(interval["se_seeds"], interval["se_examples"], interval["seeds"][0], level)
+    p = row["paper_difference"]
+    directional = row["whose"] == "paper" and not no_difference_claimed(p, row["paper_resolution"])
+    need = needed_size(interval, p, level) if directional else {"examples": None, "seeds": None}
+    return {"detectable": round(found, 2), "examples_needed": need["examples"], "seeds_needed": need["seeds"]}
+
+
+def adjust_family(rows, intervals, size: int, margin: float = 1.0) -> list:
+    """The primary rows adjusted together (Holm over a family of `size`, its members not among `rows` counting as
+    never rejected), each with the interval at its Holm-consistent level (tmkd.intervals.holm_levels); every other
+    row keeps its unadjusted 95 % interval and says so. Then, on the interval each row states, its verdict and
+    what it could detect (power_columns, from `intervals`, the rows' own, in order)."""
+    rows = [dict(r) for r in rows]
+    primary = [r for r in rows if r["family"] == "primary"]
+    p = [float(r["p_value"]) for r in primary]
+    for r, adjusted, level in zip(primary, holm(p, size), holm_levels(p, size)):
+        r.update(adjustment=f"Holm over {size}", p_holm=float(f"{adjusted:.4g}"), verdict_level=round(level, 5))
+    for r, interval in zip(rows, intervals):
+        if r["family"] != "primary":
+            r.update(adjustment="none", p_holm=None, verdict_level=LEVEL)
+        low, high = interval_at(interval, float(r["verdict_level"]))
+        r.update(verdict_low=round(low, 2), verdict_high=round(high, 2))
+        shown = {"difference": float(r["difference"]), "low": r["verdict_low"], "high": r["verdict_high"]}
+        r["verdict"] = (own_verdict(shown, own_question(r["a"], r["b"]), margin) if r["whose"] == "series" else
+                        claim_verdict(shown, r["paper_difference"], r["paper_resolution"], margin))
+        r.update(power_columns(r, interval))
+    return rows
+
+
+# ---- the comparisons of chapters 04, 06 and 08, on this run's students -----------------------------------------
 
 def method_spec_lists(cfg: Config, task: str, method: str) -> list:
     """Per seed, the students whose combined prediction is `method`'s."""
@@ -244,40 +239,88 @@ def method_correct(cfg: Config, task: str, method: str, split: str):
     return np.stack(out), ids
 
 
-def paper_claim(a: str, b: str, task: str) -> dict:
-    """The paper's difference A - B on `task` (Table 4, points; None without both numbers) and the smallest gap its
-    single run could show there (paper_resolution at the two rows' mean accuracy)."""
-    paper = PUBLISHED["paper"]
-    pa, pb = paper.get(a, {}).get(task), paper.get(b, {}).get(task)
-    if pa is None or pb is None:
-        return {"paper_difference": None, "resolution": None}
-    return {"paper_difference": round(pa - pb, 2),
-            "resolution": round(paper_resolution((pa + pb) / 2, PAPER_DEV_SIZES[task]), 2)}
-
-
 def compare_methods(cfg: Config, pairs, tasks=None):
-    """For each task, dev split and pair (A, B) of trained methods: the paper's claim in its words, A's accuracy minus
-    B's in points (mean over seeds) with its two-level paired bootstrap 95 % interval, the smallest difference this
-    run could detect, the examples and seeds a difference of the paper's size would need here, and the verdict."""
+    """For each task, dev split and pair (A, B) of trained methods: A's accuracy minus B's in points (mean over
+    seeds), its 95 % interval, p-value and the smallest difference it could detect; the paper's headline
+    comparisons adjusted together (Holm over the whole family of the run's tasks: members not in `pairs` count
+    as never rejected), the others exploratory; and each row's verdict. A weak-teacher variant is compared only
+    on a task where the configuration trains it."""
     import pandas as pd
-    rows = []
+    rows, intervals = [], []
     for task in tasks or cfg.tasks:
+        variants = configured_variants(cfg, task)
         for split in dev_splits(task):
             for a, b in pairs:
+                if any(m.endswith("_strong") and m not in variants for m in (a, b)):
+                    continue
                 (ca, ia), (cb, ib) = method_correct(cfg, task, a, split), method_correct(cfg, task, b, split)
-                interval = paired_bootstrap(ca, cb, ia, ib)
-                paper = paper_claim(a, b, task)
-                la, lb = METHOD_LABELS.get(a, a), METHOD_LABELS.get(b, b)
-                p = paper["paper_difference"]
-                directional = p is not None and abs(p) >= paper["resolution"]
-                need = needed_size(interval, p) if directional else {"examples": None, "seeds": None}
-                rows.append({"task": task, "split": split, "a": a, "b": b,
-                             "claim": claim_words(la, lb, task, p, paper["resolution"]),
-                             "seeds": interval["seeds"][0], "examples": interval["examples"],
-                             "paper_difference": p, "paper_resolution": paper["resolution"],
-                             "difference": round(interval["difference"], 2), "low": round(interval["low"], 2),
-                             "high": round(interval["high"], 2), "detectable": round(interval["detectable"], 2),
-                             "examples_needed": need["examples"], "seeds_needed": need["seeds"],
-                             "verdict": claim_verdict(interval, p, paper["resolution"], cfg.equivalence_margin),
-                             "reads": sentence(la, lb, interval)})
-    return pd.DataFrame(rows)
+                intervals.append(paired_bootstrap(ca, cb, ia, ib))
+                rows.append(comparison_row(task, split, a, b, intervals[-1]))
+    return pd.DataFrame(adjust_family(rows, intervals, family_size(cfg.tasks), cfg.equivalence_margin))
+
+
+# ---- how the comparisons read: a table and a forest plot ----------------------------------------------------------
+
+VERDICT_COLORS = {"reproduced": "tab:green", "right direction, smaller than the paper's": "tab:olive",
+                  "no difference shown": "tab:purple", "opposite": "tab:red",
+                  "a difference the paper has none of": "tab:orange", "equivalent": "tab:blue",
+                  "inconclusive": "tab:gray", "yes": "tab:cyan", "no": "tab:pink", "cannot tell": "tab:brown"}
+
+
+def group_of(r) -> str:
+    """primary | exploratory | own: where a comparison (a row of an interval table) stands, the paper's headline
+    family, one of its other claims, or the series' own question."""
+    return "own" if r.get("whose") == "series" else "primary" if r.get("family") == "primary" else "exploratory"
+
+
+def plot_intervals(intervals, title: str = "A minus B, dev accuracy points: the interval each verdict reads"):
+    """Forest plot: one line per comparison and task, the interval its verdict reads (a primary comparison's is
+    adjusted for its family: the thin line beyond it is its unadjusted 95 % interval) around this run's
+    difference, the paper's difference as a cross, and 0 (no difference) as a vertical line. Labels say whether a
+    comparison is of the paper's headline family, one of its other claims (exploratory) or the series' own."""
+    import matplotlib.pyplot as plt
+    d = intervals.reset_index(drop=True)
+    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(d) + 1.2))
+    y = np.arange(len(d))[::-1]
+    for yi, (_, r) in zip(y, d.iterrows()):
+        c = VERDICT_COLORS[verdict_kind(r["verdict"])]
+        ax.plot([r["low"], r["high"]], [yi, yi], color=c, lw=0.8)
+        ax.plot([r["verdict_low"], r["verdict_high"]], [yi, yi], color=c, lw=2.2)
+        ax.plot(r["difference"], yi, "o", color=c)
+        if r.get("paper_difference") not in (None, "") and r["paper_difference"] == r["paper_difference"]:
+            ax.plot(float(r["paper_difference"]), yi, "x", color="k")
+    split = lambda s: "" if s in ("validation", "", None) or s != s else f" {str(s).split('_')[-1]}"   # noqa: E731
+    labels = [f"[{group_of(r)}] {r['task'].upper()}{split(r.get('split'))}: {METHOD_LABELS.get(r['a'], r['a'])} - "
+              f"{METHOD_LABELS.get(r['b'], r['b'])}" for _, r in d.iterrows()]
+    ax.set_yticks(y, labels, fontsize=8)
+    ax.axvline(0, color="k", lw=0.8)
+    crosses = d["paper_difference"].map(lambda x: x not in (None, "") and x == x).any()
+    ax.set_xlabel("difference in dev accuracy (points)" + ("; x = the paper's difference" if crosses else "")
+                  + "; primary: Holm-adjusted (thick), 95 % (thin)")
+    shown = {verdict_kind(v) for v in d["verdict"]}
+    handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in VERDICT_COLORS.items() if v in shown]
+    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def interval_table(intervals):
+    """The intervals as a reader reads them: task, where the comparison stands (the paper's headline family,
+    adjusted with Holm; one of its other claims, exploratory and unadjusted; or the series' own question), arms A
+    and B, the paper's difference, this run's with its 95 % interval, the interval its verdict reads (its level),
+    the Holm-adjusted p of a primary comparison, the smallest difference this run could detect, and the verdict."""
+    import pandas as pd
+    d = intervals.reset_index(drop=True)
+    pts = lambda x: "" if x in ("", None) or x != x else f"{float(x):+.2f}"  # noqa: E731
+    return pd.DataFrame({
+        "task": d["task"].str.upper() + d["split"].map(lambda s: "" if s == "validation" else f" {s.split('_')[-1]}"),
+        "comparison": [{"primary": f"primary ({r['adjustment']})", "exploratory": "exploratory, unadjusted",
+                        "own": "the series' own question"}[group_of(r)] for r in d.to_dict("records")],
+        "A": d["a"].map(lambda m: METHOD_LABELS.get(m, m)), "B": d["b"].map(lambda m: METHOD_LABELS.get(m, m)),
+        "paper A - B": d["paper_difference"].map(pts), "here A - B": d["difference"].map(pts),
+        "95 % interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(d["low"], d["high"])],
+        "verdict's interval": [f"[{lo:+.2f}, {hi:+.2f}] ({100 * float(lv):.1f} %)"
+                               for lo, hi, lv in zip(d["verdict_low"], d["verdict_high"], d["verdict_level"])],
+        "p (Holm)": d["p_holm"].map(lambda x: "" if x in ("", None) or x != x else f"{float(x):.3g}"),
+        "detectable": d["detectable"].map(lambda x: f"{float(x):.2f}"), "verdict": d["verdict"]})

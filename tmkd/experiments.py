@@ -14,8 +14,9 @@ from .corpus import corpus_name
 from .data import POOL_OFFSET, dev_splits, split_dataset
 from .logit_cache import align_examples
 from .method import ONE_STAGE_METHODS, TMKDStudent, accuracy, combine_students, method_students
+from .progress import progress
 from .rundir import check_run_dir, read_metrics, record_metrics
-from .students import (COLLAPSED, StudentSpec, kept_epoch, select_curve, spec_row, student_dir, student_predictions,
+from .students import (COLLAPSED, FULL_BUDGET, StudentSpec, kept_epoch, select_curve, spec_row, student_dir, student_predictions,
                        student_rows, train_student)
 from .teacher_selection import best_teacher, evaluate_teachers, teacher_quality, weak_teachers
 from .teachers import teacher_name, teacher_names, train_teacher
@@ -67,7 +68,7 @@ def run_method(cfg: Config, task: str, method: str, force: bool = False) -> list
     if method not in known:
         raise TMKDError(f"unknown one-stage method {method!r}: choose from {known}")
     if method == "1o1":
-        print(f"  1-o-1 on {task} learns from {best_teacher(cfg, task)} (best on the held-out select slice)")
+        progress(f"  1-o-1 on {task} learns from {best_teacher(cfg, task)} (best on the held-out select slice)")
     rows = []
     for seed in cfg.seeds:
         specs = method_specs(cfg, task, method, seed)
@@ -101,9 +102,16 @@ def mom_rows(cfg: Config, specs: list, method: str) -> list:
     return rows
 
 
-def strong_variants(cfg: Config, task: str) -> list:
+def configured_variants(cfg: Config, task: str) -> list:
     """The weak-teacher variants worth training on `task`: m-o-1 and 1avg-o-1 without the flagged teachers, when
     at least two teachers remain (with one left, both would be 1-o-1, already trained)."""
+    weak = weak_teachers(cfg, task)
+    left = len(teacher_names(cfg)) - len(weak)
+    return ["mo1_strong", "1avgo1_strong"] if weak and left >= 2 else []
+
+
+def strong_variants(cfg: Config, task: str) -> list:
+    """configured_variants, saying why (chapter 04)."""
     weak = weak_teachers(cfg, task)
     left = len(teacher_names(cfg)) - len(weak)
     flagged = int(teacher_quality(cfg, task)["weak"].sum())
@@ -115,11 +123,7 @@ def strong_variants(cfg: Config, task: str) -> list:
                  ": without the weak teachers m-o-1 and 1avg-o-1 would be 1-o-1, so no variant is trained"))
     else:
         print(f"  {task.upper()}: no teacher flagged weak in chapter 02, so no variant is trained")
-    return _strong_methods(weak, left)
-
-
-def _strong_methods(weak: list, left: int) -> list:
-    return ["mo1_strong", "1avgo1_strong"] if weak and left >= 2 else []
+    return configured_variants(cfg, task)
 
 
 def one_vs_many(cfg: Config, task: str, methods=ONE_STAGE_METHODS, force: bool = False):
@@ -193,6 +197,9 @@ def pooling_check(cfg: Config, force: bool = False):
 CONVERGENCE_METHODS = ("no_kd", "1o1", "1avgo1", "mo1")
 
 
+CURVE_COLUMNS = ["task", "method", "epoch", "select_accuracy", "best", "last_epoch"]
+
+
 def convergence_curves(cfg: Config, force: bool = False):
     """Chapter 03: are the arms trained long enough? The first seed's no-KD, 1-o-1, 1avg-o-1 and m-o-1 students of
     every task (the same steps chapter 04 then reuses), and with student_patience > 0 each one's accuracy on the
@@ -203,11 +210,16 @@ def convergence_curves(cfg: Config, force: bool = False):
         for method in CONVERGENCE_METHODS:
             spec = method_specs(cfg, task, method)[0]
             train_student(cfg, spec, force)
-            curve = select_curve(cfg, spec)
-            top = kept_epoch(curve)
-            rows += [{"task": task, "method": method, "epoch": e, "select_accuracy": 100 * a, "best": e == top,
-                      "last_epoch": curve[-1][0]} for e, a in curve]
-    return pd.DataFrame(rows, columns=["task", "method", "epoch", "select_accuracy", "best", "last_epoch"])
+            rows += curve_rows(cfg, spec, method)
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+
+
+def curve_rows(cfg: Config, spec: StudentSpec, method: str) -> list:
+    """A trained student's select accuracy after each epoch as rows of CURVE_COLUMNS (none without a curve)."""
+    curve = select_curve(cfg, spec)
+    top = kept_epoch(curve)
+    return [{"task": spec.task, "method": method, "epoch": e, "select_accuracy": 100 * a, "best": e == top,
+             "last_epoch": curve[-1][0]} for e, a in curve]
 
 
 # ---- chapters 05-06: the two stages ----------------------------------------------------------------------
@@ -268,11 +280,33 @@ def stage2_spec(cfg: Config, method: str, alpha: float | None = None, task: str 
 
 def matched_spec(cfg: Config, task: str, seed: int | None = None) -> StudentSpec:
     """The compute-matched control: m-o-1 on the stage-2 pairs for as many examples as stage 1 + stage 2 see, so
-    "two stages help" cannot be "more steps on the same pairs"."""
+    "two stages help" cannot be "more steps on the same pairs". Like every arm it trains with a learning rate that
+    decays linearly over its whole budget; so with student_patience it is never stopped early (stopping would cut
+    its schedule off midway: a decay sized for 7 epochs left at epoch 4), but it is scored on the select slice after
+    every epoch and keeps its best one, as every arm does (variant FULL_BUDGET; the early-stopped control of earlier
+    runs keeps its own name, variant 'matched', and stays out of the tables)."""
     stage1 = len(split_dataset(cfg, cfg.stage1_task, "stage1")) * cfg.stage1_epochs
     train = len(split_dataset(cfg, task, "train"))
     epochs = round(cfg.student_epochs + stage1 / train, 2)
-    return base_spec(cfg, task, seed=cfg.seeds[0] if seed is None else seed, variant="matched", epochs=epochs)
+    return base_spec(cfg, task, seed=cfg.seeds[0] if seed is None else seed, epochs=epochs,
+                     variant=FULL_BUDGET if cfg.student_patience else "matched")
+
+
+CONTROL_METHODS = ("mo1", "mo1_matched", "tmkd")
+
+
+def control_curves(cfg: Config):
+    """Chapter 06: the select accuracy after each epoch of the first seed's one-stage m-o-1, compute-matched
+    control and TMKD (stage 2) on every stage-2 task, as convergence_curves' frame (empty without early stopping).
+    Reads the trained students; trains nothing."""
+    import pandas as pd
+    rows = []
+    for task in stage2_tasks(cfg):
+        specs = {"mo1": method_specs(cfg, task, "mo1")[0], "mo1_matched": matched_spec(cfg, task),
+                 "tmkd": stage2_spec(cfg, "tmkd", task=task)}
+        for method in CONTROL_METHODS:
+            rows += curve_rows(cfg, specs[method], method)
+    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
 def run_stage2(cfg: Config, method: str = "tmkd", task: str | None = None, alpha: float | None = None,
@@ -312,8 +346,7 @@ def configured_models(cfg: Config) -> set:
     names = teacher_names(cfg)
     for task in cfg.tasks:
         models |= {f"{task}/{n}" for n in names} | {f"{task}/ensemble-{len(names)}"}
-        weak = weak_teachers(cfg, task)
-        methods = ONE_STAGE_METHODS + tuple(_strong_methods(weak, len(names) - len(weak)))
+        methods = ONE_STAGE_METHODS + tuple(configured_variants(cfg, task))
         for seed in cfg.seeds:
             for method in methods:
                 specs = method_specs(cfg, task, method, seed)

@@ -24,6 +24,7 @@ from .parallel import (
     wants_launch,
     world_size,
 )
+from .progress import progress
 from .rundir import check_run_dir, force_stamp, forced_here, note_artifact
 from .teachers import load_teacher, teacher_dir, teacher_label_names, teacher_names
 from .trainer import predict_batches, predict_logits
@@ -238,7 +239,7 @@ def score_corpus(cfg: Config, task: str, teacher: str, force: bool = False) -> i
         save_npy_atomic(path(k), logits)
         write_json_atomic(path(k).with_suffix(".json"), _shard_meta(cfg, task, teacher, tokens, k)
                           | {"sha256": file_sha256(path(k))} | force_stamp(force))
-        print(f"  {task}/{teacher}: stage-1 shard {k + 1} of {tokens.n_shards} scored", flush=True)
+        progress(f"  {task}/{teacher}: stage-1 shard {k + 1} of {tokens.n_shards} scored")
     across_processes(work, compute, write)
     return len(work)
 

@@ -23,6 +23,7 @@ import time
 import uuid
 
 from .config import TMKDError
+from .progress import progress
 
 # FORCE recomputes each step once per run: a chain run passes one token to all its chapters (TMKD_RUN_TOKEN), a
 # notebook on its own gets one per kernel, and the workers `launch` starts get their parent's.
@@ -175,7 +176,7 @@ def launch(fn, *args, nproc: int, threads: int = 0, **kwargs):
     os.environ["TOKENIZERS_PARALLELISM"] = "false"
     os.environ["TMKD_RUN_TOKEN"] = run_token()             # FORCE: the workers' recomputation counts as this run's
     where = f"{nproc} GPUs" if torch.cuda.is_available() else f"{nproc} CPU processes x {threads} thread(s)"
-    print(f"  {getattr(fn, '__name__', fn)} on {where}", flush=True)
+    progress(f"  {getattr(fn, '__name__', fn)} on {where}")
     try:
         results = elastic_launch(config, _worker)(fn, args, kwargs, threads)
     except ChildFailedError as e:

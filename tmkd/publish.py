@@ -6,13 +6,16 @@ import re
 import shutil
 from pathlib import Path
 
-from .config import REPO, TMKDError
-from .evidence import VERDICTS, claim_verdict, claim_words, paper_claim, verdict_kind
+from .config import REPO, TMKDError, make_config
+from .evidence import (OWN_ANSWERS, PAPER_VERDICTS, PRIMARY_COMPARISONS, adjust_family, comparison_row, family_size,
+                       group_of, verdict_kind)
+from .experiments import configured_models
 from .files import read_json, replace_dir, write_json_atomic, write_text_atomic
+from .intervals import interval_from_seeds
 from .method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
-from .report import collapsed_count, comparison_table, per_seed, save_table, to_markdown
+from .report import collapsed_count, comparison_table, main_rows, per_seed, save_table, to_markdown
 from .rundir import read_metrics
-from .takeaways import power_sentences
+from .takeaways import GROUPS, counted, pair_name, power_sentences, span, where
 
 REFERENCE = REPO / "results" / "reference"
 README = REPO / "README.md"
@@ -20,16 +23,19 @@ TABLE_START, TABLE_END = "<!-- reference-table:start -->", "<!-- reference-table
 VERDICTS_START, VERDICTS_END = "<!-- reference-verdicts:start -->", "<!-- reference-verdicts:end -->"
 FINDINGS_START, FINDINGS_END = "<!-- reference-findings:start -->", "<!-- reference-findings:end -->"
 README_METHODS = METHOD_ORDER + tuple(m for m in VARIANT_ORDER if m != "mom_member")
-# The paper's comparisons (A, B), named without a direction: the direction and size are the paper's own numbers,
-# put into words by tmkd.evidence.claim_words beside each verdict.
-CLAIMS = {("mo1", "no_kd"): "m-o-1 vs the no-KD student",
+# The comparisons (A, B), named without a direction: the direction and size are the paper's own numbers, put into
+# words by tmkd.evidence.claim_words beside each verdict; the series' own questions are tmkd.evidence.OWN_QUESTIONS.
+CLAIMS = {("tmkd", "mo1"): "TMKD (two stages) vs m-o-1 (stage 2 alone)",
+          ("tmkd", "no_kd"): "TMKD vs the no-KD student",
+          ("mo1", "no_kd"): "m-o-1 vs the no-KD student",
           ("mo1", "1o1"): "m-o-1 (all teachers) vs 1-o-1 (the best teacher)",
           ("mo1", "1avgo1"): "m-o-1 (a head per teacher) vs 1avg-o-1 (their average)",
           ("mom_avg", "mo1"): "m-o-m (N students) vs m-o-1 (one student)",
-          ("tmkd", "mo1"): "TMKD (two stages) vs m-o-1 (stage 2 alone)",
-          ("tmkd", "mo1_matched"): "TMKD vs m-o-1 trained for as many examples (the paper has no such control)",
           ("tmkd", "tkd"): "TMKD vs TKD (one teacher in both stages); the paper's TMKD row compared is TMKD_base, "
-                           "whose 4M-pair stage 1 is the smaller of its two corpora, as ours is"}
+                           "whose 4M-pair stage 1 is the smaller of its two corpora, as ours is",
+          ("tmkd", "mo1_matched"): "TMKD vs m-o-1 trained for as many examples (a control the paper lacks)",
+          ("mo1_strong", "mo1"): "m-o-1 without the weak teachers vs with them",
+          ("1avgo1_strong", "1avgo1"): "1avg-o-1 without the weak teachers vs with them"}
 REFERENCE_CONTENT = {".": (".csv", ".json"), "tables": (".csv", ".md"), "figures": (".png",),
                      "executed": (".ipynb",)}
 
@@ -41,6 +47,7 @@ def export_reference(run, dest=None) -> Path:
     if not (run / "metrics.csv").exists():
         raise TMKDError(f"{run} has no metrics.csv: run the chain to the end before exporting it")
     times = chapter_times(run)                     # refuses a run without executed chapters before writing
+    models = configured_models(run_config(run))
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     for folder, suffixes in REFERENCE_CONTENT.items():
@@ -52,8 +59,28 @@ def export_reference(run, dest=None) -> Path:
                 else:
                     shutil.copy2(f, tmp / folder / f.name)
     save_table(tmp, "chapter_times", times)
+    write_text_atomic(tmp / "metrics.csv", configured_rows(run / "metrics.csv", models))
     replace_dir(tmp, dest)
     return dest
+
+
+def run_config(run):
+    """The configuration the chain last ran with in `run` (its chain.json: profile, data folder, overrides)."""
+    chain = read_json(Path(run) / "chain.json")
+    if chain is None:
+        raise TMKDError(f"{run} has no chain.json: publish a run made by run_chain.py (it records its settings)")
+    return make_config(chain["profile"], chain.get("overrides") or {}, run_dir=str(run),
+                       data_dir=chain.get("data_dir") or "")
+
+
+def configured_rows(path, models) -> str:
+    """metrics.csv as published: its main rows limited to the configuration's models (`models`, from
+    tmkd.experiments.configured_models), so that a student an exercise trained with other settings in the run
+    directory never reaches the README; sweep rows kept (each sweep names its knob). The kept rows' text is as
+    the run wrote it."""
+    import pandas as pd
+    m = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return m[(m["sweep"] != "") | m["model"].isin(set(models))].to_csv(index=False)
 
 
 def without_widget_state(nb: dict) -> dict:
@@ -131,7 +158,8 @@ def chapter_times(run):
 
 def readme_table(reference=None) -> str:
     """The README's comparison table: this run's dev accuracy (mean ± sd over seeds where there are several) next
-    to the paper's, params and speed. Built from `reference`/metrics.csv and speed.csv only."""
+    to the paper's, params and speed. Built from `reference`/metrics.csv (the configuration's models only:
+    export_reference filters them) and speed.csv only."""
     import pandas as pd
     reference = Path(reference or REFERENCE)
     metrics = read_metrics(reference)
@@ -170,83 +198,115 @@ def reference_intervals(reference=None):
     return pd.read_csv(path, index_col=0, keep_default_na=False)
 
 
-def verdict_rows(d):
-    """The reference intervals with the paper's claim in words, its resolution and the verdict. A reference made before
-    the two-level bootstrap (no `claim` column) keeps its intervals (dev examples resampled, seeds averaged), and its
-    verdicts are re-read from them in the paper's direction and size; it has no detectable difference."""
-    d = d.copy()
-    if "claim" in d.columns:
-        return d
-    claims, verdicts, resolutions = [], [], []
+def verdict_rows(d, reference=None):
+    """The reference's comparisons as chapter 08 writes them. A reference made before issue 29 (no `family` column:
+    percentile-bootstrap intervals, no adjustment) is read again by legacy_rows."""
+    import pandas as pd
+    if "family" in d.columns:
+        return d.copy()
+    cfg = run_config(Path(reference or REFERENCE))
+    rows, intervals = legacy_rows(d, read_metrics(Path(reference or REFERENCE)))
+    tasks = list(dict.fromkeys(d["task"]))
+    return pd.DataFrame(adjust_family(rows, intervals, family_size(tasks), cfg.equivalence_margin))
+
+
+def legacy_rows(d, metrics) -> tuple:
+    """A pre-issue-29 interval table read with this code, without the predictions it was made from: each row's
+    per-seed differences from metrics.csv's per-seed accuracies (the seed level, t with S - 1 degrees of freedom),
+    and the dev sample's level from the old two-level bootstrap's standard error (its `detectable` / 2.8) less that
+    bootstrap's seed part (the per-seed differences' variance with divisor S, over S). What remains also holds some
+    of the seed x example interaction, which the seed level holds already: these intervals are a little wider than
+    the predictions would give (conservative). The old table's own intervals are not used. Returns (rows,
+    intervals) for tmkd.evidence.adjust_family."""
+    main = main_rows(metrics)
+    rows, intervals = [], []
     for r in d.to_dict("records"):
-        paper = paper_claim(r["a"], r["b"], r["task"])
-        la, lb = METHOD_LABELS.get(r["a"], r["a"]), METHOD_LABELS.get(r["b"], r["b"])
-        claims.append(claim_words(la, lb, r["task"], paper["paper_difference"], paper["resolution"]))
-        interval = {k: float(r[k]) for k in ("difference", "low", "high")}
-        verdicts.append(claim_verdict(interval, paper["paper_difference"], paper["resolution"]))
-        resolutions.append(paper["resolution"])
-    d["claim"], d["verdict"], d["paper_resolution"], d["detectable"] = claims, verdicts, resolutions, ""
-    return d
+        acc = {m: main[(main["method"] == m) & (main["task"] == r["task"]) & (main["split"] == r["split"])]
+               .groupby("seed")["accuracy"].mean() * 100 for m in (r["a"], r["b"])}
+        per_seed = (acc[r["a"]] - acc[r["b"]]).dropna().to_numpy()
+        seed_part = per_seed.var() / len(per_seed)
+        se_examples = max((float(r["detectable"]) / 2.8) ** 2 - seed_part, 0.0) ** 0.5
+        intervals.append(interval_from_seeds(per_seed, se_examples, int(r["examples"])))
+        rows.append(comparison_row(r["task"], r["split"], r["a"], r["b"], intervals[-1]))
+    return rows, intervals
+
+
+LEGEND = ("Differences in dev accuracy points, A − B, the mean over {seeds} seeds. Each interval puts a t multiplier "
+          "with S − 1 degrees of freedom on the seed level (seed s of A paired with seed s of B, stage 1 included) and "
+          "a normal one on the dev sample's, in quadrature: it holds its level at 2 to 5 seeds "
+          "([benchmarks/README.md](benchmarks/README.md)). The paper's headline claims are one family, named before "
+          "the run and adjusted together (Holm): their verdicts read intervals at Holm-consistent levels. Its other "
+          "claims are exploratory (unadjusted 95 %); the series' own questions are neither counted nor headlined as "
+          "the paper's. Verdicts: *reproduced* (on the paper's side, its gap inside or beyond), *right direction, "
+          "smaller than the paper's*, *no difference shown* (holds 0, excludes the paper's gap), *opposite*, and "
+          "*inconclusive* (holds both); where the paper's gap is below what its single run can show it claims no "
+          "difference: *a difference the paper has none of*, *equivalent within ±m*, or *inconclusive*.")
+LEGACY = ("This reference predates these intervals (issue 29): each is recomputed from the reference's per-seed "
+          "accuracies and the dev-sample error of its old percentile bootstrap, a little wider than its predictions "
+          "would give; a headline comparison it did not make counts in the family as not rejected.")
+
+
+def _missing_primary(d) -> list:
+    """The headline comparisons of the family that the table lacks, as 'TASK: A vs B'."""
+    have = set(zip(d["task"], d["split"], d["a"], d["b"]))
+    return [f"{where({'task': t, 'split': sp})} {pair_name({'a': a, 'b': b})}"
+            for t, sp in dict.fromkeys(zip(d["task"], d["split"])) for a, b in PRIMARY_COMPARISONS
+            if (t, sp, a, b) not in have]
 
 
 def readme_verdicts(reference=None) -> str:
-    """The README's verdict on each of the paper's claims, generated from the reference run's intervals: per claim
-    and task, the paper's claim in its own direction and size, this run's difference with its 95 % interval and the
-    smallest difference it could detect, and the verdict (tmkd.evidence.claim_verdict)."""
+    """The README's verdicts, generated from the reference run's intervals: the paper's headline claims first
+    (Holm-adjusted), then its other claims (exploratory), then the series' own questions; per comparison and task
+    the paper's claim in its own direction and size, this run's difference with the interval its verdict reads,
+    the smallest difference it could detect, and the verdict (tmkd.evidence)."""
     raw = reference_intervals(reference)
-    legacy = "claim" not in raw.columns
-    d = verdict_rows(raw)
-    seeds = sorted(set(d["seeds"].astype(int)))          # seeds per arm: one number when every arm has them all
-    counts = d["verdict"].map(verdict_kind).value_counts()
-    how = ("paired bootstrap 95 % interval over dev examples, seeds averaged (this reference predates the two-level "
-           "bootstrap over seeds and examples; the next reference run replaces it)" if legacy else
-           "two-level paired bootstrap 95 % interval (seeds and dev examples resampled together)")
-    lines = [f"Over {len(d)} comparisons ({', '.join(f'{counts[v]} {v}' for v in VERDICTS if v in counts)}); "
-             f"differences in dev accuracy points, mean over {' or '.join(map(str, seeds))} seeds, {how}. "
-             "*Reproduced*: the interval excludes 0 on the paper's side; *opposite*: on the other side; *smaller "
-             "than the paper's*: it holds 0 but not the paper's gap; *inconclusive*: it holds both; a paper gap "
-             "below what its single run can show is a claim of no difference (*equivalent* within the margin, "
-             "else *inconclusive*).", ""]
-    for (a, b), title in CLAIMS.items():
-        rows = d[(d["a"] == a) & (d["b"] == b)]
-        if not len(rows):
+    d = verdict_rows(raw, reference)
+    seeds = " or ".join(map(str, sorted(set(d["seeds"].astype(int)))))
+    lines = [LEGEND.format(seeds=seeds) + ("" if "family" in raw.columns else " " + LEGACY)]
+    for group, title in GROUPS:
+        rows = [r for r in d.to_dict("records") if group_of(r) == group]
+        if not rows and group != "primary":
             continue
-        parts = []
-        for r in rows.itertuples():
-            task = r.task.upper() + ("" if r.split == "validation" else f" {r.split.replace('validation_', '')}")
-            detect = "" if r.detectable in ("", None) else f", detectable {float(r.detectable):.2f}"
-            parts.append(f"{task}: {r.claim}; here {float(r.difference):+.2f} [{float(r.low):+.2f}, "
-                         f"{float(r.high):+.2f}]{detect}: **{r.verdict}**")
-        lines.append(f"- {title}. " + "; ".join(parts) + ".")
-    power = power_sentences(d[d["verdict"].map(verdict_kind) == "inconclusive"])
+        kinds = OWN_ANSWERS if group == "own" else PAPER_VERDICTS
+        lines += ["", f"**{title}**: {counted(rows, kinds)}."
+                  + (f" Not measured: {'; '.join(_missing_primary(d))}." if group == "primary" and _missing_primary(d)
+                     else ""), ""]
+        for r in rows:
+            lines.append(f"- {CLAIMS[(r['a'], r['b'])]}. {where(r)}: {r['claim']}; here {span(r)}, detectable "
+                         f"{float(r['detectable']):.2f}: **{r['verdict']}**.")
+    power = power_sentences(d)
     if power:
-        lines += ["", "What an undecided claim of the paper's size would need here, from the measured disagreement "
-                  "between its arms:", ""] + [f"- {line}" for line in power]
+        lines += ["", "What an undecided claim of the paper's size would need here, from the measured parts of each "
+                  "comparison's variance:", ""] + [f"- {line}" for line in power]
     return "\n".join(lines) + "\n"
 
 
 def readme_findings(reference=None) -> str:
-    """The README's first-screen summary, five lines generated from the reference verdicts: the count, what this run
-    reproduces, what it finds opposite, the compute-matched control, and what it cannot decide."""
+    """The README's first-screen summary, generated from the reference verdicts: the paper's headline claims
+    first, each with its adjusted interval and verdict; then its other claims counted; what this run reproduces
+    and finds opposite among the paper's claims; and last, apart, the series' own questions."""
     raw = reference_intervals(reference)
-    d = verdict_rows(raw)
-    kind = d["verdict"].map(verdict_kind)
-    counts = kind.value_counts()
-    legacy = "" if "claim" in raw.columns else (" This reference predates the two-level bootstrap: its intervals "
-                                                 "cover dev examples, not seeds.")
+    d = verdict_rows(raw, reference)
+    rows = {g: [r for r in d.to_dict("records") if group_of(r) == g] for g, _ in GROUPS}
+    paper = rows["primary"] + rows["exploratory"]
+    size = rows["primary"][0]["adjustment"] if rows["primary"] else f"Holm over {family_size(set(d['task']))}"
 
-    def listed(rows, named: bool = True) -> str:
-        return "; ".join(f"{r.task.upper()}" + (f", {CLAIMS[(r.a, r.b)].split(';')[0]}" if named else "")
-                         + f": {float(r.difference):+.2f} [{float(r.low):+.2f}, {float(r.high):+.2f}]"
-                         for r in rows.itertuples()) or "none"
-    matched = d[(d["a"] == "tmkd") & (d["b"] == "mo1_matched")]
-    lines = [f"- {len(d)} comparisons of the paper's claims: "
-             + ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts) + f" (points of dev accuracy, 95 %).{legacy}",
-             f"- Reproduced: {listed(d[kind == 'reproduced'])}.",
-             f"- Opposite to the paper: {listed(d[kind == 'opposite'])}.",
-             f"- TMKD minus m-o-1 trained for as many examples (a control the paper lacks): {listed(matched, False)}.",
-             f"- Inconclusive at this run's size: {int((kind == 'inconclusive').sum())} comparisons (their intervals "
-             "hold both 0 and the paper's gap; each row says the smallest difference it could detect)."]
+    def listed(found) -> str:
+        return "; ".join(f"{where(r)} {pair_name(r)}: {span(r)}" for r in found) or "none"
+    head = "; ".join(f"{where(r)} {pair_name(r)}: {span(r)}, **{r['verdict']}**"
+                     for r in rows["primary"]) or "none measured"
+    missing = _missing_primary(d)
+    lines = [f"- The paper's headline claims ({size}, 95 % family-wise): {head}"
+             + (f"; not measured: {'; '.join(missing)}" if missing else "") + ".",
+             f"- The paper's other claims (exploratory, unadjusted 95 %): {len(rows['exploratory'])} comparisons, "
+             f"{counted(rows['exploratory'], PAPER_VERDICTS)}.",
+             f"- Reproduced among the paper's claims: {listed([r for r in paper if verdict_kind(r['verdict']) == 'reproduced'])}"
+             f". Opposite to the paper: {listed([r for r in paper if verdict_kind(r['verdict']) == 'opposite'])}.",
+             "- The series' own questions, not the paper's: " + ("; ".join(
+                 f"{where(r)}, {r['verdict']} ({pair_name(r)}: {span(r)})" for r in rows["own"]) or "none")
+             + "."]
+    if "family" not in raw.columns:
+        lines.append("- " + LEGACY)
     return "\n".join(lines) + "\n"
 
 

@@ -10,7 +10,6 @@ import numpy as np
 
 from .config import TASKS
 from .data import dev_splits
-from .evidence import verdict_kind
 from .files import read_json, tmp_name, write_text_atomic
 from .method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
 from .paper import PUBLISHED
@@ -70,36 +69,6 @@ def seed_table(metrics, methods=METHOD_ORDER + VARIANT_ORDER, tasks=None):
     return table
 
 
-def plot_intervals(intervals, title: str = "Paired bootstrap 95 % intervals (A minus B, dev accuracy points)"):
-    """Forest plot: one line per comparison and task, the interval around this run's difference, the paper's
-    difference as a cross, and 0 (no difference) as a vertical line."""
-    import matplotlib.pyplot as plt
-    d = intervals.reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7, 0.45 * len(d) + 1.2))
-    y = np.arange(len(d))[::-1]
-    colors = {"reproduced": "tab:green", "opposite": "tab:red", "smaller than the paper's": "tab:orange",
-              "equivalent": "tab:blue", "inconclusive": "tab:gray"}
-    for yi, (_, r) in zip(y, d.iterrows()):
-        c = colors[verdict_kind(r["verdict"])]
-        ax.plot([r["low"], r["high"]], [yi, yi], color=c, lw=2)
-        ax.plot(r["difference"], yi, "o", color=c)
-        if r.get("paper_difference") not in (None, "") and r["paper_difference"] == r["paper_difference"]:
-            ax.plot(float(r["paper_difference"]), yi, "x", color="k")
-    split = lambda s: "" if s in ("validation", "", None) or s != s else f" {str(s).split('_')[-1]}"   # noqa: E731
-    labels = [f"{r['task'].upper()}{split(r.get('split'))}: {METHOD_LABELS.get(r['a'], r['a'])} - "
-              f"{METHOD_LABELS.get(r['b'], r['b'])}" for _, r in d.iterrows()]
-    ax.set_yticks(y, labels, fontsize=8)
-    ax.axvline(0, color="k", lw=0.8)
-    crosses = d["paper_difference"].map(lambda x: x not in (None, "") and x == x).any()
-    ax.set_xlabel("difference in dev accuracy (points)" + ("; x = the paper's difference" if crosses else ""))
-    shown = {verdict_kind(v) for v in d["verdict"]}
-    handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in colors.items() if v in shown]
-    ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return fig
-
-
 def main_rows(metrics):
     """The comparison rows: no sweep rows, no stage-1 rows; MNLI = mean of matched and mismatched."""
     df = metrics[metrics["sweep"].astype(str) == ""].copy() if "sweep" in metrics.columns else metrics.copy()
@@ -142,33 +111,23 @@ def readable(table, decimals: int = 1):
 
 
 def int8_table(metrics, task: str):
-    """Chapter 07: the int8 TMKD student beside the same student (same seed) in fp32, on each dev split of `task`:
-    accuracy (%) and how often int8 predicts what fp32 does (%), one decimal each."""
+    """Chapter 07: the int8 TMKD student beside the same student in fp32 (matched by name: the int8 row of model M
+    is M's own, never the mean of every TMKD row of its seed), on each dev split of `task`: accuracy (%) and how
+    often int8 predicts what fp32 does (%), one decimal each. Give it configured_metrics(cfg): an exercise's int8
+    student (another alpha) then stays out."""
     import pandas as pd
     df = main_rows(metrics)
     int8 = df[(df["method"] == "tmkd_int8") & (df["task"] == task)]
     rows = []
     for r in int8.itertuples():
-        fp32 = df[(df["method"] == "tmkd") & (df["task"] == task) & (df["seed"] == r.seed) & (df["split"] == r.split)]
-        for label, acc, agree in (("TMKD, fp32", fp32["accuracy"].mean(), 100.0), ("TMKD, int8", r.accuracy,
-                                                                                  100 * float(r.agreement_fp32))):
+        fp32 = df[(df["model"] == str(r.model).removesuffix("-int8")) & (df["split"] == r.split)]
+        if len(fp32) != 1:
+            raise ValueError(f"{r.model} ({r.split}): {len(fp32)} fp32 rows named {str(r.model).removesuffix('-int8')}")
+        for label, acc, agree in (("TMKD, fp32", fp32["accuracy"].iloc[0], 100.0),
+                                  ("TMKD, int8", r.accuracy, 100 * float(r.agreement_fp32))):
             rows.append({"model": label, "seed": int(r.seed), "split": r.split, "accuracy (%)": f"{100 * acc:.1f}",
                          "same prediction as fp32 (%)": f"{agree:.1f}"})
     return pd.DataFrame(rows).set_index("model") if rows else pd.DataFrame()
-
-
-def interval_table(intervals):
-    """The intervals as a reader reads them: task, arms A and B, the paper's difference, this run's with its 95 %
-    interval, the smallest difference this run could detect, and the verdict (points, two decimals)."""
-    import pandas as pd
-    d = intervals.reset_index(drop=True)
-    pts = lambda x: "" if x in ("", None) or x != x else f"{float(x):+.2f}"  # noqa: E731
-    return pd.DataFrame({
-        "task": d["task"].str.upper() + d["split"].map(lambda s: "" if s == "validation" else f" {s.split('_')[-1]}"),
-        "A": d["a"].map(lambda m: METHOD_LABELS.get(m, m)), "B": d["b"].map(lambda m: METHOD_LABELS.get(m, m)),
-        "paper A - B": d["paper_difference"].map(pts), "here A - B": d["difference"].map(pts),
-        "95 % interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(d["low"], d["high"])],
-        "detectable": d["detectable"].map(lambda x: f"{float(x):.2f}"), "verdict": d["verdict"]})
 
 
 def relative_table(metrics):

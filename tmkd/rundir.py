@@ -15,6 +15,7 @@ from .config import Config, TMKDError
 from .files import file_sha256, fingerprint, read_json, write_json_atomic, write_text_atomic
 from .identity import describe_diff, identity
 from .parallel import barrier, is_main, on_main, run_token
+from .progress import progress
 
 # ---- the run: run.json holds the identity of its data and teachers ----------------------------------------
 
@@ -79,7 +80,7 @@ def note_reused(kind: str, name: str) -> None:
     if _QUIET[0]:
         _REUSED[kind] = _REUSED.get(kind, 0) + 1
     else:
-        print(f"= {name}: finished earlier, skipped")
+        progress(f"= {name}: finished earlier, skipped")
 
 
 def quiet_reuse() -> None:

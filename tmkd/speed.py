@@ -12,6 +12,8 @@ from .environment import device_name
 from .experiments import base_spec, method_specs, quantize_int8, stage2_spec, sweep_values
 from .files import write_text_atomic
 from .method import TMKDStudent
+from .paper import PAPER_SPEED
+from .progress import progress
 from .students import load_student, student_dir
 from .teachers import load_teacher, teacher_dir, teacher_names
 from .trainer import count_params
@@ -93,7 +95,7 @@ def measure_speed(cfg: Config, force: bool = False):
     rows = []
     for name, (models, method) in speed_models(cfg).items():
         if force or name not in set(here["model"]):
-            print(f"  timing {name}")
+            progress(f"  timing {name}")
             rows.append(speed_row(name, models, cfg, inputs32, inputs1) | {"method": method})
     tmkd = stage2_spec(cfg, "tmkd")
     if (student_dir(cfg, tmkd) / "final").exists() and (force or f"{cfg.stage2_task}/tmkd-int8" not in set(here["model"])):
@@ -113,3 +115,24 @@ def measure_speed(cfg: Config, force: bool = False):
         keep = ~old.set_index(["model", "device"]).index.isin(new.set_index(["model", "device"]).index)
         write_text_atomic(path, pd.concat([old[keep], new], ignore_index=True).to_csv(index=False))
     return pd.read_csv(path)
+
+
+def speedup_sentence(cfg: Config, speed) -> str:
+    """The TMKD student's speed-up over one teacher in this run, beside the paper's 13.6x and why they differ: the
+    encoder's cost grows with its layers, so a k-layer student can gain about teacher layers / k, less what every
+    depth keeps (embeddings, heads, tokenization of the batch)."""
+    on = speed[speed["device"] == speed["device"].mode()[0]].set_index("model")["examples_per_s"]
+    task = cfg.stage2_task
+    student = on.get(f"{task}/tmkd", on.get(f"{cfg.sweep_task}/student-k{cfg.student_layers}"))
+    teacher = on.get(f"{task}/teacher")
+    if student is None or teacher is None:
+        return "The teacher or the student was not timed in this run: no speed-up to report."
+    layers = load_teacher(teacher_dir(cfg, task, teacher_names(cfg)[0]) / "final").config.num_hidden_layers
+    paper = PAPER_SPEED["student_qps"] / PAPER_SPEED["teacher_qps"]
+    return (f"The {cfg.student_layers}-layer student runs {student:,.0f} examples/s, {student / teacher:.1f}x one "
+            f"{layers}-layer teacher ({teacher:,.0f}/s) on {speed['device'].mode()[0]}. The paper's student serves "
+            f"{PAPER_SPEED['student_qps']} queries/s against {PAPER_SPEED['teacher_qps']} for its teacher, {paper:.1f}x, "
+            f"because its teacher has {PAPER_SPEED['teacher_layers']} layers: the most a {cfg.student_layers}-layer "
+            f"student can gain is about teacher layers / {cfg.student_layers} ({PAPER_SPEED['teacher_layers']}"
+            f"/{PAPER_SPEED['student_layers']} = {PAPER_SPEED['teacher_layers'] / PAPER_SPEED['student_layers']:.0f}x "
+            f"there, {layers}/{cfg.student_layers} = {layers / cfg.student_layers:.0f}x here), less what every depth keeps.")

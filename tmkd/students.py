@@ -3,6 +3,7 @@ Trainer, and scoring it on dev. The student model itself and its losses are in t
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from .identity import SPEC_FIELDS, identity
 from .logit_cache import with_teacher_logits
 from .method import Student, TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, soft_heads, student_config
 from .parallel import launch, wants_launch
+from .progress import progress
 from .rundir import claim_step, finished_model, note_reused, step_finished
 from .teacher_selection import best_teacher
 from .teachers import pretrained_encoder, teacher_dir, teacher_names
@@ -38,8 +40,9 @@ class StudentSpec:
     corpus: str = "task"               # stage 1: "task" or "pool" (config.stage1_corpus), labels dropped
     init_from: str = ""                # stage 2: name of the stage-1 student it starts from
     epochs: float = 0.0                # 0: the configuration's (student_epochs; stage1_epochs in stage 1)
-    variant: str = ""                  # a named variant of the method: "matched" (the compute-matched control),
-                                       # "strong" (without the teachers flagged weak)
+    variant: str = ""                  # a named variant of the method: "matched-full" (the compute-matched control,
+                                       # trained to the end of its budget; "matched": stopped early, runs before
+                                       # issue 29), "strong" (without the teachers flagged weak)
 
     @property
     def who(self) -> str:
@@ -185,13 +188,13 @@ def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks
     if spec.stage == 2:
         model, msg = student_from_stage1(stage1_folder(cfg, spec), spec.n_heads, labels, spec.alpha,
                                          spec.head_layers, cfg.soft_loss, cfg.kd_temperature, spec.seed)
-        print(f"  {msg}")
+        progress(f"  {msg}")
     else:
         model = build_student(student_source(cfg, spec.task), spec.layers, spec.n_heads, labels, spec.head_layers,
                               spec.alpha, "random" if cfg.student_init == "random" else "copy", cfg.soft_loss,
                               cfg.kd_temperature, spec.seed, cfg.pooling)
     check_vocabulary(cfg, model, spec.task, spec.teachers)
-    print(f"> {spec.task}/{spec.name}: {len(ds)} examples, {spec.n_heads} soft head(s), alpha={spec.alpha:g}")
+    progress(f"> {spec.task}/{spec.name}: {len(ds)} examples, {spec.n_heads} soft head(s), alpha={spec.alpha:g}")
     epochs = student_epochs(cfg, spec)
     args = training_args(out, cfg.student_lr, epochs, cfg.student_batch_size,
                          dataclasses.replace(cfg, seed=spec.seed), spec.optimizer)
@@ -199,26 +202,31 @@ def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks
     trainer = fit(model, ds, out, args, (*callbacks, *([stopper] if stopper else [])), cfg.checkpoint_sync_minutes * 60)
     best = stopper.restore(trainer.model, trainer.state) if stopper else {}
     if best:
-        print(f"  best on the select slice after epoch {best['best_epoch']} of {best['epochs_run']} "
-              f"({100 * best['select_accuracy']:.1f} %)")
+        progress(f"  kept epoch {best['best_epoch']} ({100 * best['select_accuracy']:.1f} % on the select slice); it "
+                 f"trained {best['epochs_run']} of at most {epochs:g} epochs")
     final = finish_step(trainer, out, run_spec, force=force)
     if stopper:
         stopper.best_file.unlink(missing_ok=True)
     return final
 
 
+FULL_BUDGET = "matched-full"    # the variant of a student that trains its whole budget (the compute-matched control)
+
+
 def select_stopping(cfg: Config, spec: StudentSpec, out: Path):
     """The early-stopping callback of a gold-label student (cfg.student_patience > 0; never in stage 1): scored
-    on the task's held-out select slice, the data that also chooses teachers, never on dev."""
+    on the task's held-out select slice, the data that also chooses teachers, never on dev. A FULL_BUDGET student
+    is scored and keeps its best epoch too, but is never stopped: its learning-rate schedule runs to its end."""
     if not cfg.student_patience or spec.stage == 1:
         return None
+    patience = math.inf if spec.variant == FULL_BUDGET else cfg.student_patience
     select = split_dataset(cfg, spec.task, "select")
     labels = np.asarray(select["label"])
 
     def score(model):
         return accuracy(np.exp(predict_logits(model, select, cfg.eval_batch_size, desc="select",
                                               dtype=device_precision(cfg))), labels)
-    return SelectStopping(score, cfg.student_patience, out / "best-select.safetensors")
+    return SelectStopping(score, patience, out / "best-select.safetensors")
 
 
 def select_curve(cfg: Config, spec: StudentSpec) -> list:

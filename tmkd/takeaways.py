@@ -2,7 +2,8 @@
 and each chapter's takeaway. Never fixed prose that an output could contradict."""
 from __future__ import annotations
 
-from .evidence import VERDICTS, verdict_kind
+from .evidence import OWN_ANSWERS, PAPER_VERDICTS, group_of, verdict_kind
+from .intervals import SPAN
 from .method import METHOD_LABELS
 from .paper import PUBLISHED
 from .report import COLLAPSED, collapsed, dev_noise, log_history, main_rows, per_seed
@@ -34,23 +35,6 @@ def result_sentences(metrics, methods, tasks) -> str:
     have = set(zip(seeds["method"], seeds["task"]))
     lines = [result_sentence(metrics, m, t) for t in tasks for m in methods if (m, t) in have]
     return "\n".join(lines) or f"No result for {', '.join(METHOD_LABELS.get(m, m) for m in methods)} in this run."
-
-
-def verdict_summary(intervals) -> str:
-    """"Of 14 comparisons: 2 reproduced, 1 opposite, 11 inconclusive." (only the verdicts that occur)."""
-    counts = intervals["verdict"].map(verdict_kind).value_counts()
-    return f"Of {len(intervals)} comparisons: " + ", ".join(f"{counts[v]} {v}" for v in VERDICTS if v in counts) + "."
-
-
-def interval_sentences(intervals) -> str:
-    """One line per comparison: the paper's claim in its words, this run's difference with its interval and the
-    smallest difference it could detect, and the verdict."""
-    lines = []
-    for r in intervals.itertuples():
-        split = "" if r.split == "validation" else f" ({r.split})"
-        lines.append(f"{r.task.upper()}{split}: {r.claim}; here {float(r.difference):+.2f} "
-                     f"[{float(r.low):+.2f}, {float(r.high):+.2f}], detectable {float(r.detectable):.2f} -> {r.verdict}")
-    return "\n".join(lines)
 
 
 def convergence_sentence(curves, cfg) -> str:
@@ -103,44 +87,22 @@ def sweep_sentence(metrics, knob: str) -> str:
 KD_METHODS = ("1o1", "1avgo1", "mom_avg", "mom_vote", "mo1")
 
 
-def _row(intervals, a: str, b: str, task: str):
-    r = intervals[(intervals["a"] == a) & (intervals["b"] == b) & (intervals["task"] == task)]
-    return None if not len(r) else r.iloc[0]
-
-
-def _span(r) -> str:
-    return f"{float(r['difference']):+.2f} points [{float(r['low']):+.2f}, {float(r['high']):+.2f}]"
-
-
-def _side(r) -> int:
-    """+1 when the interval lies above 0, -1 below, 0 when it holds 0."""
-    return 1 if float(r["low"]) > 0 else -1 if float(r["high"]) < 0 else 0
-
-
-def kd_takeaway(metrics, intervals, tasks) -> str:
-    """Chapter 04: does any KD method beat the no-KD student here? Per task the means over seeds, and m-o-1 minus no
-    KD with its interval; then one sentence over all tasks."""
-    seeds = per_seed(metrics, ("no_kd",) + KD_METHODS)
-    lines, beaten = [], []
-    for task in tasks:
-        means = seeds[seeds["task"] == task].groupby("method")["accuracy"].mean()
-        if "no_kd" not in means or not set(KD_METHODS) & set(means.index):
-            continue
-        kd = means.reindex([m for m in KD_METHODS if m in means.index])
-        best = kd.idxmax()
-        text = (f"{task.upper()}: no KD {means['no_kd']:.1f} %; the best KD method, {METHOD_LABELS[best]}, "
-                f"{kd[best]:.1f} % ({kd[best] - means['no_kd']:+.1f} points).")
-        r = _row(intervals, "mo1", "no_kd", task)
-        if r is not None:
-            side = _side(r)
-            text += f" m-o-1 minus no KD: {_span(r)}, " + ("above 0: m-o-1 beats no KD." if side > 0 else
-                                                           "below 0: m-o-1 is worse than no KD." if side < 0 else
-                                                           "holding 0: no difference this run can show.")
-            if side > 0:
-                beaten.append(task.upper())
+def control_sentence(curves) -> str:
+    """Chapter 06: where each arm beside the compute-matched control kept its best epoch, of the epochs it ran
+    (first seed; control_curves), and whether the control's best select score reached m-o-1's."""
+    if not len(curves):
+        return ("No curve: with student_patience = 0 every arm trains its fixed epochs to the end of its schedule "
+                "(the control: its whole budget).")
+    lines = []
+    for task, on in curves.groupby("task", sort=False):
+        best = on[on["best"]].set_index("method")
+        kept = "; ".join(f"{SHORT_NAMES.get(m, METHOD_LABELS.get(m, m))} kept epoch {r.epoch:g} of the {r.last_epoch:g} "
+                         f"it ran ({r.select_accuracy:.1f} %)" for m, r in best.iterrows())
+        text = f"{task.upper()}: {kept}."
+        if {"mo1", "mo1_matched"} <= set(best.index):
+            gap = best.loc["mo1_matched", "select_accuracy"] - best.loc["mo1", "select_accuracy"]
+            text += f" The control's best select score is {gap:+.1f} points from m-o-1's."
         lines.append(text)
-    lines.append(f"So KD beats the no-KD student beyond noise on {', '.join(beaten)}." if beaten else
-                 "So no KD method beats the no-KD student beyond this run's noise.")
     return "\n".join(lines)
 
 
@@ -164,70 +126,197 @@ def stage1_takeaway(metrics, curves: dict) -> str:
     return "\n".join(line for line in lines if line)
 
 
+# ---- the comparisons in words (chapters 04, 06 and 08, and the README through tmkd.publish) -------------------------
+
+GROUPS = (("primary", "The paper's headline claims (primary family, named before the run; verdicts on intervals "
+                      "adjusted together with Holm's procedure)"),
+          ("exploratory", "The paper's other claims (exploratory: unadjusted 95 % intervals, never headlined)"),
+          ("own", "The series' own questions (the paper makes no such comparison: not counted among its claims)"))
+
+
+def _rows(intervals, group: str) -> list:
+    return [r for r in intervals.to_dict("records") if group_of(r) == group]
+
+
+def _missing(x) -> bool:
+    return x is None or x == "" or x != x
+
+
+def span(r) -> str:
+    """The difference and the interval its verdict reads: "+1.20 [-0.60, +3.00] (Holm-adjusted 98.3 %)" for a
+    primary comparison, "+1.20 [-0.33, +2.72] (95 %)" for any other."""
+    level = float(r["verdict_level"]) * 100
+    how = f"Holm-adjusted {level:.1f} %" if group_of(r) == "primary" else f"{level:g} %"
+    return f"{float(r['difference']):+.2f} [{float(r['verdict_low']):+.2f}, {float(r['verdict_high']):+.2f}] ({how})"
+
+
+SHORT_NAMES = {"no_kd": "no KD", "mo1": "m-o-1", "mom_avg": "m-o-m", "mo1_matched": "the compute-matched control"}
+
+
+def pair_name(r) -> str:
+    """"TMKD minus m-o-1": a comparison's arms in short."""
+    short = lambda m: SHORT_NAMES.get(m, METHOD_LABELS.get(m, m))  # noqa: E731
+    return f"{short(r['a'])} minus {short(r['b'])}"
+
+
+def where(r) -> str:
+    """"QNLI", "MNLI matched": the task and, for a task with two dev sets, which."""
+    return r["task"].upper() + ("" if r["split"] == "validation" else f" {r['split'].split('_')[-1]}")
+
+
+def row_sentence(r) -> str:
+    """One comparison: the claim in its words, this run's difference with the interval its verdict reads, the
+    smallest difference it could detect, and the verdict."""
+    return f"{where(r)}: {r['claim']}; here {span(r)}, detectable {float(r['detectable']):.2f} -> {r['verdict']}"
+
+
+def counted(rows, kinds) -> str:
+    """"1 no difference shown, 2 inconclusive" (only the kinds that occur, in the order of `kinds`)."""
+    found = [verdict_kind(r["verdict"]) for r in rows]
+    return ", ".join(f"{found.count(k)} {k}" for k in kinds if k in found) or "none"
+
+
+def verdict_summary(intervals) -> str:
+    """The verdicts counted apart: the paper's headline family, its other claims, the series' own questions."""
+    parts = []
+    for group, title in GROUPS:
+        rows = _rows(intervals, group)
+        if rows:
+            kinds = OWN_ANSWERS if group == "own" else PAPER_VERDICTS
+            parts.append(f"{title.split(' (')[0]}: {len(rows)} ({counted(rows, kinds)})")
+        elif group == "primary":
+            parts.append(f"{title.split(' (')[0]}: none in this table (chapters 06 and 08 hold them)")
+    return "; ".join(parts[:1] + [p[0].lower() + p[1:] for p in parts[1:]]) + "."
+
+
+def interval_sentences(intervals) -> str:
+    """Every comparison in words, grouped: the paper's headline family, its other claims, the series' own."""
+    lines = []
+    for group, title in GROUPS:
+        rows = _rows(intervals, group)
+        if rows:
+            lines += [f"{title}:"] + [f"  {row_sentence(r)}" for r in rows]
+    return "\n".join(lines)
+
+
+def _row(intervals, a: str, b: str, task: str):
+    r = intervals[(intervals["a"] == a) & (intervals["b"] == b) & (intervals["task"] == task)]
+    return None if not len(r) else r.iloc[0].to_dict()
+
+
+def _side(r) -> int:
+    """+1 when the interval the verdict reads lies above 0, -1 below, 0 when it holds 0."""
+    return 1 if float(r["verdict_low"]) > 0 else -1 if float(r["verdict_high"]) < 0 else 0
+
+
+def plainly(r, a: str, b: str) -> str:
+    """What a comparison says, plainly: "TMKD beats no KD", "... is worse than ...", "... does not beat ..."."""
+    return {1: f"{a} beats {b}", -1: f"{a} is worse than {b}"}.get(_side(r), f"{a} does not beat {b} beyond this "
+                                                                               "run's noise (nor fall behind it)")
+
+
+def kd_takeaway(metrics, intervals, tasks) -> str:
+    """Chapter 04: does distillation beat the no-KD student here? Per task the means over seeds, then m-o-1 minus
+    no KD, the paper's headline claim, on its family-adjusted interval with its verdict; then one sentence over all
+    tasks. The other KD methods are compared in the exploratory rows."""
+    seeds = per_seed(metrics, ("no_kd",) + KD_METHODS)
+    lines, beaten = [], []
+    for task in tasks:
+        means = seeds[seeds["task"] == task].groupby("method")["accuracy"].mean()
+        if "no_kd" not in means or not set(KD_METHODS) & set(means.index):
+            continue
+        kd = means.reindex([m for m in KD_METHODS if m in means.index])
+        best = kd.idxmax()
+        text = (f"{task.upper()}: no KD {means['no_kd']:.1f} %; the best KD method, {METHOD_LABELS[best]}, "
+                f"{kd[best]:.1f} % ({kd[best] - means['no_kd']:+.1f} points, means over seeds).")
+        r = _row(intervals, "mo1", "no_kd", task)
+        if r is not None:
+            text += f" m-o-1 minus no KD (the paper's headline claim): {span(r)}: {plainly(r, 'm-o-1', 'no KD')}; " \
+                    f"verdict: {r['verdict']}."
+            if _side(r) > 0:
+                beaten.append(task.upper())
+        lines.append(text)
+    lines.append(f"So m-o-1 beats the no-KD student beyond noise on {', '.join(beaten)}." if beaten else
+                 "So m-o-1 does not beat the no-KD student beyond this run's noise on any task (the other KD methods: "
+                 "the exploratory rows above).")
+    return "\n".join(lines)
+
+
 def matched_takeaway(intervals, tasks) -> str:
-    """Chapter 06: is TMKD's gain over one-stage m-o-1 more than the gain of training m-o-1 as long?"""
+    """Chapter 06, per task: TMKD against one-stage m-o-1 first (the paper's claim), then against no KD (plainly,
+    when TMKD does not beat it), then the series' own question, TMKD against the compute-matched control: does
+    stage 1 beat more steps on the stage-2 pairs?"""
     lines = []
     for task in tasks:
-        one, matched = _row(intervals, "tmkd", "mo1", task), _row(intervals, "tmkd", "mo1_matched", task)
-        if one is None or matched is None:
+        one, none, matched = (_row(intervals, "tmkd", b, task) for b in ("mo1", "no_kd", "mo1_matched"))
+        if one is None:
             continue
-        text = (f"{task.upper()}: TMKD minus one-stage m-o-1 {_span(one)}; TMKD minus m-o-1 trained for as many "
-                f"examples {_span(matched)}. ")
-        if _side(matched) > 0:
-            text += "TMKD beats even the compute-matched control: stage 1 adds something beyond more steps."
-        elif _side(one) > 0 and _side(matched) == 0:
-            text += ("The two-stage gain is not distinguishable from the gain of more steps on the stage-2 pairs: "
-                     "within this run's noise, stage 1 adds nothing beyond them.")
-        elif _side(one) <= 0:
-            text += "TMKD does not beat one-stage m-o-1 beyond noise here, so there is no two-stage gain to explain."
-        else:
-            text += "The compute-matched control beats TMKD: more steps on the stage-2 pairs did better than stage 1."
+        text = f"{task.upper()}: TMKD minus one-stage m-o-1 {span(one)}: {plainly(one, 'TMKD', 'one-stage m-o-1')} " \
+               f"(verdict on the paper's claim: {one['verdict']})."
+        if none is not None:
+            text += f" TMKD minus no KD {span(none)}: " + ("TMKD beats the no-KD student." if _side(none) > 0 else
+                                                           f"{plainly(none, 'TMKD', 'the no-KD student')}: two-stage "
+                                                           "distillation does not pay here.")
+        if matched is not None:
+            control = float(one["difference"]) - float(matched["difference"])
+            text += (f" The series' own question, stage 1 against more steps: TMKD minus m-o-1 given as many "
+                     f"examples {span(matched)} -> {matched['verdict']} (the control itself is {control:+.2f} points "
+                     "from one-stage m-o-1).")
         lines.append(text)
-    return "\n".join(lines) or "No compute-matched comparison in this run."
+    return "\n".join(lines) or "No two-stage comparison in this run."
 
 
 def conclusion(intervals) -> str:
-    """Chapter 08: the verdicts counted, then every comparison this run decides (reproduced, opposite, smaller than
-    the paper's, equivalent) in one line each, then what a decision would need where it could not decide."""
-    kinds = intervals["verdict"].map(verdict_kind)
+    """Chapter 08: the verdicts counted apart, then every comparison in one line, the paper's headline family
+    first and the series' own questions last (never among the paper's), then what a decision on an undecided
+    claim of the paper would need."""
     lines = [verdict_summary(intervals)]
-    for kind in VERDICTS[:-1]:
-        for r in intervals[kinds == kind].to_dict("records"):
-            split = "" if r["split"] == "validation" else f" ({r['split'].split('_')[-1]} dev)"
-            lines.append(f"{r['verdict'].capitalize()}: {r.get('claim') or r['a'] + ' vs ' + r['b']}{split}; "
-                         f"here {_span(r)}.")
-    undecided = int((kinds == "inconclusive").sum())
-    if undecided:
-        lines.append(f"Inconclusive: {undecided} comparison(s); their intervals hold both 0 and the paper's gap.")
-    return "\n".join(lines + power_sentences(intervals[kinds == "inconclusive"]))
+    for group, title in GROUPS:
+        rows = _rows(intervals, group)
+        if rows:
+            lines += ["", f"{title}:"] + [f"- {row_sentence(r)}" for r in rows]
+    power = power_sentences(intervals)
+    return "\n".join(lines + ([""] + power if power else []))
 
 
 def power_sentences(intervals) -> list:
-    """For each claim with a direction among `intervals`: what this run could detect, and about how many
-    dev examples (these seeds) or seeds (these examples) a gap of the paper's size would need here (from the measured
-    disagreement between the arms: tmkd.evidence.needed_size)."""
+    """For each claim of the paper with a direction that this run does not reproduce: what this run could
+    detect, and about how many dev examples (these seeds) or seeds (these examples) a gap of the paper's size
+    would need here (tmkd.intervals.needed_size). The series' own questions have no paper gap: none."""
     if "examples_needed" not in intervals.columns:
         return []
     lines = []
     for r in intervals.to_dict("records"):
-        gap = r.get("paper_difference")
-        if gap in ("", None) or gap != gap or verdict_kind(r["verdict"]) == "reproduced":
+        if group_of(r) == "own" or _missing(r.get("paper_difference")) or verdict_kind(r["verdict"]) == "reproduced":
             continue
-        missing = lambda v: v in ("", None) or v != v  # noqa: E731
         examples, seeds = r.get("examples_needed"), r.get("seeds_needed")
-        if missing(examples) and missing(seeds):
+        if _missing(examples) and _missing(seeds):
             continue
+        pair = f"{where(r)} {METHOD_LABELS.get(r['a'], r['a'])} vs {METHOD_LABELS.get(r['b'], r['b'])}"
         if float(r["detectable"]) == 0:
-            lines.append(f"{r['task'].upper()} {METHOD_LABELS.get(r['a'], r['a'])} vs "
-                         f"{METHOD_LABELS.get(r['b'], r['b'])}: both arms predict alike on every dev example and seed.")
+            lines.append(f"{pair}: both arms predict alike on every dev example and seed.")
             continue
-        examples = "no number of dev examples alone" if missing(examples) else f"about {int(examples):,} dev examples"
-        seeds = "no number of seeds alone" if missing(seeds) else f"about {int(seeds)} seeds"
-        lines.append(f"{r['task'].upper()} {METHOD_LABELS.get(r['a'], r['a'])} vs {METHOD_LABELS.get(r['b'], r['b'])}: "
-                     f"this run detects {float(r['detectable']):.2f} points; the paper's {abs(float(gap)):.2f} would "
-                     f"need {examples} at these seeds, or {seeds} at these "
-                     "examples.")
+        if float(r["detectable"]) >= SPAN:
+            lines.append(f"{pair}: this run detects no difference two accuracies can have (detectable "
+                         f"{float(r['detectable']):.0f} points); the paper's {abs(float(r['paper_difference'])):.2f} "
+                         f"would need {_need(examples, seeds)}.")
+            continue
+        if not _missing(examples) and int(float(examples)) <= int(float(r["examples"])):
+            lines.append(f"{pair}: this run detects {float(r['detectable']):.2f} points, less than the paper's "
+                         f"{abs(float(r['paper_difference'])):.2f}: a true gap of the paper's size would have shown "
+                         "(80 % power).")
+            continue
+        lines.append(f"{pair}: this run detects {float(r['detectable']):.2f} points; the paper's "
+                     f"{abs(float(r['paper_difference'])):.2f} would need {_need(examples, seeds)}.")
     return lines
+
+
+def _need(examples, seeds) -> str:
+    """"about 4,975 dev examples at these seeds, or about 5 seeds at these examples"."""
+    examples = "no number of dev examples alone" if _missing(examples) else f"about {int(float(examples)):,} dev examples"
+    seeds = "no number of seeds alone" if _missing(seeds) else f"about {int(float(seeds))} seeds"
+    return f"{examples} at these seeds, or {seeds} at these examples"
+
 
 
 def size_sentence(speed) -> str:

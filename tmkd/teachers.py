@@ -13,6 +13,7 @@ from .files import read_json
 from .identity import identity
 from .method import TeacherClassifier, TeacherConfig
 from .parallel import launch, wants_launch
+from .progress import progress
 from .rundir import check_run_dir, claim_step, note_reused, step_finished
 from .trainer import device, finish_step, fit, training_args
 
@@ -47,7 +48,7 @@ def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callba
     if claim_step(out, spec, force):
         note_reused("teacher", f"{task}/{name}")
         return out / "final"
-    print(f"> {task}/{name}: fine-tuning on {len(data['train'])} examples")
+    progress(f"> {task}/{name}: fine-tuning on {len(data['train'])} examples")
     set_seed(cfg.seed)
     shape = {k: v for k, v in AutoConfig.from_pretrained(base).to_dict().items()
              if k not in ("model_type", "architectures", "transformers_version")}

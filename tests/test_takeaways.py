@@ -1,0 +1,147 @@
+"""The generated words on hand-made interval tables: chapter 04's and 06's takeaways, chapter 08's conclusion, the
+power sentences and the README's first-screen findings. The overclaim of the reference before issue 29 (the
+compute-matched control, a comparison the paper never made, counted among the paper's claims and leading the
+findings) must not come back."""
+import pandas as pd
+import pytest
+
+from tmkd import publish
+from tmkd.takeaways import conclusion, kd_takeaway, matched_takeaway, power_sentences, verdict_summary
+
+
+def hand_row(a, b, difference, low, high, verdict, family="exploratory", whose="paper", level=0.95, paper=None,
+             task="qnli", **extra):
+    return {"task": task, "split": "validation", "a": a, "b": b, "whose": whose, "family": family,
+            "adjustment": "Holm over 3" if family == "primary" else "none",
+            "claim": f"claim {a} vs {b}", "seeds": 3, "examples": 2000, "paper_difference": paper,
+            "paper_resolution": 1.5 if paper is not None else None, "difference": difference,
+            "low": low, "high": high, "p_value": 0.2, "p_holm": 0.6 if family == "primary" else None,
+            "verdict_level": level, "verdict_low": low, "verdict_high": high, "detectable": 3.0,
+            "examples_needed": None, "seeds_needed": None, "verdict": verdict} | extra
+
+
+HOLM = 1 - 0.05 / 3
+
+
+def overclaim_table():
+    """The reference's comparisons as the old code read them, the control's 'reproduced' among them, now each in
+    its place: three headline claims, the paper's other claims, and the series' own question answered 'yes'."""
+    return pd.DataFrame([
+        hand_row("mo1", "no_kd", -1.23, -5.17, 2.71, "inconclusive", "primary", level=HOLM, paper=-0.71),
+        hand_row("mo1", "1o1", 0.58, -2.62, 4.18, "inconclusive", paper=0.15),
+        hand_row("tmkd", "mo1", 1.20, -3.94, 6.34, "inconclusive", "primary", level=HOLM, paper=5.73),
+        hand_row("tmkd", "no_kd", -0.04, -3.0, 2.9, "no difference shown (estimate of opposite sign)", "primary",
+                 level=HOLM, paper=5.02),
+        hand_row("tmkd", "mo1_matched", 1.57, 0.10, 3.17, "stage 1 beats more steps: yes", whose="series"),
+        hand_row("tmkd", "tkd", 1.32, -1.30, 4.23, "no difference shown (estimate of opposite sign)", paper=-2.36)])
+
+
+def test_the_conclusion_counts_the_papers_claims_apart_and_puts_the_series_own_last():
+    text = conclusion(overclaim_table())
+    first = text.splitlines()[0]
+    assert first == ("The paper's headline claims: 3 (1 no difference shown, 2 inconclusive); the paper's other "
+                     "claims: 2 (1 no difference shown, 1 inconclusive); the series' own questions: 1 (1 yes).")
+    assert "reproduced" not in text
+    headline, other, own = (text.index(t) for t in ("The paper's headline claims (", "The paper's other claims (",
+                                                     "The series' own questions (the paper"))
+    assert headline < other < own and text.index("stage 1 beats more steps: yes") > own
+    assert "+1.20 [-3.94, +6.34] (Holm-adjusted 98.3 %)" in text and "+1.32 [-1.30, +4.23] (95 %)" in text
+
+
+def test_a_chapter_table_without_headline_claims_says_so():
+    d = overclaim_table()
+    assert verdict_summary(d[d["family"] != "primary"]).startswith("The paper's headline claims: none in this table")
+
+
+def test_kd_takeaway_says_plainly_whether_m_o_1_beats_no_kd():
+    metrics = pd.DataFrame([{"task": "qnli", "method": m, "model": f"qnli/{m}-s{s}", "split": "validation",
+                             "sweep": "", "seed": s, "accuracy": acc + 0.001 * s}
+                            for m, acc in (("no_kd", 0.680), ("mo1", 0.667), ("1o1", 0.661)) for s in (1, 2, 3)])
+    below = pd.DataFrame([hand_row("mo1", "no_kd", -1.3, -2.5, -0.1, "a difference the paper has none of",
+                                   "primary", level=HOLM, paper=-0.71)])
+    text = kd_takeaway(metrics, below, ["qnli"])
+    assert "no KD 68.2 %; the best KD method, m-o-1 (MKD), 66.9 %" in text
+    assert "-1.30 [-2.50, -0.10] (Holm-adjusted 98.3 %): m-o-1 is worse than no KD" in text
+    assert text.endswith("So m-o-1 does not beat the no-KD student beyond this run's noise on any task (the other KD "
+                         "methods: the exploratory rows above).")
+    above = below.assign(difference=1.3, verdict_low=0.1, verdict_high=2.5)
+    assert kd_takeaway(metrics, above, ["qnli"]).endswith("So m-o-1 beats the no-KD student beyond noise on QNLI.")
+
+
+def test_matched_takeaway_puts_the_paper_first_says_when_tmkd_does_not_pay_and_asks_the_control_apart():
+    text = matched_takeaway(overclaim_table(), ["qnli"])
+    one = text.index("TMKD minus one-stage m-o-1 +1.20")
+    none = text.index("TMKD minus no KD -0.04")
+    control = text.index("The series' own question, stage 1 against more steps")
+    assert one < none < control
+    assert "TMKD does not beat the no-KD student beyond this run's noise (nor fall behind it): two-stage " \
+           "distillation does not pay here." in text
+    assert "-> stage 1 beats more steps: yes (the control itself is -0.37 points from one-stage m-o-1)" in text
+    assert "beats even the compute-matched control" not in text and "reproduced" not in text
+    better = overclaim_table()
+    better.loc[better["b"] == "no_kd", ["verdict_low", "verdict_high"]] = [0.5, 3.0]
+    assert "TMKD minus no KD -0.04 [+0.50, +3.00] (Holm-adjusted 98.3 %): TMKD beats the no-KD student." in \
+        matched_takeaway(better, ["qnli"])
+
+
+def test_power_sentences_for_undecided_claims_of_the_paper_only():
+    d = pd.DataFrame([
+        hand_row("tmkd", "mo1", 1.2, -3.9, 6.3, "inconclusive", "primary", level=HOLM, paper=5.73,
+                 examples_needed=9050, seeds_needed=4, detectable=5.96),
+        hand_row("tmkd", "tkd", 1.3, -5.3, 7.9, "no difference shown", paper=-2.36, examples_needed=None,
+                 seeds_needed=45, detectable=8.27),
+        hand_row("mo1", "1o1", 0.5, -1.0, 2.0, "no difference shown", paper=4.0, examples_needed=800,
+                 seeds_needed=2, detectable=3.1),
+        hand_row("mo1", "1avgo1", 3.0, 1.0, 5.0, "reproduced", paper=2.0, examples_needed=100, seeds_needed=2),
+        hand_row("tmkd", "mo1_matched", 1.57, -1.3, 4.4, "stage 1 beats more steps: cannot tell", whose="series",
+                 examples_needed=500, seeds_needed=5)])
+    lines = power_sentences(d)
+    assert lines == [
+        "QNLI TMKD vs m-o-1 (MKD): this run detects 5.96 points; the paper's 5.73 would need about 9,050 dev "
+        "examples at these seeds, or about 4 seeds at these examples.",
+        "QNLI TMKD vs TKD: this run detects 8.27 points; the paper's 2.36 would need no number of dev examples alone "
+        "at these seeds, or about 45 seeds at these examples.",
+        "QNLI m-o-1 (MKD) vs 1-o-1: this run detects 3.10 points, less than the paper's 4.00: a true gap of the "
+        "paper's size would have shown (80 % power)."]
+
+
+def test_readme_findings_lead_with_the_papers_headline_claims_and_keep_the_series_own_apart(tmp_path):
+    (tmp_path / "tables").mkdir()
+    overclaim_table().to_csv(tmp_path / "tables" / "intervals.csv")
+    lines = publish.readme_findings(tmp_path).splitlines()
+    assert lines[0].startswith("- The paper's headline claims (Holm over 3, 95 % family-wise): QNLI m-o-1 minus no KD: -1.23 "
+                               "[-5.17, +2.71] (Holm-adjusted 98.3 %), **inconclusive**")
+    assert "Reproduced among the paper's claims: none" in lines[2]
+    assert [i for i, line in enumerate(lines) if "stage 1 beats more steps" in line] == [len(lines) - 1]
+    assert lines[-1] == ("- The series' own questions, not the paper's: QNLI, stage 1 beats more steps: yes (TMKD "
+                         "minus the compute-matched control: +1.57 [+0.10, +3.17] (95 %)).")
+    verdicts = publish.readme_verdicts(tmp_path)
+    assert verdicts.index("**The paper's headline claims") < verdicts.index("**The series' own questions")
+    assert "**The series' own questions (the paper makes no such comparison: not counted among its claims)**: 1 yes." \
+        in verdicts
+
+
+@pytest.mark.parametrize("group", ["primary", "exploratory"])
+def test_a_reproduced_claim_of_the_paper_is_named_in_the_findings(tmp_path, group):
+    d = overclaim_table()
+    d.loc[d["b"] == "1o1", ["family", "verdict", "verdict_low"]] = [group, "reproduced", 0.3]
+    (tmp_path / "tables").mkdir()
+    d.to_csv(tmp_path / "tables" / "intervals.csv")
+    assert "Reproduced among the paper's claims: QNLI m-o-1 minus 1-o-1: +0.58 [+0.30, +4.18]" in \
+        publish.readme_findings(tmp_path)
+
+
+def test_the_readme_reads_what_a_needed_size_column_becomes_in_a_csv(tmp_path):
+    """A column of sizes with blanks is read back as text ('14713.0'): the power sentences still read it."""
+    d = overclaim_table()
+    d.loc[d["b"] == "mo1", ["examples_needed", "seeds_needed", "detectable"]] = [14713, 4, 5.96]
+    d.loc[d["b"] == "tkd", ["seeds_needed", "detectable"]] = [45, 8.27]
+    d.loc[d["b"] == "no_kd", ["examples_needed", "detectable"]] = [None, 240.0]
+    d.loc[(d["b"] == "no_kd") & (d["a"] == "tmkd"), "seeds_needed"] = 56
+    (tmp_path / "tables").mkdir()
+    d.to_csv(tmp_path / "tables" / "intervals.csv")
+    text = publish.readme_verdicts(tmp_path)
+    assert "- QNLI TMKD vs m-o-1 (MKD): this run detects 5.96 points; the paper's 5.73 would need about 14,713 dev " \
+           "examples at these seeds, or about 4 seeds at these examples." in text
+    assert "- QNLI TMKD vs student, no KD: this run detects no difference two accuracies can have (detectable 240 " \
+           "points); the paper's 5.02 would need no number of dev examples alone at these seeds, or about 56 seeds" in text
