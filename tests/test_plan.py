@@ -98,7 +98,8 @@ def test_run_chain_plan_prints_the_plan_and_trains_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     plan = build_plan(make_config("colab"))
     assert f"stage 1: {plan['stage1']['pairs']:,} pairs" in out and "estimate on a free Colab T4" in out
-    assert "05    8 x stage-1 students" in out                        # 2 methods x 4 seeds, named by chapter
+    seeds = len(make_config("colab").seeds)
+    assert f"05  {2 * seeds:>3} x stage-1 students" in out                 # TMKD and TKD once per seed, by chapter
     assert not run.exists()
 
 
@@ -200,3 +201,25 @@ def test_the_readme_colab_section_says_which_profile_runs():
     colab = readme[readme.index("## Colab"):]
     colab = colab[:colab.index("\n## ", 5)] if "\n## " in colab[5:] else colab
     assert 'PROFILE = "auto"' in colab and "`colab` profile" in colab
+
+
+def test_the_estimate_is_examples_at_the_rates_plus_measured_fixed_costs():
+    from tmkd.plan import CHAPTERS, PER_CHAPTER_S, PER_MODEL_S
+    cfg = make_config("smoke")
+    plan = {"teacher_examples": 1000, "student_examples": 6000, "predict_examples": 4000, "teachers": 2, "students": 8}
+    rates = {"teacher_train": 100.0, "student_train": 300.0, "teacher_predict": 1000.0}
+    by_hand = 10 + 20 + 4 + PER_CHAPTER_S * CHAPTERS + PER_MODEL_S * 10
+    assert hours(cfg, plan, rates) * 3600 == pytest.approx(by_hand)
+    two = make_config("smoke", nproc=2, teacher_batch_size=16, student_batch_size=16)
+    assert hours(two, plan, rates) * 3600 == pytest.approx(17 + PER_CHAPTER_S * CHAPTERS + (PER_MODEL_S + 20) * 10)
+
+
+def test_a_rate_is_timed_by_its_fastest_step_so_a_busy_moment_does_not_count():
+    import time
+    from tmkd.estimate import _timed
+    calls = []
+
+    def step():
+        calls.append(1)
+        time.sleep(0.2 if len(calls) == 1 else 0.01)        # another process held the cores during the first call
+    assert _timed(step, 4) < 0.1 and len(calls) == 4

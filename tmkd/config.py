@@ -305,7 +305,7 @@ PROFILES = {
                     stage1_corpus="task", stage1_pool_tasks=("qnli",), stage1_size=1600, stage1_epochs=1.0,
                     stage2_task="qnli", alphas=(0.7, 0.9), group_by_length=True, save_steps=50,
                     logging_steps=10, speed_repeats=10),
-    # A free Colab T4 in one session (about 2.5 hours by the arithmetic below; `run_chain.py --profile colab --plan`
+    # A free Colab T4 in one session (about 1.6 hours by the arithmetic below; `run_chain.py --profile colab --plan`
     # prints it): bert-base-uncased teachers at the paper's learning rates, three per task, students as in the paper,
     # in the paper's regime: stage 1 reads many times stage 2's labelled pairs.
     # - Labelled pairs: 10,000 of QNLI's 104,743 (teachers and students alike, as in the paper), RTE's 2,061 (its
@@ -313,18 +313,20 @@ PROFILES = {
     # - Stage 1: RTE's and QNLI's unused train pairs (labels dropped), scored by the QNLI teachers: 94,772 pairs,
     #   9.5x stage 2's 10,000 (paper: 4M / 105k = 38x; the regime issue measured TMKD 4-5 points above m-o-1 at 10x).
     #   RTE stays in the corpus (the mission's stage 1 on RTE); its labelled pairs never enter it.
-    # - 4 seeds (students stop on the select slice, at most 3 epochs), every alpha of Table 8.
+    # - 3 seeds (students stop on the select slice, at most 3 epochs), every alpha of Table 8.
     # The arithmetic, at rates assumed for a T4 in fp16 at 128 tokens (tmkd.plan.T4_RATES; the chain prints its own
     # estimate from a measured warm-up before it starts): teachers 8 x 3 epochs x (2,061 | 10,000) = 145k examples at
-    # ~170/s = 14 min; students: 93 runs, 3.0M examples (stage 1: 8 x 95k; the compute-matched controls 8 x ~100k)
-    # at ~600/s = 85 min; predictions 0.6M at ~700/s = 14 min; with evaluation, sync and loading about 2.5 h.
-    # (Before: 50,000 QNLI pairs, no stage-1 corpus at all (RTE's pairs were all trained on): 3.7 h by the same
-    # arithmetic, and chapter 05 failed.)
-    # Drive: 8 teachers x 0.44 GB + 93 students x 0.18 GB = 20 GB of final models at most; checkpoints stay on the
+    # ~170/s = 14 min; students: 73 runs, 2.3M examples (stage 1: 6 x 95k; the compute-matched controls 6 x ~100k)
+    # at ~600/s = 65 min; predictions 0.5M at ~700/s = 13 min; with the fixed costs per chapter and model measured on
+    # the smoke chain (tmkd.plan.PER_CHAPTER_S, PER_MODEL_S) about 1.6 h.
+    # (Before: 50,000 QNLI pairs, 2 seeds, no stage-1 corpus at all (RTE's pairs were all trained on): 3.7 h by the
+    # arithmetic of then, 2.9 h by today's, and chapter 05 failed.)
+    # Drive: 8 teachers x 0.44 GB + 73 students x 0.18 GB = 17 GB of final models at most, above a free account's
+    # 15 GB: use a Drive with room (or fewer seeds, or keep RUN_DIR on the runtime's disk); checkpoints stay on the
     # runtime's disk and reach Drive at most every 30 minutes (a dead runtime loses at most that; Drive's bin keeps
     # deleted copies for 30 days).
     "colab": dict(tasks=("rte", "qnli"), base_model="bert-base-uncased", max_seq_len=128, train_size=10_000,
-                  dev_size=0, select_size=200, seeds=(42, 43, 44, 45), teacher_lrs=(2e-5, 3e-5, 5e-5),
+                  dev_size=0, select_size=200, seeds=(42, 43, 44), teacher_lrs=(2e-5, 3e-5, 5e-5),
                   teacher_epochs=3.0, teacher_batch_size=32, student_lr=1e-4, student_epochs=3.0,
                   student_patience=1, student_batch_size=32, stage1_task="qnli", stage1_corpus="pool",
                   stage1_pool_tasks=("rte", "qnli"), stage1_share=0.1, stage1_epochs=1.0, group_by_length=True,

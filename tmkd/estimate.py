@@ -26,8 +26,8 @@ def _predict_rate(model, batch, prec: str | None = None) -> float:
     def run():
         with torch.autocast(batch["input_ids"].device.type, dtype=dtype, enabled=dtype is not None):
             return model(**batch)
-    _timed(run, 1)
-    return len(batch["input_ids"]) / _timed(run, 3)
+    _timed(run, 2)
+    return len(batch["input_ids"]) / _timed(run, 5)
 
 
 def _train_rate(model, batch, prec: str | None = None) -> float:
@@ -43,19 +43,23 @@ def _train_rate(model, batch, prec: str | None = None) -> float:
         loss.backward()
         opt.step()
         opt.zero_grad()
-    _timed(step, 1)
-    return len(batch["input_ids"]) / _timed(step, 3)
+    _timed(step, 2)
+    return len(batch["input_ids"]) / _timed(step, 5)
 
 
 def _timed(fn, repeats: int) -> float:
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    t0 = time.perf_counter()
+    """Seconds of one call of `fn`: the fastest of `repeats` (a busy moment of another process slows one call, not
+    all of them; a warm-up run is the caller's)."""
+    times = []
     for _ in range(repeats):
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
         fn()
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
-    return (time.perf_counter() - t0) / repeats
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return min(times)
 
 
 # Shapes of Hub models, for an estimate on a machine that cannot download them (timing needs shapes, not weights).
@@ -132,7 +136,8 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
     print(f"  students: {w['students']} runs, {w['student_examples']:,.0f} training examples at "
           f"{r['student_train']:,.0f}/s; predictions: {w['predict_examples']:,.0f} examples at {r['teacher_predict']:,.0f}/s")
     size = lambda gigabytes: f"{gigabytes:.1f} GB" if gigabytes >= 1 else f"{gigabytes * 1000:.0f} MB"   # noqa: E731
-    print(f"  about {f'{hours:.1f} h' if hours >= 1 else f'{hours * 60:.0f} minutes'} in all; the run directory "
+    most = " at most (students counted at their most epochs; early stopping ends most sooner)" if cfg.student_patience else ""
+    print(f"  about {f'{hours:.1f} h' if hours >= 1 else f'{hours * 60:.0f} minutes'} in all{most}; the run directory "
           f"needs about {size(finals + checkpoint)} ({size(finals)} of final models, up to {size(checkpoint)} "
           "for the checkpoint of the step in progress)")
     if cfg.profile == "paper":

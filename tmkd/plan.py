@@ -24,6 +24,12 @@ HUB_SIZES = {
 # it measures on its own device before chapter 01 (tmkd.estimate).
 T4_RATES = {"teacher_train": 170.0, "student_train": 600.0, "teacher_predict": 700.0}
 CHAPTERS = 8
+# Fixed costs, measured on the smoke chain (this project's 2-core CPU, benchmarks/profile_chain.py on an idle run from
+# an empty run directory, 2026-12-05): a chapter's kernel start, imports, start and report cells took 71 s over 8
+# chapters (9 s each); the training phase took 138 s where its examples at the measured rates account for 68 s, and
+# the rest spread over 84 models is about 1 s each (load, Trainer set-up, checkpoint, save, score on dev).
+PER_CHAPTER_S = 9.0
+PER_MODEL_S = 1.0
 
 
 def file_sizes(cfg: Config, task: str) -> dict:
@@ -109,13 +115,15 @@ def workload(cfg: Config, tasks: dict, corpus: int) -> dict:
 
 
 def hours(cfg: Config, plan: dict, rates: dict) -> float:
-    """Hours of the chain at `rates` (examples/s of teacher training, student training, prediction): + 25 % for
-    evaluation and sync, + 15 s per chapter (a kernel starts) and 3 s per model (load, save); nproc processes share
-    the examples (assumed to scale linearly; each step starts its workers: ~20 s)."""
+    """Hours of the chain at `rates` (examples/s of teacher training, student training, prediction, each student's
+    dev scores among the predictions), plus the fixed costs measured on the smoke chain (PER_CHAPTER_S, PER_MODEL_S);
+    nproc processes share the examples (assumed to scale linearly; each step starts its workers: ~20 s). Students
+    that stop early (student_patience) are counted at their most epochs, so with early stopping this is an upper
+    estimate of the training."""
     seconds = (plan["teacher_examples"] / rates["teacher_train"] + plan["student_examples"] / rates["student_train"]
                + plan["predict_examples"] / rates["teacher_predict"])
-    per_model = 3 + 20 * (cfg.nproc > 1)
-    return (seconds * 1.25 / cfg.nproc + 15 * CHAPTERS + per_model * (plan["teachers"] + plan["students"])) / 3600
+    per_model = PER_MODEL_S + 20 * (cfg.nproc > 1)
+    return (seconds / cfg.nproc + PER_CHAPTER_S * CHAPTERS + per_model * (plan["teachers"] + plan["students"])) / 3600
 
 
 def problems(cfg: Config, plan: dict) -> list:
