@@ -163,7 +163,7 @@ def finished_model(folder) -> dict:
 METRIC_KEY = ("task", "method", "model", "split", "sweep")
 METRIC_COLUMNS = ("task", "method", "model", "split", "accuracy", "n_examples", "params", "sweep", "stage",
                   "corpus", "alpha", "layers", "head_layers", "optimizer", "teachers", "lr", "epochs", "seed", "init",
-                  "pooling", "top_class_share")
+                  "pooling", "train_pairs", "top_class_share")
 
 
 def record_metrics(run: Path, rows: list) -> Path:

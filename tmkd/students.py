@@ -288,7 +288,12 @@ def spec_row(cfg: Config, spec: StudentSpec) -> dict:
             "head_layers": spec.head_layers, "optimizer": spec.optimizer, "teachers": "+".join(spec.teachers),
             "corpus": spec.corpus if spec.stage == 1 else "", "lr": cfg.student_lr,
             "epochs": student_epochs(cfg, spec), "seed": spec.seed, "init": student_init(cfg, spec),
-            "pooling": cfg.pooling}
+            "pooling": cfg.pooling, "train_pairs": train_pairs(cfg, spec)}
+
+
+def train_pairs(cfg: Config, spec: StudentSpec) -> int:
+    """The pairs a student trains on: its task's labelled train pairs, or the stage-1 corpus (unlabelled)."""
+    return len(split_dataset(cfg, spec.task, "stage1" if spec.stage == 1 else "train"))
 
 
 COLLAPSED = 0.95     # a model that predicts one class for at least this share of dev examples has collapsed
