@@ -184,7 +184,9 @@ def plan_text(cfg: Config, plan: dict, rates: dict | None = None, device: str = 
     on = device or "a free Colab T4 (rates assumed, not yet measured there)"
     lines.append(f"  training examples: teachers {plan['teacher_examples']:,.0f}, students "
                  f"{plan['student_examples']:,.0f}; predicted: {plan['predict_examples']:,.0f}")
-    lines.append(f"  estimate on {on}: about {hours(cfg, plan, r):.1f} h (teacher training {r['teacher_train']:,.0f}/s, "
+    h = hours(cfg, plan, r)
+    lines.append(f"  estimate on {on}: about {f'{h:.1f} h' if h >= 1 else f'{h * 60:.0f} minutes'} (teacher training "
+                 f"{r['teacher_train']:,.0f}/s, "
                  f"student training {r['student_train']:,.0f}/s, prediction {r['teacher_predict']:,.0f}/s)")
     for p in plan["problems"]:
         lines.append(f"  ! {p}")
