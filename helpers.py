@@ -5,6 +5,7 @@ Yang et al., "Model Compression with Two-stage Multi-teacher Knowledge Distillat
 System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing only from the layers above it here:
 
   tmkd/paper.py              the paper's published numbers and settings
+  tmkd/numbers.py            how every accuracy is written (one rounding path for tables, sentences, figures)
   tmkd/files.py              atomic files (json, npz, npy) and content hashes
   tmkd/progress.py           the live run's progress lines: to the chapter's progress log under the chain
   tmkd/colab.py              Colab's paths, and the set-up its first cell runs
@@ -29,34 +30,39 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
   tmkd/intervals.py          a comparison's interval (t on the seed level, normal on the dev sample's), Holm
   tmkd/evidence.py           the paper's headline family and the rest, verdict words, the comparisons, their table
   tmkd/speed.py              examples/s and latency
-  tmkd/report.py             tables and figures from metrics.csv
-  tmkd/takeaways.py          what this run shows, in generated sentences; each chapter's takeaway
+  tmkd/report.py             tables from metrics.csv; where tables and figures are saved
+  tmkd/figures.py            figures from metrics.csv, speed.csv and the training logs
+  tmkd/takeaways.py          what this run shows, in generated sentences
+  tmkd/answers.py            each chapter's answer to its question, first and in plain words
   tmkd/publish.py            results/reference and the README's table (run_chain --publish; not for the chapters)
 
 Nothing runs at import time except constants.
 """
+from tmkd.answers import (best_teacher_sentence, conclusion, control_budget_sentence, control_sentence, kd_takeaway,
+                          matched_takeaway, stage1_loss_sentence, stage1_students_sentence, stage1_takeaway,
+                          stage2_sentence, weak_teacher_sentence)
 from tmkd.data import peek, task_data
 from tmkd.environment import departures, profile_note, start_chapter
 from tmkd.estimate import estimate
 from tmkd.evidence import (ALL_COMPARISONS, compare_methods, interval_table, ONE_STAGE_COMPARISONS, plot_intervals,
                            TWO_STAGE_COMPARISONS)
-from tmkd.experiments import (alpha_sweep, configured_metrics, control_curves, convergence_curves, int8_accuracy,
-                              matched_spec, pooling_check, run_method, run_stage1, run_stage2, run_sweep,
-                              stage1_overlap, stage2_tasks, strong_variants)
+from tmkd.experiments import (alpha_sweep, configured_metrics, configured_variants, control_curves, convergence_curves,
+                              int8_accuracy, pooling_check, run_method, run_stage1, run_stage2, run_sweep,
+                              stage1_overlap, stage2_tasks)
+from tmkd.figures import plot_curves, plot_logits, plot_methods, plot_speed, plot_sweep
 from tmkd.files import read_json
 from tmkd.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
 from tmkd.method import golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss, TMKDStudent
 from tmkd.plan import plan_table, stage1_sentence
-from tmkd.report import (collapsed, comparison_table, int8_table, plot_convergence, plot_curves, plot_logits,
-                         plot_methods, plot_speed, plot_sweep, readable, relative_table, save_figure, save_table,
-                         seed_table, speed_table, stage_curves, sweep_table, teacher_table, training_runs)
+from tmkd.report import (collapsed, comparison_table, int8_table, majority_classes, plot_convergence, readable,
+                         relative_table, save_figure, save_table, seed_table, speed_table, stage_curves, sweep_table,
+                         teacher_table, training_runs)
 from tmkd.rundir import read_metrics
 from tmkd.speed import measure_speed, speedup_sentence
 from tmkd.students import first_batch, fresh_student
-from tmkd.takeaways import (conclusion, control_sentence, convergence_sentence, int8_sentence, interval_sentences,
-                            kd_takeaway, majority_sentences, matched_takeaway, result_sentence, result_sentences,
-                            size_sentence, stage1_takeaway, sweep_sentence)
-from tmkd.teacher_selection import best_teacher, evaluate_teachers, select_accuracies, teacher_quality
+from tmkd.takeaways import (convergence_sentence, int8_sentence, interval_sentences, majority_sentences,
+                            result_sentences, size_sentence, sweep_sentence)
+from tmkd.teacher_selection import best_teacher, evaluate_teachers, teacher_quality
 from tmkd.teachers import teacher_names, train_teachers
 
 __all__ = sorted(name for name in dir() if not name.startswith("_"))

@@ -1,12 +1,13 @@
-"""The generated words on hand-made interval tables: chapter 04's and 06's takeaways, chapter 08's conclusion, the
-power sentences and the README's first-screen findings. The overclaim of the reference before issue 29 (the
+"""The generated words on hand-made interval tables and metrics: chapters 04, 05, 06 and 08's answers (each first,
+in plain words, true to the verdicts), the power sentences and the README's first-screen findings. The overclaim of the reference before issue 29 (the
 compute-matched control, a comparison the paper never made, counted among the paper's claims and leading the
 findings) must not come back."""
 import pandas as pd
 import pytest
 
 from tmkd import publish
-from tmkd.takeaways import conclusion, kd_takeaway, matched_takeaway, power_sentences, verdict_summary
+from tmkd.answers import conclusion, kd_takeaway, matched_takeaway, stage1_takeaway
+from tmkd.takeaways import power_sentences, verdict_summary
 
 
 def hand_row(a, b, difference, low, high, verdict, family="exploratory", whose="paper", level=0.95, paper=None,
@@ -53,35 +54,90 @@ def test_a_chapter_table_without_headline_claims_says_so():
     assert verdict_summary(d[d["family"] != "primary"]).startswith("The paper's headline claims: none in this table")
 
 
-def test_kd_takeaway_says_plainly_whether_m_o_1_beats_no_kd():
-    metrics = pd.DataFrame([{"task": "qnli", "method": m, "model": f"qnli/{m}-s{s}", "split": "validation",
-                             "sweep": "", "seed": s, "accuracy": acc + 0.001 * s}
-                            for m, acc in (("no_kd", 0.680), ("mo1", 0.667), ("1o1", 0.661)) for s in (1, 2, 3)])
+def hand_metrics(means, task="qnli", seeds=(1, 2, 3), sweep=""):
+    """metrics.csv rows: each method's accuracy (a fraction) per seed, +0.001 per seed number."""
+    return pd.DataFrame([{"task": task, "method": m, "model": f"{task}/{m}-s{s}", "split": "validation",
+                          "sweep": sweep, "seed": s, "accuracy": acc + 0.001 * s, "n_examples": 1000}
+                         for m, acc in means for s in seeds])
+
+
+def test_kd_takeaway_answers_first_whether_any_kd_method_beats_no_kd():
+    metrics = hand_metrics((("no_kd", 0.680), ("mo1", 0.667), ("1o1", 0.661)))
     below = pd.DataFrame([hand_row("mo1", "no_kd", -1.3, -2.5, -0.1, "a difference the paper has none of",
                                    "primary", level=HOLM, paper=-0.71)])
     text = kd_takeaway(metrics, below, ["qnli"])
-    assert "no KD 68.2 %; the best KD method, m-o-1 (MKD), 66.9 %" in text
+    assert text.splitlines()[0] == ("Does any KD method beat the no-KD student? No: m-o-1 does not beat it beyond this "
+                                    "run's noise on any task; no KD method's mean is above no KD's either.")
+    assert "no KD 68.2 %; the best KD method, m-o-1 (MKD), 66.9 % (-1.3 points" in text
     assert "-1.30 [-2.50, -0.10] (Holm-adjusted 98.3 %): m-o-1 is worse than no KD" in text
-    assert text.endswith("So m-o-1 does not beat the no-KD student beyond this run's noise on any task (the other KD "
-                         "methods: the exploratory rows above).")
     above = below.assign(difference=1.3, verdict_low=0.1, verdict_high=2.5)
-    assert kd_takeaway(metrics, above, ["qnli"]).endswith("So m-o-1 beats the no-KD student beyond noise on QNLI.")
+    assert kd_takeaway(metrics, above, ["qnli"]).startswith("Does any KD method beat the no-KD student? Yes: m-o-1 beats "
+                                                             "it beyond noise on QNLI.")
+    holds_zero = below.assign(verdict_high=2.0)
+    first = kd_takeaway(hand_metrics((("no_kd", 0.660), ("mo1", 0.667))), holds_zero, ["qnli"]).splitlines()[0]
+    assert first == "Does any KD method beat the no-KD student? No: m-o-1 does not beat it beyond this run's noise on any task."
+    first = kd_takeaway(hand_metrics((("no_kd", 0.660), ("mo1", 0.650), ("1o1", 0.667))), holds_zero,
+                        ["qnli"]).splitlines()[0]
+    assert first.endswith("; where another KD method's mean is above no KD's (1-o-1 on QNLI), no interval here tests it.")
+
+
+TWO_STAGE_MEANS = (("no_kd", 0.678), ("mo1", 0.665), ("mo1_matched", 0.662), ("tmkd", 0.677))
+
+
+def test_matched_takeaway_answers_first_and_says_tmkd_does_not_beat_no_kd():
+    text = matched_takeaway(hand_metrics(TWO_STAGE_MEANS), overclaim_table(), ["qnli"])
+    first = text.splitlines()[0]
+    assert first.startswith("QNLI: does TMKD beat one-stage m-o-1, the compute-matched control and no KD? TMKD 67.9 % "
+                            "against m-o-1 66.7 %, the compute-matched control 66.4 %, no KD 68.0 % (means over seeds): "
+                            "it beats the compute-matched control beyond this run's noise")
+    assert "TMKD (67.9 %) does not beat the no-KD student (68.0 %): two-stage distillation does not pay here." in first
+    without = overclaim_table()
+    without = without[without["b"] != "no_kd"]
+    assert "(68.0 %), not even on its mean" in matched_takeaway(hand_metrics(TWO_STAGE_MEANS), without, ["qnli"])
+    better = overclaim_table()
+    better.loc[better["b"] == "no_kd", ["verdict_low", "verdict_high"]] = [0.5, 3.0]
+    assert "does not beat the no-KD" not in matched_takeaway(hand_metrics(TWO_STAGE_MEANS), better, ["qnli"])
 
 
 def test_matched_takeaway_puts_the_paper_first_says_when_tmkd_does_not_pay_and_asks_the_control_apart():
-    text = matched_takeaway(overclaim_table(), ["qnli"])
+    text = matched_takeaway(hand_metrics(TWO_STAGE_MEANS), overclaim_table(), ["qnli"])
     one = text.index("TMKD minus one-stage m-o-1 +1.20")
     none = text.index("TMKD minus no KD -0.04")
     control = text.index("The series' own question, stage 1 against more steps")
     assert one < none < control
-    assert "TMKD does not beat the no-KD student beyond this run's noise (nor fall behind it): two-stage " \
-           "distillation does not pay here." in text
+    assert "TMKD does not beat the no-KD student beyond this run's noise (nor fall behind it)." in text
     assert "-> stage 1 beats more steps: yes (the control itself is -0.37 points from one-stage m-o-1)" in text
     assert "beats even the compute-matched control" not in text and "reproduced" not in text
     better = overclaim_table()
     better.loc[better["b"] == "no_kd", ["verdict_low", "verdict_high"]] = [0.5, 3.0]
     assert "TMKD minus no KD -0.04 [+0.50, +3.00] (Holm-adjusted 98.3 %): TMKD beats the no-KD student." in \
-        matched_takeaway(better, ["qnli"])
+        matched_takeaway(hand_metrics(TWO_STAGE_MEANS), better, ["qnli"])
+
+
+def test_stage1_takeaway_answers_what_stage_1_alone_gives_against_majority_and_no_kd():
+    metrics = pd.concat([hand_metrics((("tmkd", 0.596),), sweep="stage1"), hand_metrics((("no_kd", 0.678),))])
+    text = stage1_takeaway(metrics, {"qnli": 51.3})
+    assert text.splitlines()[0].startswith("What stage 1 alone gives")
+    assert ("TMKD after stage 1 alone: 59.8 ± 0.1 % over 3 seeds on QNLI dev, 8.5 points above the 51.3 % majority "
+            "class; the no-KD student, trained on gold labels, has 68.0 % (-8.2 points).") in text
+    flat = stage1_takeaway(hand_metrics((("tmkd", 0.500),), sweep="stage1"), {"qnli": 51.3})
+    assert "at or below the 51.3 % majority class: it did not learn" in flat and "points above" not in flat
+
+
+def test_the_conclusion_leads_with_how_close_tmkd_comes_to_its_teachers():
+    metrics = hand_metrics(TWO_STAGE_MEANS + (("teacher", 0.702), ("teacher_ensemble", 0.728)))
+    lines = conclusion(overclaim_table(), metrics).splitlines()
+    assert lines[0] == "How close does the student come to its teachers?"
+    assert lines[1].startswith("QNLI: TMKD reaches 67.9 %, 96.5 % of the mean teacher (70.4 %) and 93.0 % of the "
+                               "ensemble (73.0 %); the no-KD student 68.0 %, 96.6 % of the mean teacher.")
+    assert lines[1].endswith("The paper's headline claims here, beyond this run's noise: none; not shown: m-o-1 over "
+                             "no KD, TMKD over m-o-1, TMKD over no KD.")
+    held = overclaim_table()
+    held.loc[held["b"] == "no_kd", ["verdict_low", "verdict_high"]] = [0.5, 3.0]
+    held.loc[(held["a"] == "tmkd") & (held["b"] == "mo1"), ["verdict_low", "verdict_high"]] = [-3.0, -0.5]
+    assert conclusion(held, metrics).splitlines()[1].endswith(
+        "beyond this run's noise: m-o-1 over no KD, TMKD over no KD; reversed: TMKD over m-o-1.")
+    assert lines[3].startswith("The paper's headline claims: 3")
 
 
 def test_power_sentences_for_undecided_claims_of_the_paper_only():

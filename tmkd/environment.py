@@ -13,6 +13,7 @@ from pathlib import Path
 from . import lock
 from .config import AUTO, PROFILES, REPO, Config, deviations, make_config
 from .data import data_source
+from .progress import progress
 from .rundir import check_run_dir, quiet_reuse, reuse_summary
 
 
@@ -62,7 +63,7 @@ def summarise_reuse_per_cell() -> None:
     def after_cell(*_):
         line = reuse_summary()
         if line:
-            print(line)
+            progress(line)            # under the chain: the chapter's progress log, not the published chapter
     shell.events.register("post_run_cell", after_cell)
     shell._tmkd_reuse_hook = True
 

@@ -280,7 +280,7 @@ def plot_intervals(intervals, title: str = "A minus B, dev accuracy points: the 
     comparison is of the paper's headline family, one of its other claims (exploratory) or the series' own."""
     import matplotlib.pyplot as plt
     d = intervals.reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(7.5, 0.45 * len(d) + 1.2))
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(d) + 1.2))          # wide: the labels leave the axes room
     y = np.arange(len(d))[::-1]
     for yi, (_, r) in zip(y, d.iterrows()):
         c = VERDICT_COLORS[verdict_kind(r["verdict"])]

@@ -14,11 +14,12 @@ from .corpus import corpus_name
 from .data import POOL_OFFSET, dev_splits, split_dataset
 from .logit_cache import align_examples
 from .method import ONE_STAGE_METHODS, TMKDStudent, accuracy, combine_students, method_students
+from .numbers import rounded
 from .progress import progress
 from .rundir import check_run_dir, read_metrics, record_metrics
 from .students import (COLLAPSED, FULL_BUDGET, StudentSpec, kept_epoch, select_curve, spec_row, student_dir, student_predictions,
                        student_rows, train_student)
-from .teacher_selection import best_teacher, evaluate_teachers, teacher_quality, weak_teachers
+from .teacher_selection import best_teacher, evaluate_teachers, weak_teachers
 from .teachers import teacher_name, teacher_names, train_teacher
 from .trainer import count_params, params_of, predict_logits
 
@@ -110,28 +111,12 @@ def configured_variants(cfg: Config, task: str) -> list:
     return ["mo1_strong", "1avgo1_strong"] if weak and left >= 2 else []
 
 
-def strong_variants(cfg: Config, task: str) -> list:
-    """configured_variants, saying why (chapter 04)."""
-    weak = weak_teachers(cfg, task)
-    left = len(teacher_names(cfg)) - len(weak)
-    flagged = int(teacher_quality(cfg, task)["weak"].sum())
-    if flagged:
-        kept = "; the best of them is kept (a method never loses every teacher)" if flagged > len(weak) else ""
-        print(f"  {task.upper()}: {flagged} of {len(teacher_names(cfg))} teachers flagged weak in chapter 02{kept}, "
-              f"so {left} teacher(s) remain"
-              + (": m-o-1 and 1avg-o-1 without the weak teachers are trained" if left >= 2 else
-                 ": without the weak teachers m-o-1 and 1avg-o-1 would be 1-o-1, so no variant is trained"))
-    else:
-        print(f"  {task.upper()}: no teacher flagged weak in chapter 02, so no variant is trained")
-    return configured_variants(cfg, task)
-
-
 def one_vs_many(cfg: Config, task: str, methods=ONE_STAGE_METHODS, force: bool = False):
     """Chapter 04 on one task: each method once per seed, then the weak-teacher variants where a teacher is weak."""
     check_run_dir(cfg)
     for method in methods:
         run_method(cfg, task, method, force)
-    for method in strong_variants(cfg, task):
+    for method in configured_variants(cfg, task):
         run_method(cfg, task, method, force)
 
 
@@ -190,7 +175,7 @@ def pooling_check(cfg: Config, force: bool = False):
     frame = pd.DataFrame(rows)
     frame["collapsed"] = frame.get("top_class_share", pd.Series(0.0, index=frame.index)).map(
         lambda x: bool(x not in ("", None) and x == x and float(x) >= COLLAPSED))
-    frame["accuracy (%)"] = (frame["accuracy"].astype(float) * 100).round(1)
+    frame["accuracy (%)"] = (frame["accuracy"].astype(float) * 100).map(rounded)
     return frame[["task", "split", "method", "pooling", "accuracy (%)", "collapsed", "model"]]
 
 
@@ -332,7 +317,7 @@ def alpha_sweep(cfg: Config, force: bool = False):
     for a in cfg.alphas:
         rows += run_stage2(cfg, "tmkd", alpha=a, sweep="alpha", force=force, seeds=cfg.seeds[:1])
     frame = pd.DataFrame(rows)
-    frame["accuracy (%)"] = (frame["accuracy"].astype(float) * 100).round(1)
+    frame["accuracy (%)"] = (frame["accuracy"].astype(float) * 100).map(rounded)
     return frame[["task", "split", "alpha", "accuracy (%)", "model"]]
 
 

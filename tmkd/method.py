@@ -174,7 +174,7 @@ class TMKDConfig(BertConfig):
 
 def make_head(hidden: int, classes: int, layers: int) -> nn.Module:
     """One head: (layers - 1) x [Linear(H, H), GELU], then Linear(H, C). The paper's head is layers = 1;
-    the earlier reimplementation's "1 BERT layer + n FC layers" is the same student with deeper heads."""
+    the slides' reimplementation's "1 BERT layer + n FC layers" is the same student with deeper heads."""
     blocks = []
     for _ in range(layers - 1):
         blocks += [nn.Linear(hidden, hidden), nn.GELU()]
@@ -282,7 +282,7 @@ METHODS = {
     "1o1": "one student, gold labels + the best single teacher (one soft head)",
     "1avgo1": "one student, gold labels + the mean of the N teachers' logits as one teacher (one soft head)",
     "mom_avg": "N students, one per teacher (each a 1-o-1 student); their probabilities averaged",
-    "mom_vote": "the same N students; majority vote of their predictions (the earlier reimplementation)",
+    "mom_vote": "the same N students; majority vote of their predictions (the reimplementation in the slides)",
     "mo1": "MKD: one student with N soft heads, all teachers at once (Eq. 6 at inference)",
     "tkd": "two stages, 1-o-1 in both (the best teacher of each stage's task)",
     "tmkd": "two stages, m-o-1 in both",

@@ -1,8 +1,9 @@
 """The paper's numbers and settings (docs/PAPER.md): what each table and deviation line is compared with.
 Light: it imports nothing."""
 
-# Published dev accuracies (%) for reference. Source: Yang et al. 2020, Table 4 (paper) and the seed
-# reimplementation's slides (1000-example subsets, bert-base teachers, its own test split; see docs/PAPER.md).
+# Published dev accuracies (%) for reference. Source: Yang et al. 2020, Table 4 ("paper") and the reimplementation in
+# the slides ("slides": an earlier student reimplementation, 1000-example subsets, bert-base teachers, its own test
+# split, reported as fractions and printed here in %; chapter 01 introduces it; see docs/PAPER.md).
 PUBLISHED = {
     "paper": {
         "no_kd": {"mnli": 70.77, "snli": 77.75, "qnli": 78.51, "rte": 57.42},
@@ -15,12 +16,15 @@ PUBLISHED = {
         "tkd": {"mnli": 72.34, "snli": 78.23, "qnli": 85.89, "rte": 67.35},
         "tmkd": {"mnli": 71.29, "snli": 78.35, "qnli": 83.53, "rte": 66.64},
     },
-    "seed": {
+    "slides": {
         "teacher": {"mnli": 59.5, "rte": 55.5, "qnli": 81.0},       # midpoints of 0.52-0.67, 0.52-0.59, 0.78-0.84
         "mo1": {"mnli": 39.5},
         "tmkd": {"rte": 58.3, "qnli": 53.2},
     },
 }
+
+# How a table's column names each source (never "(seed)": a seed is a random seed in this series).
+SOURCE_LABELS = {"paper": "paper", "slides": "reimplementation in the slides"}
 
 # Table 4's serving speed (queries per second on a 1080Ti): a 24-layer BERT-large teacher against the 3-layer student.
 PAPER_SPEED = {"teacher_qps": 16, "student_qps": 217, "teacher_layers": 24, "student_layers": 3}

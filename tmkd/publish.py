@@ -13,6 +13,7 @@ from .experiments import configured_models
 from .files import read_json, replace_dir, write_json_atomic, write_text_atomic
 from .intervals import interval_from_seeds
 from .method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
+from .numbers import TABLE4, pct
 from .report import collapsed_count, comparison_table, main_rows, per_seed, save_table, to_markdown
 from .rundir import read_metrics
 from .takeaways import GROUPS, counted, pair_name, power_sentences, span, where
@@ -56,6 +57,8 @@ def export_reference(run, dest=None) -> Path:
                 (tmp / folder).mkdir(parents=True, exist_ok=True)
                 if f.suffix == ".ipynb":
                     write_json_atomic(tmp / folder / f.name, clean_notebook(read_json(f), run))
+                elif f.suffix == ".json":                  # chain.json, run.json: their data folder, relative
+                    write_json_atomic(tmp / folder / f.name, relative_paths(read_json(f), path_swaps(run)))
                 else:
                     shutil.copy2(f, tmp / folder / f.name)
     save_table(tmp, "chapter_times", times)
@@ -69,8 +72,10 @@ def run_config(run):
     chain = read_json(Path(run) / "chain.json")
     if chain is None:
         raise TMKDError(f"{run} has no chain.json: publish a run made by run_chain.py (it records its settings)")
-    return make_config(chain["profile"], chain.get("overrides") or {}, run_dir=str(run),
-                       data_dir=chain.get("data_dir") or "")
+    data = chain.get("data_dir") or ""
+    if data and not Path(data).is_absolute():          # published relative to the repository ("../shared/...")
+        data = os.path.normpath(REPO / data)
+    return make_config(chain["profile"], chain.get("overrides") or {}, run_dir=str(run), data_dir=data)
 
 
 def configured_rows(path, models) -> str:
@@ -89,6 +94,28 @@ def without_widget_state(nb: dict) -> dict:
     return dict(nb, metadata={k: v for k, v in nb.get("metadata", {}).items() if k != "widgets"})
 
 
+def path_swaps(run) -> list:
+    """What a machine path becomes in a published file: the run directory RUN_DIR, the repository's folder
+    itself '.' (a path inside it: relative), its parent '..' (the shared data: "../shared/data/glue")."""
+    repo = REPO.resolve()
+    return [(str(Path(run).resolve()), "RUN_DIR"), (str(repo) + "/", ""), (str(repo), "."), (str(repo.parent) + "/", "../")]
+
+
+def relative_paths(obj, swaps):
+    """Every string inside a JSON value with the machine's paths swapped (path_swaps): no absolute path of the
+    developer's machine reaches a published file."""
+    if isinstance(obj, dict):
+        return {k: relative_paths(v, swaps) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [relative_paths(v, swaps) for v in obj]
+    if isinstance(obj, str):
+        for old, new in swaps:
+            obj = obj.replace(old, new)
+    return obj
+
+
+# A published chapter says where its progress went: a reference made before issue 30 lacks this field.
+PUBLISHED_MARK = {"progress": "in the run's executed/.<chapter>.progress.log, not in the chapter"}
 PROGRESS = re.compile(r"(\d+%\|)|(it/s\])|(s/it\])|(\d+/\d+ \[\d)")
 NOISE = re.compile(r"(Warning|warnings\.warn|warn\(|^\s*_validate\()")
 
@@ -100,9 +127,9 @@ def clean_notebook(nb: dict, run) -> dict:
     the run used, its run directory relative to the repository when inside it) replaces the chapter's defaults.
     Cells, results and figures are kept."""
     nb = without_widget_state(nb)
-    run = Path(run).resolve()
-    repo = [(str(REPO.resolve()) + "/", ""), (str(REPO.resolve()), "."), (str(REPO.resolve().parent) + "/", "../")]
-    swaps = [(str(run), "RUN_DIR")] + repo
+    swaps = path_swaps(run)
+    repo = swaps[1:]
+    nb = dict(nb, metadata=relative_paths(nb.get("metadata", {}), swaps) | {"tmkd": PUBLISHED_MARK})
 
     def unpath(text: str, order=swaps) -> str:
         for old, new in order:
@@ -127,10 +154,11 @@ def clean_notebook(nb: dict, run) -> dict:
                 continue                     # the Trainer's live progress and loss log (the curves are in figures)
             if o.get("output_type") == "stream":
                 kept = [line for line in lines(o.get("text", "")).replace("\r", "\n").split("\n")
-                        if line.strip() and not PROGRESS.search(line) and not NOISE.search(line)]
-                if not kept:
+                        if not PROGRESS.search(line) and not NOISE.search(line)]
+                text = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n")   # paragraphs kept, no empty runs
+                if not text.strip():
                     continue
-                o["text"] = unpath("\n".join(kept) + "\n")
+                o["text"] = unpath(text + "\n")
             for key in ("data",):
                 if key in o:
                     o[key] = {k: (unpath(lines(v)) if k.startswith("text/") else v) for k, v in o[key].items()}
@@ -175,9 +203,9 @@ def readme_table(reference=None) -> str:
         mean = table.loc[method, task]
         if mean != mean:
             return None
-        text = f"{mean:.2f}"
+        text = pct(mean, TABLE4)
         if (method, task) in spread.index and spread.loc[(method, task), "count"] > 1:
-            text += f" ± {spread.loc[(method, task), 'std']:.2f}"
+            text += f" ± {pct(spread.loc[(method, task), 'std'], TABLE4)}"
         n_bad = collapsed_count(metrics, method, task)
         return text + (f" ({n_bad} collapsed)" if n_bad else "")
     for t in tasks:

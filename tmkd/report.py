@@ -1,5 +1,6 @@
-"""Tables and figures, from metrics.csv and speed.csv only (and the Trainer logs for training curves). The sentences
-that say what they show are tmkd.takeaways'."""
+"""Tables from metrics.csv and speed.csv only, every accuracy written by tmkd.numbers; where figures and tables are
+saved; the convergence figure (the other figures are tmkd.figures'). The sentences that say what they show are
+tmkd.takeaways'."""
 from __future__ import annotations
 
 import math
@@ -8,11 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import TASKS
-from .data import dev_splits
+from .data import dev_splits, split_dataset
 from .files import read_json, tmp_name, write_text_atomic
 from .method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
-from .paper import PUBLISHED
+from .numbers import TABLE4, below_majority, mean_sd, pct, rounded
+from .paper import PUBLISHED, SOURCE_LABELS
 from .rundir import note_artifact
 from .students import COLLAPSED
 
@@ -38,24 +39,32 @@ def per_seed(metrics, methods=METHOD_ORDER + VARIANT_ORDER):
     return df.groupby(["method", "task", "seed"])["accuracy"].mean().mul(100).rename("accuracy").reset_index()
 
 
-def seed_table(metrics, methods=METHOD_ORDER + VARIANT_ORDER, tasks=None):
-    """Accuracy (%) per method x task as "mean ± sd (n seeds)": the sd is over seeds (a teacher row: over
-    the N teachers of its one seed, i.e. how far apart the teachers are)."""
+# Rows whose sd is over every model rather than over seeds: the N teachers (how far apart they are), and m-o-m's
+# members (N per seed: the n of the cell counts them all).
+PER_MODEL = ("teacher", "mom_member")
+
+
+def seed_table(metrics, methods=METHOD_ORDER + VARIANT_ORDER, tasks=None, majority=None):
+    """Accuracy (%) per method x task as "mean ± sd (n)": the sd is over seeds (a teacher row: over the N teachers
+    of its one seed, i.e. how far apart the teachers are; m-o-m's members: over all N x seeds of them). With
+    `majority` ({task: majority class %}, majority_classes) a cell at or below it says the model did not learn."""
     import pandas as pd
     df = per_seed(metrics, methods)
-    teachers = main_rows(metrics)
-    teachers = teachers[teachers["method"] == "teacher"]
+    models = main_rows(metrics)
+    models = models[models["method"].isin(PER_MODEL)]
     if tasks:
-        df, teachers = df[df["task"].isin(tasks)], teachers[teachers["task"].isin(tasks)]
+        df, models = df[df["task"].isin(tasks)], models[models["task"].isin(tasks)]
     if not len(df):
         return pd.DataFrame()
     cells = {}
     for (m, t), g in df.groupby(["method", "task"]):
         values = g["accuracy"]
-        if m == "teacher":
-            values = teachers[teachers["task"] == t].groupby("model")["accuracy"].mean() * 100
-        sd = values.std(ddof=1) if len(values) > 1 else float("nan")
-        cells[(m, t)] = f"{values.mean():.1f} ± {sd:.1f} ({len(values)})" if len(values) > 1 else f"{values.mean():.1f} (1)"
+        if m in PER_MODEL:
+            on = models[(models["task"] == t) & (models["method"] == m)]
+            values = on.groupby("model")["accuracy"].mean() * 100
+        cells[(m, t)] = f"{mean_sd(values)} ({len(values)})"
+        if majority and t in majority and below_majority(values.mean(), majority[t]):
+            cells[(m, t)] += f", did not learn (majority class {pct(majority[t])})"
         n_bad = collapsed_count(metrics, m, t)
         if n_bad:
             cells[(m, t)] += f" {n_bad} collapsed"
@@ -83,7 +92,7 @@ def method_table(metrics, methods=METHOD_ORDER):
     df = df[df["method"].isin(methods)]
     by_task = df.groupby(["method", "task"])["accuracy"].mean().unstack("task") * 100
     order = [m for m in methods if m in by_task.index]
-    return by_task.loc[order].round(2) if len(order) else pd.DataFrame()
+    return by_task.loc[order].apply(lambda col: col.map(lambda v: rounded(v, TABLE4))) if len(order) else pd.DataFrame()
 
 
 def comparison_table(metrics, speed=None, methods=METHOD_ORDER):
@@ -98,14 +107,15 @@ def comparison_table(metrics, speed=None, methods=METHOD_ORDER):
         table.insert(1, "examples_per_s", eps.reindex(table.index).round(1))
     for source, numbers in PUBLISHED.items():
         for task in [t for t in table.columns if t in ("mnli", "snli", "qnli", "rte")]:
-            table[f"{task} ({source})"] = [numbers.get(m, {}).get(task) for m in table.index]
+            table[f"{task} ({SOURCE_LABELS[source]})"] = [numbers.get(m, {}).get(task) for m in table.index]
     return table
 
 
 def readable(table, decimals: int = 1):
     """A method x column table as a reader reads it: method labels, fixed decimals, blank where there is no number."""
-    shown = table.rename(index=lambda m: METHOD_LABELS.get(m, m))
-    shown = shown.apply(lambda col: [f"{float(v):.{decimals}f}" if v == v and v not in ("", None) else "" for v in col])
+    shown = table.rename(index=lambda m: METHOD_LABELS.get(m, m),
+                         columns={"params_M": "params (M)", "examples_per_s": "examples/s (batch 32)"})
+    shown = shown.apply(lambda col: [pct(float(v), decimals) if v == v and v not in ("", None) else "" for v in col])
     shown.index.name = "method"
     return shown
 
@@ -141,14 +151,25 @@ def relative_table(metrics):
         for ref, name in (("teacher", "mean teacher"), ("teacher_ensemble", "ensemble")):
             if ref in acc.index:
                 ratio = acc.loc[students, task] / acc.loc[ref, task] * 100
-                table[f"{task.upper()}: % of {name}"] = [f"{v:.1f}" if v == v else "-" for v in ratio]
+                table[f"{task.upper()}: % of {name}"] = [pct(v) if v == v else "-" for v in ratio]
     return table
 
 
-def sweep_table(metrics, knob: str):
+def sweep_table(metrics, knob: str, majority=None):
+    """A sweep (one seed) as text: each value's dev accuracy (%) per task, one decimal as in its sentence; with
+    `majority` ({task: %}) a value at or below the majority class says the student did not learn."""
     df = metrics[metrics["sweep"].astype(str) == knob].copy()
     df["accuracy"] = df["accuracy"].astype(float) * 100
-    table = df.groupby(["task", knob])["accuracy"].mean().unstack("task").round(1)
+    if knob != "optimizer":                        # numbers in numeric order (1, 3, 10), written as such
+        df[knob] = df[knob].astype(float)
+    table = df.groupby(["task", knob])["accuracy"].mean().unstack("task")
+    if knob != "optimizer":
+        table.index = [f"{v:g}" for v in table.index]
+        table.index.name = knob
+    for t in table.columns:
+        low = majority and t in majority
+        table[t] = [pct(v) + (f", did not learn (majority class {pct(majority[t])})"
+                              if low and below_majority(v, majority[t]) else "") for v in table[t]]
     table.columns = [f"{t.upper()} dev accuracy (%)" for t in table.columns]
     return table
 
@@ -201,63 +222,17 @@ def dev_noise(accuracy: float, n: int) -> float:
     return 196 * math.sqrt(p * (1 - p) / max(n, 1))
 
 
-def chance(task: str) -> float:
-    return 100 / len(TASKS[task].labels)
-
-
-def plot_methods(metrics, methods=("no_kd", "1o1", "1avgo1", "mom_avg", "mom_vote", "mo1"), title="Dev accuracy by method"):
-    """One axis per task: each method's mean over seeds with its sd as an error bar, the teacher ensemble as a
-    dashed line and chance as a dotted one; a collapsed model (one class for >= 95 % of examples) is marked x."""
-    import matplotlib.pyplot as plt
-    seeds = per_seed(metrics, methods + ("teacher_ensemble",))
-    tasks = sorted(seeds["task"].unique())
-    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.2 * max(len(tasks), 1) + 0.6, 3.6), squeeze=False)
-    bad = collapsed(metrics)
-    main = main_rows(metrics)
-    for ax, task in zip(axes[0], tasks):
-        on = seeds[seeds["task"] == task]
-        shown = [m for m in methods if m in set(on["method"])]
-        stats = on.groupby("method")["accuracy"].agg(["mean", "std"]).reindex(shown)
-        ax.bar(range(len(shown)), stats["mean"], yerr=stats["std"].fillna(0), capsize=3, color="tab:blue")
-        for i, m in enumerate(shown):
-            models = main[(main["task"] == task) & (main["method"] == m)]["model"]
-            if any(x in bad for x in models):
-                ax.plot(i, stats.loc[m, "mean"] + 1, "x", color="tab:red", ms=9)
-        ens = on[on["method"] == "teacher_ensemble"]["accuracy"]
-        if len(ens):
-            ax.axhline(ens.mean(), color="k", ls="--", lw=1, label="teacher ensemble")
-        ax.axhline(chance(task), color="gray", ls=":", lw=1, label="chance")
-        ax.set_xticks(range(len(shown)), [METHOD_LABELS.get(m, m) for m in shown], rotation=35, ha="right", fontsize=8)
-        values = list(stats["mean"] - stats["std"].fillna(0)) + list(stats["mean"] + stats["std"].fillna(0))
-        values += [chance(task)] + ([ens.mean()] if len(ens) else [])
-        ax.set_ylim(max(0, min(values) - 3), min(100, max(values) + 3))     # fitted to the data, chance in view
-        ax.set_title(task.upper(), fontsize=9)
-    axes[0][0].set_ylabel("dev accuracy (%), mean ± sd over seeds")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02), frameon=False)
-    fig.suptitle(title + ("  (x: collapsed to one class)" if any(m in bad for m in main["model"]) else ""), fontsize=10)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
-    return fig
-
-
-def plot_sweep(metrics, knob: str, title: str = ""):
-    """One line per task over the knob's values (one seed): error bars are the 95 % binomial interval of each
-    accuracy on its dev set, i.e. how much a different dev sample of that size could move it; chance dotted."""
-    import matplotlib.pyplot as plt
-    df = metrics[metrics["sweep"].astype(str) == knob].copy()
-    df["accuracy"] = df["accuracy"].astype(float)
-    fig, ax = plt.subplots(figsize=(4.8, 3.3))
-    for task, g in df.groupby("task"):
-        g = g.groupby(knob).agg(accuracy=("accuracy", "mean"), n=("n_examples", "sum")).reset_index()
-        err = [dev_noise(a, n) for a, n in zip(g["accuracy"], g["n"])]
-        x = [str(v) for v in g[knob]] if knob == "optimizer" else g[knob]
-        ax.errorbar(x, g["accuracy"] * 100, yerr=err, marker="o", capsize=3, label=task.upper())
-        ax.axhline(chance(task), color="gray", ls=":", lw=1)
-    ax.set_xlabel(knob)
-    ax.set_ylabel("dev accuracy (%)")
-    ax.set_title(title or f"{knob} sweep (one seed; bars: 95 % dev-sample interval)", fontsize=9)
-    ax.legend(fontsize=8)
-    return fig
+def majority_classes(cfg) -> dict:
+    """{task: %} what always answering the most frequent label scores on the task's dev set (the mean over MNLI's
+    two): the line a model must clear to have learned anything, in tables, sentences and figures."""
+    out = {}
+    for task in cfg.tasks:
+        shares = []
+        for split in dev_splits(task):
+            gold = np.asarray(split_dataset(cfg, task, split)["label"])
+            shares.append(100 * np.bincount(gold).max() / len(gold))
+        out[task] = float(np.mean(shares))
+    return out
 
 
 def plot_convergence(curves, title: str = "Held-out (select) accuracy after each epoch, first seed"):
@@ -282,69 +257,6 @@ def plot_convergence(curves, title: str = "Held-out (select) accuracy after each
     fig.legend(handles, labels, fontsize=8, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
     fig.suptitle(title + " (ring: the epoch kept)", fontsize=10)
     fig.tight_layout()
-    return fig
-
-
-def plot_logits(cfg, split: str = "select"):
-    """Each teacher's pre-softmax logits on `split` (every class pooled), one panel per task: the scale the soft
-    loss's MSE works on. The legend gives each teacher's logit_scale (the standard deviation, chapter 02's table)."""
-    import matplotlib.pyplot as plt
-    from .logit_cache import stacked_teacher_logits
-    from .teachers import teacher_names
-    names = teacher_names(cfg)
-    fig, axes = plt.subplots(1, len(cfg.tasks), figsize=(4.4 * len(cfg.tasks) + 1.8, 3.2), squeeze=False)
-    for ax, task in zip(axes[0], cfg.tasks):
-        logits = stacked_teacher_logits(cfg, task, names, split)
-        bins = np.linspace(logits.min(), logits.max(), 40)
-        for i, t in enumerate(names):
-            ax.hist(logits[:, i].ravel(), bins=bins, histtype="step", lw=1.5,
-                    label=f"{t.removeprefix('teacher-')} (scale {logits[:, i].std():.2f})")
-        ax.set_title(task.upper(), fontsize=9)
-        ax.set_xlabel("teacher logit (every class)")
-        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0), frameon=False)
-    axes[0][0].set_ylabel(f"examples x classes ({split})")
-    fig.suptitle("The teachers' logits: what each soft head's MSE is asked to match", fontsize=10)
-    fig.tight_layout()
-    return fig
-
-
-def plot_curves(folders: dict, title: str = "training loss"):
-    """Training loss against epoch for several finished runs {label: folder}."""
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(5, 3.2))
-    for label, folder in folders.items():
-        h = log_history(folder)
-        if len(h):
-            ax.plot(h["epoch"], h["loss"], label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("loss")
-    ax.set_title(title, fontsize=10)
-    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
-    fig.tight_layout()
-    return fig
-
-
-def plot_speed(metrics, speed, task: str):
-    """Accuracy on `task` against examples/s (log scale) on one device, for the models of that task: the trade the
-    paper's QPS column reports."""
-    import matplotlib.pyplot as plt
-    device = main_device(speed)
-    speed = speed[speed["device"] == device]
-    acc = main_rows(metrics).groupby(["method", "task"])["accuracy"].mean()
-    fig, ax = plt.subplots(figsize=(5, 3.5))
-    for _, r in speed.iterrows():
-        key = (r["method"], task)
-        if str(r["model"]).split("/")[0] == task and key in acc.index:
-            ax.scatter(r["examples_per_s"], acc[key] * 100)
-            ax.annotate(METHOD_LABELS.get(r["method"], r["method"]), (r["examples_per_s"], acc[key] * 100), fontsize=7)
-    ax.axhline(chance(task), color="gray", ls=":", lw=1)
-    ax.set_xscale("log")
-    ax.xaxis.set_major_locator(plt.LogLocator(subs=(1, 2, 5)))   # 10, 20, 50, 100, ... in plain numbers
-    ax.xaxis.set_major_formatter(plt.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.xaxis.set_minor_formatter(plt.NullFormatter())
-    ax.set_xlabel("examples/s (batch 32)")
-    ax.set_ylabel(f"{task.upper()} dev accuracy (%)")
-    ax.set_title(f"{task.upper()}: accuracy vs speed on {device.split(' (')[0]}", fontsize=9)
     return fig
 
 

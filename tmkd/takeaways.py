@@ -1,25 +1,36 @@
-"""What this run shows, in words generated from its numbers: one sentence per result, per sweep and per interval,
-and each chapter's takeaway. Never fixed prose that an output could contradict."""
+"""What this run shows, in words generated from its numbers: one sentence per result, per sweep and per interval
+(each chapter's answer to its question is tmkd.answers'). Never fixed prose that an output could contradict; every
+accuracy written by tmkd.numbers."""
 from __future__ import annotations
 
 from .evidence import OWN_ANSWERS, PAPER_VERDICTS, group_of, verdict_kind
 from .intervals import SPAN
 from .method import METHOD_LABELS
+from .numbers import TABLE4, below_majority, gap, mean_sd, pct, rounded
 from .paper import PUBLISHED
-from .report import COLLAPSED, collapsed, dev_noise, log_history, main_rows, per_seed
+from .report import COLLAPSED, collapsed, dev_noise, main_rows, per_seed
 
 
-def result_sentence(metrics, method: str, task: str) -> str:
+def not_learning(accuracy: float, majority, task: str) -> str:
+    """"; below the 51.3 % majority class: it did not learn" when it is (majority: {task: %} or None), else ""."""
+    if not majority or task not in majority or not below_majority(accuracy, majority[task]):
+        return ""
+    return f"; at or below the {pct(majority[task])} % majority class: it did not learn"
+
+
+def result_sentence(metrics, method: str, task: str, majority=None) -> str:
     """What this run shows for one method on one task, generated from metrics.csv: mean ± sd over seeds, the
-    paper's number, and a warning when the model collapsed to one class."""
+    paper's number, and a warning when the model collapsed to one class or stayed at or below the majority class
+    (`majority`: {task: %}, tmkd.report.majority_classes)."""
     seeds = per_seed(metrics, (method,))
     acc = seeds[seeds["task"] == task]["accuracy"]
     label = METHOD_LABELS.get(method, method)
     if not len(acc):
         return f"{label} has no {task.upper()} result in this run."
-    spread = f" ± {acc.std():.1f} % over {len(acc)} seeds" if len(acc) > 1 else " % (one seed)"
+    spread = f" % over {len(acc)} seeds" if len(acc) > 1 else " % (one seed)"
     paper = PUBLISHED["paper"].get(method, {}).get(task)
-    text = f"{label} on {task.upper()}: {acc.mean():.1f}{spread}" + (f" (paper {paper:.2f})" if paper else "")
+    text = f"{label} on {task.upper()}: {mean_sd(acc)}{spread}" + (f" (paper {pct(paper, TABLE4)})" if paper else "")
+    text += not_learning(acc.mean(), majority, task)
     models = main_rows(metrics)
     models = models[(models["task"] == task) & (models["method"] == method)]["model"]
     bad = {m: v for m, v in collapsed(metrics).items() if m in set(models)}
@@ -28,12 +39,12 @@ def result_sentence(metrics, method: str, task: str) -> str:
     return text + "."
 
 
-def result_sentences(metrics, methods, tasks) -> str:
+def result_sentences(metrics, methods, tasks, majority=None) -> str:
     """result_sentence for each task and method that has a result (a variant trained on some tasks only is not
     listed where it did not run); one line saying so when none has."""
     seeds = per_seed(metrics, tuple(methods))
     have = set(zip(seeds["method"], seeds["task"]))
-    lines = [result_sentence(metrics, m, t) for t in tasks for m in methods if (m, t) in have]
+    lines = [result_sentence(metrics, m, t, majority) for t in tasks for m in methods if (m, t) in have]
     return "\n".join(lines) or f"No result for {', '.join(METHOD_LABELS.get(m, m) for m in methods)} in this run."
 
 
@@ -46,7 +57,7 @@ def convergence_sentence(curves, cfg) -> str:
     lines = []
     for task, on in curves.groupby("task", sort=False):
         best = on[on["best"]]
-        kept = ", ".join(f"{METHOD_LABELS.get(r.method, r.method)} {r.epoch:g} ({r.select_accuracy:.1f} %)"
+        kept = ", ".join(f"{METHOD_LABELS.get(r.method, r.method)} {r.epoch:g} ({pct(r.select_accuracy)} %)"
                          for r in best.itertuples())
         rising = [METHOD_LABELS.get(r.method, r.method) for r in best.itertuples()
                   if r.epoch == r.last_epoch and r.epoch >= cfg.student_epochs]
@@ -61,69 +72,61 @@ def convergence_sentence(curves, cfg) -> str:
     return "\n".join(lines)
 
 
-def sweep_sentence(metrics, knob: str) -> str:
-    """A sweep in words (one seed): each value's accuracy and whether the spread exceeds the dev-sample noise."""
+def sweep_sentence(metrics, knob: str, majority=None) -> str:
+    """A sweep in words (one seed): each value's accuracy, whether the spread exceeds the dev-sample noise, and a
+    value at or below the majority class (`majority`: {task: %}) called out as not learning. The alpha sweep also
+    says whether it can test the paper's Table 8 (larger alpha better, except alpha = 1) and what it shows."""
     df = metrics[metrics["sweep"].astype(str) == knob].copy()
     if not len(df):
         return f"No {knob} sweep in this run."
     df["accuracy"] = df["accuracy"].astype(float)
     out = []
+    if knob != "optimizer":                        # numbers in numeric order (1, 3, 10), written as such
+        df[knob] = df[knob].astype(float)
+    name = (lambda k: f"{float(k):g}") if knob != "optimizer" else str  # noqa: E731
     for task, g in df.groupby("task"):
         g = g.groupby(knob).agg(accuracy=("accuracy", "mean"), n=("n_examples", "sum"))
-        values = ", ".join(f"{k} {a * 100:.1f} %" for k, a in g["accuracy"].items())
-        spread = (g["accuracy"].max() - g["accuracy"].min()) * 100
+        acc = g["accuracy"] * 100
+        values = ", ".join(f"{name(k)} {pct(a)} %" for k, a in acc.items())
         noise = max(dev_noise(a, n) for a, n in zip(g["accuracy"], g["n"]))
-        reading = ("larger than" if spread > noise else "within") + f" the ±{noise:.1f}-point dev-sample interval"
-        best = g["accuracy"].idxmax()
-        out.append(f"{task.upper()} ({knob}, one seed): {values}; best {best}; spread {spread:.1f} points, {reading}.")
+        spread = gap(acc.max(), acc.min())
+        reading = ("larger than" if float(spread) > rounded(noise) else "within") + f" the ±{pct(noise)}-point dev-sample interval"
+        out.append(f"{task.upper()} ({knob}, one seed): {values}; best {name(acc.idxmax())}; spread "
+                   f"{spread.lstrip('+')} points, {reading}.")
+        flat = [name(k) for k, a in acc.items() if not_learning(a, majority, task)]
+        if flat:
+            out.append(f"Did not learn (at or below the {pct(majority[task])} % majority class): {knob} "
+                       f"{', '.join(flat)}.")
+        if knob == "alpha":
+            out.append(alpha_trend(acc, noise))
     bad = [m for m in collapsed(df)]
     if bad:
         out.append(f"Collapsed to one class: {', '.join(bad)}.")
     return "\n".join(out)
 
 
-# ---- each chapter's takeaway -----------------------------------------------------------------------------------
-
-KD_METHODS = ("1o1", "1avgo1", "mom_avg", "mom_vote", "mo1")
-
-
-def control_sentence(curves) -> str:
-    """Chapter 06: where each arm beside the compute-matched control kept its best epoch, of the epochs it ran
-    (first seed; control_curves), and whether the control's best select score reached m-o-1's."""
-    if not len(curves):
-        return ("No curve: with student_patience = 0 every arm trains its fixed epochs to the end of its schedule "
-                "(the control: its whole budget).")
-    lines = []
-    for task, on in curves.groupby("task", sort=False):
-        best = on[on["best"]].set_index("method")
-        kept = "; ".join(f"{SHORT_NAMES.get(m, METHOD_LABELS.get(m, m))} kept epoch {r.epoch:g} of the {r.last_epoch:g} "
-                         f"it ran ({r.select_accuracy:.1f} %)" for m, r in best.iterrows())
-        text = f"{task.upper()}: {kept}."
-        if {"mo1", "mo1_matched"} <= set(best.index):
-            gap = best.loc["mo1_matched", "select_accuracy"] - best.loc["mo1", "select_accuracy"]
-            text += f" The control's best select score is {gap:+.1f} points from m-o-1's."
-        lines.append(text)
-    return "\n".join(lines)
-
-
-def stage1_takeaway(metrics, curves: dict) -> str:
-    """Chapter 05: how far each stage-1 soft loss fell (first and last logged values; the curve is per batch, so it
-    is not smooth), and what the stage-1 students score on their task's dev set from soft heads alone."""
-    lines = []
-    for label, folder in curves.items():
-        h = log_history(folder)
-        if len(h) >= 2:
-            first, last = float(h["loss"].iloc[0]), float(h["loss"].iloc[-1])
-            change = f" ({abs(1 - last / first) * 100:.0f} % {'lower' if last <= first else 'higher'})" if first else ""
-            lines.append(f"{label} stage 1: soft loss {first:.3f} at step {int(h['step'].iloc[0])}, {last:.3f} at step "
-                         f"{int(h['step'].iloc[-1])}{change}")
-    s1 = metrics[metrics["sweep"].astype(str) == "stage1"]
-    for (method, task), g in s1.groupby(["method", "task"]):
-        acc = g["accuracy"].astype(float) * 100
-        spread = f" ± {acc.std():.1f} over {len(acc)} seeds" if len(acc) > 1 else " (one seed)"
-        lines.append(f"{METHOD_LABELS.get(method, method)} after stage 1 alone, on {task.upper()} dev: "
-                     f"{acc.mean():.1f} %{spread}, from soft heads never trained on a gold label.")
-    return "\n".join(line for line in lines if line)
+def alpha_trend(acc, noise: float) -> str:
+    """The paper's Table 8 against one alpha sweep ({alpha: %}): with fewer than three alphas below 1 the trend
+    cannot be tested; otherwise whether accuracy rises with alpha below 1 (Spearman's rank correlation) and
+    where alpha = 1 stands, read against the dev-sample noise."""
+    from scipy.stats import spearmanr
+    below = acc[acc.index < 1]
+    if len(below) < 3:
+        return (f"Table 8's trend (larger alpha is better, except alpha = 1) needs at least three alphas below 1; this "
+                f"run has {len(below)} ({', '.join(f'{a:g}' for a in below.index)}), so it cannot test it (the smoke "
+                "profile's alphas, 0.1 to 1.0 in six steps, can).")
+    if below.nunique() == 1:
+        order = "is the same at every alpha here"
+    else:
+        rho = spearmanr(below.index, below.to_numpy()).statistic
+        order = (f"{'rises' if rho > 0.5 else 'falls' if rho < -0.5 else 'shows no order'} with alpha here (rank "
+                 f"correlation {rho:+.2f})")
+    text = (f"Table 8's trend: below alpha = 1, accuracy {order}, one seed with ±{pct(noise)} points of dev-sample "
+            "noise per point")
+    if 1.0 in acc.index:
+        text += (f"; alpha = 1 scores {pct(acc[1.0])} % against {pct(below.max())} % at the best alpha below 1 "
+                 f"({gap(acc[1.0], below.max())} points)")
+    return text + "."
 
 
 # ---- the comparisons in words (chapters 04, 06 and 08, and the README through tmkd.publish) -------------------------
@@ -134,7 +137,7 @@ GROUPS = (("primary", "The paper's headline claims (primary family, named before
           ("own", "The series' own questions (the paper makes no such comparison: not counted among its claims)"))
 
 
-def _rows(intervals, group: str) -> list:
+def group_rows(intervals, group: str) -> list:
     return [r for r in intervals.to_dict("records") if group_of(r) == group]
 
 
@@ -180,7 +183,7 @@ def verdict_summary(intervals) -> str:
     """The verdicts counted apart: the paper's headline family, its other claims, the series' own questions."""
     parts = []
     for group, title in GROUPS:
-        rows = _rows(intervals, group)
+        rows = group_rows(intervals, group)
         if rows:
             kinds = OWN_ANSWERS if group == "own" else PAPER_VERDICTS
             parts.append(f"{title.split(' (')[0]}: {len(rows)} ({counted(rows, kinds)})")
@@ -193,90 +196,10 @@ def interval_sentences(intervals) -> str:
     """Every comparison in words, grouped: the paper's headline family, its other claims, the series' own."""
     lines = []
     for group, title in GROUPS:
-        rows = _rows(intervals, group)
+        rows = group_rows(intervals, group)
         if rows:
             lines += [f"{title}:"] + [f"  {row_sentence(r)}" for r in rows]
     return "\n".join(lines)
-
-
-def _row(intervals, a: str, b: str, task: str):
-    r = intervals[(intervals["a"] == a) & (intervals["b"] == b) & (intervals["task"] == task)]
-    return None if not len(r) else r.iloc[0].to_dict()
-
-
-def _side(r) -> int:
-    """+1 when the interval the verdict reads lies above 0, -1 below, 0 when it holds 0."""
-    return 1 if float(r["verdict_low"]) > 0 else -1 if float(r["verdict_high"]) < 0 else 0
-
-
-def plainly(r, a: str, b: str) -> str:
-    """What a comparison says, plainly: "TMKD beats no KD", "... is worse than ...", "... does not beat ..."."""
-    return {1: f"{a} beats {b}", -1: f"{a} is worse than {b}"}.get(_side(r), f"{a} does not beat {b} beyond this "
-                                                                               "run's noise (nor fall behind it)")
-
-
-def kd_takeaway(metrics, intervals, tasks) -> str:
-    """Chapter 04: does distillation beat the no-KD student here? Per task the means over seeds, then m-o-1 minus
-    no KD, the paper's headline claim, on its family-adjusted interval with its verdict; then one sentence over all
-    tasks. The other KD methods are compared in the exploratory rows."""
-    seeds = per_seed(metrics, ("no_kd",) + KD_METHODS)
-    lines, beaten = [], []
-    for task in tasks:
-        means = seeds[seeds["task"] == task].groupby("method")["accuracy"].mean()
-        if "no_kd" not in means or not set(KD_METHODS) & set(means.index):
-            continue
-        kd = means.reindex([m for m in KD_METHODS if m in means.index])
-        best = kd.idxmax()
-        text = (f"{task.upper()}: no KD {means['no_kd']:.1f} %; the best KD method, {METHOD_LABELS[best]}, "
-                f"{kd[best]:.1f} % ({kd[best] - means['no_kd']:+.1f} points, means over seeds).")
-        r = _row(intervals, "mo1", "no_kd", task)
-        if r is not None:
-            text += f" m-o-1 minus no KD (the paper's headline claim): {span(r)}: {plainly(r, 'm-o-1', 'no KD')}; " \
-                    f"verdict: {r['verdict']}."
-            if _side(r) > 0:
-                beaten.append(task.upper())
-        lines.append(text)
-    lines.append(f"So m-o-1 beats the no-KD student beyond noise on {', '.join(beaten)}." if beaten else
-                 "So m-o-1 does not beat the no-KD student beyond this run's noise on any task (the other KD methods: "
-                 "the exploratory rows above).")
-    return "\n".join(lines)
-
-
-def matched_takeaway(intervals, tasks) -> str:
-    """Chapter 06, per task: TMKD against one-stage m-o-1 first (the paper's claim), then against no KD (plainly,
-    when TMKD does not beat it), then the series' own question, TMKD against the compute-matched control: does
-    stage 1 beat more steps on the stage-2 pairs?"""
-    lines = []
-    for task in tasks:
-        one, none, matched = (_row(intervals, "tmkd", b, task) for b in ("mo1", "no_kd", "mo1_matched"))
-        if one is None:
-            continue
-        text = f"{task.upper()}: TMKD minus one-stage m-o-1 {span(one)}: {plainly(one, 'TMKD', 'one-stage m-o-1')} " \
-               f"(verdict on the paper's claim: {one['verdict']})."
-        if none is not None:
-            text += f" TMKD minus no KD {span(none)}: " + ("TMKD beats the no-KD student." if _side(none) > 0 else
-                                                           f"{plainly(none, 'TMKD', 'the no-KD student')}: two-stage "
-                                                           "distillation does not pay here.")
-        if matched is not None:
-            control = float(one["difference"]) - float(matched["difference"])
-            text += (f" The series' own question, stage 1 against more steps: TMKD minus m-o-1 given as many "
-                     f"examples {span(matched)} -> {matched['verdict']} (the control itself is {control:+.2f} points "
-                     "from one-stage m-o-1).")
-        lines.append(text)
-    return "\n".join(lines) or "No two-stage comparison in this run."
-
-
-def conclusion(intervals) -> str:
-    """Chapter 08: the verdicts counted apart, then every comparison in one line, the paper's headline family
-    first and the series' own questions last (never among the paper's), then what a decision on an undecided
-    claim of the paper would need."""
-    lines = [verdict_summary(intervals)]
-    for group, title in GROUPS:
-        rows = _rows(intervals, group)
-        if rows:
-            lines += ["", f"{title}:"] + [f"- {row_sentence(r)}" for r in rows]
-    power = power_sentences(intervals)
-    return "\n".join(lines + ([""] + power if power else []))
 
 
 def power_sentences(intervals) -> list:
@@ -348,7 +271,7 @@ def int8_sentence(table) -> str:
     for split in dict.fromkeys(table["split"]):
         t = table[table["split"] == split]
         fp32, int8 = (float(t.loc[m, "accuracy (%)"]) for m in ("TMKD, fp32", "TMKD, int8"))
-        lines.append(f"{split}: int8 {int8:.1f} % vs fp32 {fp32:.1f} % ({int8 - fp32:+.1f} points, seed "
+        lines.append(f"{split}: int8 {pct(int8)} % vs fp32 {pct(fp32)} % ({gap(int8, fp32)} points, seed "
                      f"{int(t['seed'].iloc[0])}); int8 keeps fp32's prediction on "
                      f"{t.loc['TMKD, int8', 'same prediction as fp32 (%)']} % of the examples.")
     return "\n".join(lines)
@@ -367,12 +290,13 @@ def majority_sentences(cfg, rows) -> str:
         acc = g.set_index("model")["accuracy"].astype(float) * 100
         near = [m.split("/")[-1] for m, a in acc.items() if a <= majority + 2]
         name = task.upper() + ("" if split == "validation" else f" {split.split('_')[-1]}")
-        lines.append(f"{name}: always answering the majority class scores {majority:.1f} %; " + (
+        lines.append(f"{name}: always answering the majority class scores {pct(majority)} %; " + (
             f"{', '.join(near)} {'is' if len(near) == 1 else 'are'} within 2 points of it (learned little)." if near
-            else f"every teacher is above it, by {_span_of(acc.min() - majority, acc.max() - majority)} points."))
+            else f"every teacher is above it, by {_span_of(acc.min(), acc.max(), majority)} points."))
     return "\n".join(lines)
 
 
-def _span_of(low: float, high: float) -> str:
-    """"3.1 to 5.0", or "3.1" when both ends round alike."""
-    return f"{low:.1f}" if f"{low:.1f}" == f"{high:.1f}" else f"{low:.1f} to {high:.1f}"
+def _span_of(low: float, high: float, base: float) -> str:
+    """"3.1 to 5.0" points above `base`, each the difference of the printed numbers; "3.1" when both ends agree."""
+    a, b = gap(low, base).lstrip("+"), gap(high, base).lstrip("+")
+    return a if a == b else f"{a} to {b}"
