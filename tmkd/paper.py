@@ -27,7 +27,8 @@ PUBLISHED = {
 SOURCE_LABELS = {"paper": "paper", "slides": "reimplementation in the slides"}
 
 # Table 4's serving speed (queries per second on a 1080Ti): a 24-layer BERT-large teacher against the 3-layer student.
-PAPER_SPEED = {"teacher_qps": 16, "student_qps": 217, "teacher_layers": 24, "student_layers": 3}
+PAPER_SPEED = {"teacher_qps": 16, "student_qps": 217, "teacher_layers": 24, "student_layers": 3,
+               "teacher_hidden": 1024, "student_hidden": 768}
 
 # What the paper used for each setting a profile may change (docs/PAPER.md), for the deviations each chapter prints.
 PAPER_VALUES = {
