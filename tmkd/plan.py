@@ -58,7 +58,7 @@ def build_plan(cfg: Config) -> dict:
         try:
             tasks[t] = task_plan(cfg, t)
         except TMKDError as e:
-            raise TMKDError(f"{t}: {e} (select_size)") from None
+            raise TMKDError(f"{t}: {e}") from None
     sources = {t: tasks[t]["unused"] for t in stage1_tasks(cfg)}
     available = count_pairs(cfg.corpus_file) if cfg.corpus_file else sum(sources.values())
     pairs = min(available, cfg.stage1_size) if cfg.stage1_size else available
