@@ -113,8 +113,7 @@ def check_data_dir(cfg: Config) -> None:
         return
     if not Path(cfg.data_dir).is_dir():
         raise TMKDError(f"--data-dir {cfg.data_dir} is not a folder: point it at the folder that holds RTE/, QNLI/, ...")
-    pool = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else ()
-    for task in dict.fromkeys((*cfg.tasks, *pool)):
+    for task in dict.fromkeys((*cfg.tasks, *stage1_tasks(cfg))):
         for split in ("train", *dev_splits(task)):
             check_local_split(cfg.data_dir, task, split)
 

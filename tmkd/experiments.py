@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 
 from .base_model import base_depth
-from .config import Config, TMKDError
+from .config import Config, TMKDError, stage1_tasks
 from .corpus import corpus_name
 from .data import POOL_OFFSET, dev_splits, split_dataset
 from .logit_cache import align_examples
@@ -228,7 +228,7 @@ def stage1_overlap(cfg: Config) -> dict:
     """For each task, how many stage-1 pairs are also among its train or select pairs (0 by construction)."""
     if cfg.corpus_file:              # the user's own pairs: nothing ties them to a task's rows
         return {}
-    tasks = cfg.stage1_pool_tasks if cfg.stage1_corpus == "pool" else (cfg.stage1_task,)
+    tasks = stage1_tasks(cfg)
     corpus = np.asarray(split_dataset(cfg, cfg.stage1_task, "stage1")["idx"])
     out = {}
     for k, t in enumerate(tasks):
