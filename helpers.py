@@ -39,8 +39,8 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
 Nothing runs at import time except constants.
 """
 from tmkd.answers import (best_teacher_sentence, conclusion, control_budget_sentence, control_sentence, kd_takeaway,
-                          matched_takeaway, stage1_loss_sentence, stage1_students_sentence, stage1_takeaway,
-                          stage2_sentence, weak_teacher_sentence)
+                          matched_takeaway, size_lines, stage1_loss_sentence, stage1_size_sentence,
+                          stage1_students_sentence, stage1_takeaway, stage2_sentence, weak_teacher_sentence)
 from tmkd.data import peek, task_data
 from tmkd.environment import departures, profile_note, start_chapter
 from tmkd.estimate import estimate
@@ -48,8 +48,8 @@ from tmkd.evidence import (ALL_COMPARISONS, compare_methods, interval_table, ONE
                            TWO_STAGE_COMPARISONS)
 from tmkd.experiments import (alpha_sweep, configured_metrics, configured_variants, control_curves, convergence_curves,
                               int8_accuracy, pooling_check, run_method, run_stage1, run_stage2, run_sweep,
-                              stage1_overlap, stage2_tasks)
-from tmkd.figures import plot_curves, plot_logits, plot_methods, plot_speed, plot_sweep
+                              stage1_overlap, stage1_size_curve, stage2_tasks)
+from tmkd.figures import plot_curves, plot_logits, plot_methods, plot_speed, plot_stage1_size, plot_sweep
 from tmkd.files import read_json
 from tmkd.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
 from tmkd.method import golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss, TMKDStudent

@@ -287,3 +287,49 @@ def conclusion(intervals, metrics=None) -> str:
             lines += ["", f"{title}:"] + [f"- {row_sentence(r)}" for r in rows]
     power = power_sentences(intervals)
     return "\n".join(lines + ([""] + power if power else []))
+
+
+# ---- chapter 05: stage 1's corpus size ------------------------------------------------------------------------
+
+def size_lines(metrics, task: str) -> dict:
+    """{label: %} the corpus-size figure's reference lines: the teachers' ensemble and the no-KD student (means
+    over seeds), as far as this run has them."""
+    means = _means(metrics, ("teacher_ensemble", "no_kd"), task)
+    names = {"teacher_ensemble": "teachers' ensemble", "no_kd": f"no KD (mean of {_count(metrics, 'no_kd', task)} seeds)"}
+    return {names[m]: means[m] for m in ("teacher_ensemble", "no_kd") if m in means}
+
+
+def _count(metrics, method: str, task: str) -> int:
+    seeds = per_seed(metrics, (method,))
+    return int((seeds["task"] == task).sum())
+
+
+def stage1_size_sentence(curve, lines: dict) -> str:
+    """Chapter 05's answer on the corpus size: TMKD after stage 2 from no stage 1 (m-o-1) to the whole corpus, in
+    the order of the sizes, against the reference lines; one seed per size, so a step smaller than one student's
+    spread (chapters 04 and 06 measure it) is not read as a trend."""
+    rows = curve.sort_values("stage-1 pairs").to_dict("records")
+    labelled = int(rows[0]["labelled pairs"])
+    steps = ", ".join(f"{int(r['stage-1 pairs']):,} pairs ({r['x labelled pairs']:g}x) {pct(r['after stage 2 (%)'])} %"
+                      for r in rows)
+    first, last = rows[0], rows[-1]
+    change = float(last["after stage 2 (%)"]) - float(first["after stage 2 (%)"])
+    trend = [float(r["after stage 2 (%)"]) for r in rows]
+    rising = all(b >= a for a, b in zip(trend, trend[1:]))
+    text = (f"TMKD after stage 2, by stage-1 corpus size ({labelled:,} labelled pairs; one seed per size): {steps}. "
+            f"From no stage 1 to the whole corpus it {'gains' if change > 0 else 'loses' if change < 0 else 'keeps'} "
+            f"{gap(last['after stage 2 (%)'], first['after stage 2 (%)'])[1:] if change else ''}"
+            f"{' points' if change else 'its accuracy'}"
+            f"{', rising at every size' if rising and change > 0 else ', not at every step' if change > 0 else ''}.")
+    ens = next((v for k, v in lines.items() if k.startswith("teachers")), None)
+    nokd = next((v for k, v in lines.items() if k.startswith("no KD")), None)
+    if ens is not None and nokd is not None and ens > nokd:
+        closed = (float(last["after stage 2 (%)"]) - nokd) / (ens - nokd)
+        text += (f" The teachers' ensemble is {pct(ens)} % and no KD {pct(nokd)} %: the whole corpus closes "
+                 f"{100 * closed:.0f} % of that gap" + (" (beyond it: above the teachers)." if closed > 1 else
+                                                 " (none: below no KD)." if closed < 0 else "."))
+    one = [r for r in rows if r["after stage 1 (%)"] == r["after stage 1 (%)"] and r["after stage 1 (%)"] is not None]
+    if one:
+        text += (" After stage 1 alone (no gold label seen): " + ", ".join(
+            f"{int(r['stage-1 pairs']):,} pairs {pct(r['after stage 1 (%)'])} %" for r in one) + ".")
+    return text

@@ -10,7 +10,7 @@ import numpy as np
 
 from .config import Config
 from .data import dev_splits
-from .experiments import configured_variants, matched_spec, method_specs, stage2_spec
+from .experiments import arm_seeds, configured_variants, matched_spec, method_specs, stage2_spec
 from .intervals import LEVEL, detectable, holm, holm_levels, interval_at, needed_size, paired_bootstrap
 from .logit_cache import align_examples
 from .method import METHOD_LABELS, combine_students
@@ -215,11 +215,12 @@ def adjust_family(rows, intervals, size: int, margin: float = 1.0) -> list:
 
 def method_spec_lists(cfg: Config, task: str, method: str) -> list:
     """Per seed, the students whose combined prediction is `method`'s."""
+    seeds = arm_seeds(cfg, method)
     if method in ("tmkd", "tkd"):
-        return [[stage2_spec(cfg, method, task=task, seed=s)] for s in cfg.seeds]
+        return [[stage2_spec(cfg, method, task=task, seed=s)] for s in seeds]
     if method == "mo1_matched":
-        return [[matched_spec(cfg, task, s)] for s in cfg.seeds]
-    return [method_specs(cfg, task, method, s) for s in cfg.seeds]
+        return [[matched_spec(cfg, task, s)] for s in seeds]
+    return [method_specs(cfg, task, method, s) for s in seeds]
 
 
 def method_correct(cfg: Config, task: str, method: str, split: str):
@@ -254,6 +255,8 @@ def compare_methods(cfg: Config, pairs, tasks=None):
                 if any(m.endswith("_strong") and m not in variants for m in (a, b)):
                     continue
                 (ca, ia), (cb, ib) = method_correct(cfg, task, a, split), method_correct(cfg, task, b, split)
+                both = min(len(ca), len(cb))     # the seeds both arms have (side arms train the first side_seeds)
+                ca, cb = ca[:both], cb[:both]
                 intervals.append(paired_bootstrap(ca, cb, ia, ib))
                 rows.append(comparison_row(task, split, a, b, intervals[-1]))
     return pd.DataFrame(adjust_family(rows, intervals, family_size(cfg.tasks), cfg.equivalence_margin))

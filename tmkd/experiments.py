@@ -31,6 +31,17 @@ def base_spec(cfg: Config, task: str, **changes) -> StudentSpec:
     return dataclasses.replace(spec, **changes)
 
 
+MAIN_ARMS = ("no_kd", "mo1", "tmkd")     # trained on every seed; the side arms on the first side_seeds (config)
+
+
+def arm_seeds(cfg: Config, method: str) -> tuple:
+    """The seeds `method` trains: every seed for the main arms (no KD, m-o-1, TMKD and its stage 1), the first
+    side_seeds for the others (0: every seed)."""
+    if method in MAIN_ARMS or not cfg.side_seeds:
+        return tuple(cfg.seeds)
+    return tuple(cfg.seeds[:cfg.side_seeds])
+
+
 # Variants beside the paper's methods (metrics.csv `method` column): the same student code, other teachers or steps.
 VARIANTS = {
     "mom_member": "one student of m-o-m (a 1-o-1 student of each teacher), scored on its own",
@@ -71,7 +82,7 @@ def run_method(cfg: Config, task: str, method: str, force: bool = False) -> list
     if method == "1o1":
         progress(f"  1-o-1 on {task} learns from {best_teacher(cfg, task)} (best on the held-out select slice)")
     rows = []
-    for seed in cfg.seeds:
+    for seed in arm_seeds(cfg, method):
         specs = method_specs(cfg, task, method, seed)
         for spec in specs:
             train_student(cfg, spec, force)
@@ -217,11 +228,13 @@ def stage_teachers(cfg: Config, method: str, task: str) -> tuple:
     return method_students(method, teacher_names(cfg), best)[0].teachers
 
 
-def stage1_spec(cfg: Config, method: str, seed: int | None = None) -> StudentSpec:
+def stage1_spec(cfg: Config, method: str, seed: int | None = None, corpus_pairs: int = 0) -> StudentSpec:
     """Stage 1: soft loss only (alpha = 1) from the stage-1 task's teachers, on the unused train pairs. One per seed:
-    stage 2's seed s starts from stage 1's seed s, so a comparison over seeds carries stage 1's chance too."""
+    stage 2's seed s starts from stage 1's seed s, so a comparison over seeds carries stage 1's chance too.
+    corpus_pairs: the first N pairs of the scored corpus only (the corpus-size curve; 0 = all)."""
     return base_spec(cfg, cfg.stage1_task, teachers=stage_teachers(cfg, method, cfg.stage1_task), alpha=1.0,
-                     stage=1, corpus=corpus_name(cfg), seed=cfg.seeds[0] if seed is None else seed)
+                     stage=1, corpus=corpus_name(cfg), seed=cfg.seeds[0] if seed is None else seed,
+                     corpus_pairs=corpus_pairs)
 
 
 def stage1_overlap(cfg: Config) -> dict:
@@ -243,7 +256,7 @@ def run_stage1(cfg: Config, method: str = "tmkd", force: bool = False) -> list:
     (sweep='stage1'). Returns the final folders, in the order of cfg.seeds."""
     check_run_dir(cfg)
     finals, rows = [], []
-    for seed in cfg.seeds:
+    for seed in arm_seeds(cfg, method):
         spec = stage1_spec(cfg, method, seed)
         finals.append(train_student(cfg, spec, force))
         rows += student_rows(cfg, spec, method, sweep="stage1")
@@ -257,10 +270,53 @@ def stage2_tasks(cfg: Config) -> list:
 
 
 def stage2_spec(cfg: Config, method: str, alpha: float | None = None, task: str | None = None,
-                seed: int | None = None) -> StudentSpec:
+                seed: int | None = None, corpus_pairs: int = 0) -> StudentSpec:
     task, seed = task or cfg.stage2_task, cfg.seeds[0] if seed is None else seed
     return base_spec(cfg, task, teachers=stage_teachers(cfg, method, task), seed=seed,
-                     alpha=cfg.alpha if alpha is None else alpha, stage=2, init_from=stage1_spec(cfg, method, seed).name)
+                     alpha=cfg.alpha if alpha is None else alpha, stage=2, corpus_pairs=corpus_pairs,
+                     init_from=stage1_spec(cfg, method, seed, corpus_pairs).name)
+
+
+STAGE1_SIZE_COLUMNS = ("stage-1 pairs", "labelled pairs", "x labelled pairs", "after stage 1 (%)", "after stage 2 (%)",
+                       "kept epoch", "stage-2 model")
+
+
+def stage1_size_curve(cfg: Config, force: bool = False):
+    """Chapter 05's corpus-size curve (the paper's TMKD_base on 4M pairs vs TMKD_large on 40M, in miniature): TMKD's
+    stage 1 on the first N pairs of the one scored corpus for each N of stage1_sizes, then its stage 2 on
+    stage2_task, first seed; the whole corpus is the main TMKD (trained here for the first seed, reused by chapter
+    06). N = 0 is no stage 1: stage 2 from the pre-trained base is m-o-1, chapter 04's student. One row per size,
+    dev accuracy on the first dev split of each stage's task (STAGE1_SIZE_COLUMNS); rows also go to metrics.csv
+    (sweep 'stage1_size')."""
+    import pandas as pd
+    check_run_dir(cfg)
+    corpus = len(split_dataset(cfg, cfg.stage1_task, "stage1"))
+    big = [k for k in cfg.stage1_sizes if k > corpus]
+    if big:
+        raise TMKDError(f"stage1_sizes {big} exceed the stage-1 corpus of {corpus:,} pairs: choose sizes of at most "
+                        f"{corpus:,} (or raise stage1_size)")
+    task, labelled = cfg.stage2_task, len(split_dataset(cfg, cfg.stage2_task, "train"))
+    first = lambda rows: rows[0]                                 # noqa: E731  (the first dev split's row)
+    out, record = [], []
+    for k in sorted(set(cfg.stage1_sizes) | {corpus}):
+        n = 0 if k == corpus else k
+        if k == 0:
+            spec, after1 = method_specs(cfg, task, "mo1")[0], None
+        else:
+            s1 = stage1_spec(cfg, "tmkd", corpus_pairs=n)
+            train_student(cfg, s1, force)
+            r1 = student_rows(cfg, s1, "tmkd", sweep="stage1_size")
+            after1, record = first(r1)["accuracy"], record + (r1 if n else [])
+            spec = stage2_spec(cfg, "tmkd", corpus_pairs=n)
+        train_student(cfg, spec, force)
+        r2 = student_rows(cfg, spec, "tmkd" if k else "mo1", sweep="stage1_size")
+        record += r2 if n else []
+        out.append({"stage-1 pairs": k, "labelled pairs": labelled, "x labelled pairs": round(k / labelled, 2),
+                    "after stage 1 (%)": None if after1 is None else rounded(100 * after1),
+                    "after stage 2 (%)": rounded(100 * first(r2)["accuracy"]),
+                    "kept epoch": first(r2).get("best_epoch"), "stage-2 model": f"{task}/{spec.name}"})
+    record_metrics(cfg.run_path, record)
+    return pd.DataFrame(out, columns=list(STAGE1_SIZE_COLUMNS))
 
 
 def matched_spec(cfg: Config, task: str, seed: int | None = None) -> StudentSpec:
@@ -301,7 +357,7 @@ def run_stage2(cfg: Config, method: str = "tmkd", task: str | None = None, alpha
     check_run_dir(cfg)
     task = task or cfg.stage2_task
     rows = []
-    for seed in (cfg.seeds if seeds is None else seeds):
+    for seed in (arm_seeds(cfg, method) if seeds is None else seeds):
         spec = matched_spec(cfg, task, seed) if method == "mo1_matched" else stage2_spec(cfg, method, alpha, task, seed)
         train_student(cfg, spec, force)
         rows += student_rows(cfg, spec, method, sweep=sweep)
@@ -332,14 +388,16 @@ def configured_models(cfg: Config) -> set:
     for task in cfg.tasks:
         models |= {f"{task}/{n}" for n in names} | {f"{task}/ensemble-{len(names)}"}
         methods = ONE_STAGE_METHODS + tuple(configured_variants(cfg, task))
-        for seed in cfg.seeds:
-            for method in methods:
+        for method in methods:
+            for seed in arm_seeds(cfg, method):
                 specs = method_specs(cfg, task, method, seed)
                 models |= {f"{task}/{s.name}" for s in specs}
                 if method.startswith("mom_"):
                     models.add(f"{task}/mom{len(specs)}{specs[0].suffix}")
-            two = [stage2_spec(cfg, m, task=task, seed=seed) for m in ("tmkd", "tkd")] + [matched_spec(cfg, task, seed)]
-            models |= {f"{task}/{s.name}" for s in two}
+        for method in ("tmkd", "tkd", "mo1_matched"):
+            for seed in arm_seeds(cfg, method):
+                spec = matched_spec(cfg, task, seed) if method == "mo1_matched" else stage2_spec(cfg, method, task=task, seed=seed)
+                models.add(f"{task}/{spec.name}")
         models.add(f"{task}/{stage2_spec(cfg, 'tmkd', task=task).name}-int8")
     return models
 

@@ -195,3 +195,34 @@ def plot_speed(metrics, speed, task: str, majority=None):
     ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False)  # below: full width
     fig.tight_layout()
     return fig
+
+
+def plot_stage1_size(curve, lines: dict, task: str):
+    """Chapter 05's corpus-size curve: dev accuracy against the stage-1 corpus' pairs, after stage 1 alone and after
+    stage 2 (one seed per size), with horizontal lines for the reference models ({label: %}: the teachers'
+    ensemble, no KD). The x axis is symmetric-log, so 0 (no stage 1) and every size show; its top axis counts
+    multiples of the labelled pairs."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    labelled = int(curve["labelled pairs"].iloc[0])
+    x = curve["stage-1 pairs"].astype(float)
+    one = curve["after stage 1 (%)"].astype(float)
+    two = curve["after stage 2 (%)"].astype(float)
+    ax.plot(x, two, "o-", color="tab:blue", label="TMKD after stage 2")
+    ax.plot(x[one.notna()], one[one.notna()], "s--", color="tab:orange", label="TMKD after stage 1 alone")
+    styles = iter([("tab:green", "-"), ("tab:gray", ":"), ("tab:red", "-.")])
+    for label, value in lines.items():
+        color, ls = next(styles)
+        ax.axhline(value, color=color, ls=ls, lw=1.2, label=f"{label} ({pct(value)} %)")
+    ax.set_xscale("symlog", linthresh=max(float(x[x > 0].min()), 1.0) if (x > 0).any() else 1.0)
+    ax.set_xticks(list(x), [f"{int(v):,}" for v in x], fontsize=8)
+    ax.minorticks_off()
+    ax.set_xlim(-0.1 * (x[x > 0].min() if (x > 0).any() else 1), x.max() * 1.6)
+    values = [*two, *one.dropna(), *lines.values()]
+    ax.set_ylim(min(values) - 2, max(values) + 2)
+    ax.set_xlabel(f"stage-1 pairs (0 = no stage 1, that is m-o-1; {labelled:,} labelled pairs in stage 2)")
+    ax.set_ylabel(f"{task.upper()} dev accuracy (%)")
+    ax.set_title("Stage 1's corpus size (first seed; the paper: TMKD_base 4M vs TMKD_large 40M pairs)", fontsize=9)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2, frameon=False)
+    fig.tight_layout()
+    return fig

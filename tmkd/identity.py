@@ -39,6 +39,8 @@ SELECTION = {     # which steps a chapter runs; each step records the value it u
     "sweep_layers": "which depths chapter 03 compares; a student records its own",
     "alphas": "which alphas chapter 06 compares; a student records its own alpha",
     "seeds": "how many students per method; a student records its own seed",
+    "side_seeds": "how many students per side method; a student records its own seed",
+    "stage1_sizes": "which corpus sizes chapter 05's curve trains; a student records its own (spec corpus_pairs)",
     "weak_margin": "which extra 'without the weak teacher' students run; a student records its own teachers",
 }
 STUDENT_ONLY = ("student_layers", "student_head_layers", "student_init", "student_lr", "student_epochs",

@@ -7,7 +7,7 @@ refuses an impossible plan (an empty stage-1 corpus, a select slice larger than 
 No torch here: the chain checks the plan before any heavy import."""
 from __future__ import annotations
 
-from .config import SMOKE_MODEL, Config, TMKDError, stage1_tasks
+from .config import MINILM_MODEL, SMOKE_MODEL, Config, TMKDError, stage1_tasks
 from .corpus import count_pairs
 from .data import dev_splits, generated_rows, labelled_rows, part_sizes
 
@@ -85,11 +85,13 @@ def workload(cfg: Config, tasks: dict, corpus: int) -> dict:
     """The models each chapter trains and their training examples (examples x epochs; with student_patience the
     epochs are the most a student trains), and the examples predicted."""
     n, seeds = len(cfg.teacher_lrs), len(cfg.seeds)
+    side = cfg.side_seeds or seeds          # the side arms' seeds (config.side_seeds)
     train = {t: tasks[t]["train"] for t in cfg.tasks}
+    curve = [k for k in set(cfg.stage1_sizes) if 0 < k < corpus]   # the curve's own stage-1 students (0 is m-o-1)
     s_ep, c_ep = cfg.student_epochs, cfg.stage1_epochs
     sweeps = max(len(set(cfg.sweep_optimizers) | {cfg.optimizer}) + len(set(cfg.sweep_head_layers))
                  + len(set(cfg.sweep_layers)) - 2, 1)
-    one_stage = (3 + n) * seeds          # no_kd, 1avg-o-1, m-o-1 and one 1-o-1 per teacher (m-o-m's members)
+    one_stage = 2 * seeds + (1 + n) * side   # no_kd, m-o-1; 1avg-o-1 and one 1-o-1 per teacher (m-o-m's members)
     alphas = len(set(cfg.alphas) - {cfg.alpha})
     models = [   # (chapter, what, count, training examples of each, a teacher?)
         *[("01", f"{t} teachers", n, train[t] * cfg.teacher_epochs, True) for t in cfg.tasks],
@@ -97,9 +99,12 @@ def workload(cfg: Config, tasks: dict, corpus: int) -> dict:
         ("03", f"{cfg.sweep_task} sweep students", sweeps, train[cfg.sweep_task] * s_ep, False),
         *[("03", f"{t} student with the other pooling", 1, train[t] * s_ep, False) for t in cfg.tasks],
         *[("04", f"{t} one-stage students", one_stage, train[t] * s_ep, False) for t in cfg.tasks],
-        ("05", "stage-1 students (TMKD, TKD)", 2 * seeds, corpus * c_ep, False),
-        *[("06", f"{t} stage-2 students (TMKD, TKD)", 2 * seeds, train[t] * s_ep, False) for t in cfg.tasks],
-        *[("06", f"{t} compute-matched m-o-1", seeds, train[t] * s_ep + corpus * c_ep, False) for t in cfg.tasks],
+        ("05", "stage-1 students (TMKD, TKD)", seeds + side, corpus * c_ep, False),
+        *[("05", f"stage-1 student on {k:,} of the pairs (corpus-size curve)", 1, k * c_ep, False) for k in sorted(curve)],
+        ("05", f"{cfg.stage2_task} stage-2 students of the corpus-size curve", len(curve),
+         train[cfg.stage2_task] * s_ep, False),
+        *[("06", f"{t} stage-2 students (TMKD, TKD)", seeds + side, train[t] * s_ep, False) for t in cfg.tasks],
+        *[("06", f"{t} compute-matched m-o-1", side, train[t] * s_ep + corpus * c_ep, False) for t in cfg.tasks],
         ("06", f"{cfg.stage2_task} alpha sweep", alphas, train[cfg.stage2_task] * s_ep, False),
     ]
     models = [m for m in models if m[2]]
@@ -129,6 +134,10 @@ def hours(cfg: Config, plan: dict, rates: dict) -> float:
 def problems(cfg: Config, plan: dict) -> list:
     """What makes the plan impossible, each with the setting to change."""
     out = []
+    big = [k for k in cfg.stage1_sizes if k > plan["stage1"]["pairs"]]
+    if big:
+        out.append(f"stage1_sizes {', '.join(f'{k:,}' for k in big)} exceed the stage-1 corpus of "
+                   f"{plan['stage1']['pairs']:,} pairs: choose sizes of at most that (or raise stage1_size)")
     for t, p in plan["tasks"].items():
         if t in cfg.tasks and p["train"] == 0:
             out.append(f"{t} has no labelled train pairs left ({p['file']:,} in its file, {p['select']:,} select, "
@@ -209,6 +218,17 @@ def stage1_sentence(cfg: Config) -> str:
     s1, s2 = plan["stage1"], plan["stage2"]
     src = (f"the pairs of {s1['file']}" if s1["file"] else
            " + ".join(f"{t} {n:,}" for t, n in s1["sources"].items()) + " unused train pairs, labels dropped")
-    return (f"Stage 1 reads {s1['pairs']:,} pairs ({src}), scored by the {len(cfg.teacher_lrs)} {s1['scored_by']} "
+    text = (f"Stage 1 reads {s1['pairs']:,} pairs ({src}), scored by the {len(cfg.teacher_lrs)} {s1['scored_by']} "
             f"teachers: {s1['ratio']:.1f}x the {s2['labelled']:,} labelled pairs of stage 2 on {s2['task']} "
             "(the paper: 4M web pairs before QNLI's 105k, 38x).")
+    return text + ("" if s1["file"] or "rte" in s1["sources"] else " " + without_rte(cfg))
+
+
+def without_rte(cfg: Config) -> str:
+    """Why a stage-1 corpus without RTE's pairs departs from the mission's RTE stage 1 (the GPU profiles keep it)."""
+    reads = "QNLI-style question-sentence pairs only" if set(stage1_tasks(cfg)) == {"qnli"} else \
+        f"the pairs of {' + '.join(t.upper() for t in stage1_tasks(cfg))} only"
+    why = ("RTE's all-MiniLM-L6-v2 teachers stayed at the majority class on this run's few RTE pairs in earlier "
+           "offline runs, so their logits would teach nothing, and " if cfg.base_model == MINILM_MODEL else "")
+    return (f"This corpus reads {reads}, not RTE's pairs (the mission's stage 1; the colab and paper profiles pool "
+            f"them): {why}the paper's own corpus is web question-passage pairs, QNLI's form.")

@@ -39,6 +39,8 @@ class StudentSpec:
     stage: int = 0                     # 0 one stage, 1 distillation pre-training, 2 task fine-tuning
     corpus: str = "task"               # stage 1: "task" or "pool" (config.stage1_corpus), labels dropped
     init_from: str = ""                # stage 2: name of the stage-1 student it starts from
+    corpus_pairs: int = 0              # stage 1 (and the stage 2 after it): the first N pairs of the scored stage-1
+                                       # corpus (chapter 05's corpus-size curve); 0 = the whole corpus
     epochs: float = 0.0                # 0: the configuration's (student_epochs; stage1_epochs in stage 1)
     variant: str = ""                  # a named variant of the method: "matched-full" (the compute-matched control,
                                        # trained to the end of its budget; "matched": stopped early, runs before
@@ -49,7 +51,8 @@ class StudentSpec:
         """The method part of the name: nokd, 1o1-<teacher>, 1avgo1, mo1; tkd/tmkd for the two stages."""
         if self.stage:
             two = "tmkd" if len(self.teachers) > 1 else "tkd"
-            return f"{two}-stage1-{self.corpus}" if self.stage == 1 else two
+            size = f"-n{self.corpus_pairs}" if self.corpus_pairs else ""
+            return f"{two}-stage1-{self.corpus}{size}" if self.stage == 1 else two + size
         if not self.teachers:
             return "nokd"
         if self.average_teachers:
@@ -108,7 +111,10 @@ def student_identity(cfg: Config, spec: StudentSpec) -> dict:
     else:
         start = cfg.student_init
     kind = ("student", "stage1", "stage2")[spec.stage]
-    return identity(seen, kind, spec=asdict(spec), teacher_weights=teachers, starts_from=start)
+    fields = asdict(spec)
+    if not spec.corpus_pairs:          # added after run directories existed: absent at 0, so their students are reused
+        del fields["corpus_pairs"]
+    return identity(seen, kind, spec=fields, teacher_weights=teachers, starts_from=start)
 
 
 def stage1_folder(cfg: Config, spec: StudentSpec) -> Path:
@@ -125,7 +131,18 @@ def student_train_data(cfg: Config, spec: StudentSpec):
         ds = with_teacher_logits(cfg, spec.task, split, spec.teachers, spec.average_teachers)
     if spec.stage == 1 and "label" in ds.column_names:
         ds = ds.remove_columns(["label"])
+    if spec.stage == 1 and spec.corpus_pairs:
+        ds = ds.select(corpus_subset(cfg, len(ds), spec.corpus_pairs))
     return ds
+
+
+def corpus_subset(cfg: Config, n: int, pairs: int) -> np.ndarray:
+    """Rows of the first `pairs` pairs of a stage-1 corpus of n, in a fixed-seed order: a smaller size's pairs are
+    among every larger size's, so the corpus-size curve adds pairs and changes nothing else."""
+    if pairs > n:
+        raise TMKDError(f"a stage-1 corpus of {pairs:,} pairs was asked for; the scored corpus holds {n:,}: choose "
+                        f"stage1_sizes of at most {n:,} (or raise stage1_size)")
+    return np.sort(np.random.default_rng(cfg.seed).permutation(n)[:pairs])
 
 
 def build_student(source, layers: int, n_teachers: int, label_names, head_layers: int = 1, alpha: float = 0.7,
@@ -293,7 +310,8 @@ def spec_row(cfg: Config, spec: StudentSpec) -> dict:
 
 def train_pairs(cfg: Config, spec: StudentSpec) -> int:
     """The pairs a student trains on: its task's labelled train pairs, or the stage-1 corpus (unlabelled)."""
-    return len(split_dataset(cfg, spec.task, "stage1" if spec.stage == 1 else "train"))
+    n = len(split_dataset(cfg, spec.task, "stage1" if spec.stage == 1 else "train"))
+    return min(n, spec.corpus_pairs) if spec.stage == 1 and spec.corpus_pairs else n
 
 
 COLLAPSED = 0.95     # a model that predicts one class for at least this share of dev examples has collapsed
