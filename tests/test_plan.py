@@ -133,7 +133,7 @@ def test_a_local_folder_is_counted_without_rows_that_have_no_gold_label(tmp_path
         (tmp_path / "QNLI" / "train.tsv").read_text().replace("sentence1\tsentence2", "question\tsentence"))
     (tmp_path / "QNLI" / "dev.tsv").write_text(
         (tmp_path / "QNLI" / "dev.tsv").read_text().replace("sentence1\tsentence2", "question\tsentence"))
-    cfg = smoke_config(tmp_path / "run", data_dir=str(tmp_path), tasks=("rte", "qnli"), sweep_task="rte",
+    cfg = smoke_config(tmp_path / "run", data_dir=str(tmp_path), tasks=("rte", "qnli"), sweep_task="rte", stage1_sizes=(),
                        train_size=30, select_size=10, dev_size=0)
     plan = check_plan(cfg)
     assert plan["tasks"]["rte"]["file"] == 50 and plan["tasks"]["qnli"]["file"] == 90   # the "-" rows are not pairs
