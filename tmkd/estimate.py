@@ -97,9 +97,10 @@ def measure_rates(cfg: Config) -> dict:
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     prec = device_precision(cfg)
     rates = {"teacher_train": _train_rate(teacher, batch(cfg.teacher_batch_size), prec),
-             "teacher_predict": _predict_rate(teacher, batch(cfg.eval_batch_size), prec)}
+             "teacher_predict": _predict_rate(teacher, batch(cfg.eval_batch_size), "fp32")}   # logits: always fp32
     student = TMKDStudent(student_config(shape.to_dict(), cfg.student_layers, ("a", "b"), len(cfg.teacher_lrs)))
     rates["student_train"] = _train_rate(student.to(dev), batch(cfg.student_batch_size), prec)
+    rates["student_predict"] = _predict_rate(student, batch(cfg.eval_batch_size), prec)     # dev and select scores
     rates["params_teacher"] = sum(p.numel() for p in teacher.parameters())
     rates["params_student"] = sum(p.numel() for p in student.parameters())
     del teacher, student
@@ -134,7 +135,9 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
           + ", ".join(f"{t} {p['train']:,}" for t, p in w["tasks"].items() if t in cfg.tasks)
           + f" pairs = {w['teacher_examples']:,.0f} training examples at {r['teacher_train']:,.0f}/s (measured)")
     print(f"  students: {w['students']} runs, {w['student_examples']:,.0f} training examples at "
-          f"{r['student_train']:,.0f}/s; predictions: {w['predict_examples']:,.0f} examples at {r['teacher_predict']:,.0f}/s")
+          f"{r['student_train']:,.0f}/s; predictions: teachers {w['predict_examples']:,.0f} examples at "
+          f"{r['teacher_predict']:,.0f}/s (fp32 logits), students {w['student_predict_examples']:,.0f} at "
+          f"{r.get('student_predict', r['teacher_predict']):,.0f}/s")
     size = lambda gigabytes: f"{gigabytes:.1f} GB" if gigabytes >= 1 else f"{gigabytes * 1000:.0f} MB"   # noqa: E731
     most = " at most (students counted at their most epochs; early stopping ends most sooner)" if cfg.student_patience else ""
     print(f"  about {f'{hours:.1f} h' if hours >= 1 else f'{hours * 60:.0f} minutes'} in all{most}; the run directory "

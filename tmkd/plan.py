@@ -22,7 +22,7 @@ HUB_SIZES = {
 # Examples/s assumed for a free Colab T4 (fp16, bert-base-uncased teachers, a 3-layer student, 128 tokens, batch 32;
 # not yet measured on a T4): the arithmetic beside the colab profile. The chain itself prints an estimate from rates
 # it measures on its own device before chapter 01 (tmkd.estimate).
-T4_RATES = {"teacher_train": 170.0, "student_train": 600.0, "teacher_predict": 700.0}
+T4_RATES = {"teacher_train": 170.0, "student_train": 600.0, "teacher_predict": 700.0, "student_predict": 2000.0}
 CHAPTERS = 8
 # Fixed costs, measured on the smoke chain (this project's 2-core CPU, benchmarks/profile_chain.py on an idle run from
 # an empty run directory, 2026-12-05): a chapter's kernel start, imports, start and report cells took 71 s over 8
@@ -112,11 +112,14 @@ def workload(cfg: Config, tasks: dict, corpus: int) -> dict:
     students = [m for m in models if not m[4]]
     dev = sum(sum(tasks[t]["dev"].values()) for t in cfg.tasks) / len(cfg.tasks)
     n_students = sum(m[2] for m in students)
+    # with student_patience a student is scored on its task's select slice after every epoch (at most s_ep)
+    select_scores = (sum(tasks[t]["select"] for t in cfg.tasks) / len(cfg.tasks) * s_ep) if cfg.student_patience else 0
     predict = sum(n * (tasks[t]["train"] + tasks[t]["select"] + sum(tasks[t]["dev"].values())) for t in cfg.tasks)
     return {"models": models, "teachers": sum(m[2] for m in teachers), "students": n_students,
             "teacher_examples": sum(m[2] * m[3] for m in teachers),
             "student_examples": sum(m[2] * m[3] for m in students),
-            "predict_examples": predict + n * corpus + n_students * dev}
+            "predict_examples": predict + n * corpus,
+            "student_predict_examples": n_students * (dev + select_scores)}
 
 
 def hours(cfg: Config, plan: dict, rates: dict) -> float:
@@ -126,7 +129,8 @@ def hours(cfg: Config, plan: dict, rates: dict) -> float:
     that stop early (student_patience) are counted at their most epochs, so with early stopping this is an upper
     estimate of the training."""
     seconds = (plan["teacher_examples"] / rates["teacher_train"] + plan["student_examples"] / rates["student_train"]
-               + plan["predict_examples"] / rates["teacher_predict"])
+               + plan["predict_examples"] / rates["teacher_predict"]
+               + plan.get("student_predict_examples", 0) / rates.get("student_predict", rates["teacher_predict"]))
     per_model = PER_MODEL_S + 20 * (cfg.nproc > 1)
     return (seconds / cfg.nproc + PER_CHAPTER_S * CHAPTERS + per_model * (plan["teachers"] + plan["students"])) / 3600
 
