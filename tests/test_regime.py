@@ -138,3 +138,21 @@ def test_reference_tmkd_comparisons_are_detectable_at_three_points():
         row = iv[(iv["a"] == "tmkd") & (iv["b"] == b)]
         assert len(row) == 1, f"TMKD - {b} missing from intervals.csv"
         assert float(row["detectable"].iloc[0]) <= 3.0
+
+
+def test_a_one_seed_comparison_gets_no_verdict_however_narrow_its_dev_interval():
+    from tmkd.evidence import adjust_family, comparison_row
+    from tmkd.intervals import paired_bootstrap
+    from tmkd.takeaways import span
+    rng = np.random.default_rng(0)
+    b = rng.random((1, 5000)) < 0.70
+    a = b | (rng.random((1, 5000)) < 0.30)                   # A fixes a third of B's errors: +9 points at one seed
+    interval = paired_bootstrap(a, b)
+    assert interval["low"] > 0                               # the dev sample alone would call it
+    row = adjust_family([comparison_row("qnli", "validation", "mo1", "1o1", interval)], [interval], 3)[0]
+    assert row["verdict"] == "inconclusive"
+    assert "one seed" in span(row)
+    two = np.vstack([a, a]), np.vstack([b, b])
+    interval = paired_bootstrap(*two)
+    row = adjust_family([comparison_row("qnli", "validation", "mo1", "1o1", interval)], [interval], 3)[0]
+    assert row["verdict"] != "inconclusive" and "one seed" not in span(row)

@@ -11,7 +11,7 @@ import numpy as np
 from .config import Config
 from .data import dev_splits
 from .experiments import arm_seeds, configured_variants, matched_spec, method_specs, stage2_spec
-from .intervals import LEVEL, detectable, holm, holm_levels, interval_at, needed_size, paired_bootstrap
+from .intervals import LEVEL, SPAN, detectable, holm, holm_levels, interval_at, needed_size, paired_bootstrap
 from .logit_cache import align_examples
 from .method import METHOD_LABELS, combine_students
 from .paper import PUBLISHED
@@ -205,6 +205,8 @@ def adjust_family(rows, intervals, size: int, margin: float = 1.0) -> list:
         low, high = interval_at(interval, float(r["verdict_level"]))
         r.update(verdict_low=round(low, 2), verdict_high=round(high, 2))
         shown = {"difference": float(r["difference"]), "low": r["verdict_low"], "high": r["verdict_high"]}
+        if not interval.get("seed_level", True):     # one seed: the seed's chance is not in the interval, so
+            shown = {"difference": shown["difference"], "low": -SPAN, "high": SPAN}   # no verdict can be read from it
         r["verdict"] = (own_verdict(shown, own_question(r["a"], r["b"]), margin) if r["whose"] == "series" else
                         claim_verdict(shown, r["paper_difference"], r["paper_resolution"], margin))
         r.update(power_columns(r, interval))

@@ -150,6 +150,8 @@ def span(r) -> str:
     primary comparison, "+1.20 [-0.33, +2.72] (95 %)" for any other."""
     level = float(r["verdict_level"]) * 100
     how = f"Holm-adjusted {level:.1f} %" if group_of(r) == "primary" else f"{level:g} %"
+    if str(r.get("seeds", "")) in ("1", "1.0"):
+        how += "; one seed: another seed's chance is not in it, so no verdict is read from it"
     return f"{float(r['difference']):+.2f} [{float(r['verdict_low']):+.2f}, {float(r['verdict_high']):+.2f}] ({how})"
 
 
