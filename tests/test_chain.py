@@ -76,7 +76,7 @@ def test_figures_are_valid_png_files(smoke_chain):
     run, _ = smoke_chain
     expected = {"methods", "one_vs_many", "two_stage", "alpha_sweep", "stage1_loss", "accuracy_vs_speed",
                 "curves_teachers", "curves_two_stage", "sweep_optimizer", "sweep_head_layers", "sweep_layers",
-                "intervals", "intervals_one_stage", "intervals_two_stage"}
+                "intervals", "intervals_one_stage", "intervals_two_stage", "stage1_size"}
     found = {p.stem for p in (run / "figures").glob("*.png")}
     assert expected <= found
     for name in expected:
@@ -84,6 +84,23 @@ def test_figures_are_valid_png_files(smoke_chain):
         assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
         assert mpimg.imread(path).shape[0] > 100
     assert (run / "tables" / "comparison.md").read_text().startswith("| method |")
+
+
+def test_the_corpus_size_curve_trains_each_size_once_and_reuses_the_main_arms(smoke_chain):
+    run, _ = smoke_chain
+    cfg = tmkd.config.make_config("smoke")
+    curve = pd.read_csv(run / "tables" / "stage1_size.csv", index_col=0)
+    corpus = int(pd.read_csv(run / "metrics.csv").query("sweep == 'stage1'")["train_pairs"].iloc[0])
+    assert list(curve["stage-1 pairs"]) == sorted(set(cfg.stage1_sizes) | {corpus})
+    m = helpers.read_metrics(run)
+    main = m[m["sweep"] == ""]
+    s42 = lambda method: main[(main["method"] == method) & (main["seed"] == 42) & (main["stage"] != 1)]  # noqa: E731
+    # N = 0 is chapter 04's m-o-1 and the whole corpus chapter 06's TMKD: the same students, the same numbers
+    assert curve.iloc[0]["after stage 2 (%)"] == pytest.approx(100 * s42("mo1")["accuracy"].iloc[0], abs=0.051)
+    assert curve.iloc[-1]["after stage 2 (%)"] == pytest.approx(100 * s42("tmkd")["accuracy"].iloc[0], abs=0.051)
+    sub = m[(m["sweep"] == "stage1_size") & (m["stage"] == 1)]
+    assert set(sub["train_pairs"].astype(int)) == {k for k in cfg.stage1_sizes if 0 < k < corpus}
+    assert (run / "students" / "qnli" / f"tmkd-stage1-pool-n{cfg.stage1_sizes[1]}-k3-s42" / "final").is_dir()
 
 
 def test_speed_rows_and_the_int8_student(smoke_chain):
