@@ -39,7 +39,7 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
 Nothing runs at import time except constants.
 """
 from tmkd.answers import (best_teacher_sentence, conclusion, control_budget_sentence, control_sentence, kd_takeaway,
-                          matched_takeaway, size_lines, stage1_loss_sentence, stage1_size_sentence,
+                          matched_takeaway, seeds_sentence, size_lines, stage1_loss_sentence, stage1_size_sentence,
                           stage1_students_sentence, stage1_takeaway, stage2_sentence, weak_teacher_sentence)
 from tmkd.data import peek, task_data
 from tmkd.environment import departures, profile_note, start_chapter

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .config import Config
 from .data import split_dataset
-from .experiments import configured_metrics, configured_variants, matched_spec, stage1_spec, stage2_tasks
+from .experiments import arm_seeds, configured_metrics, configured_variants, matched_spec, stage1_spec, stage2_tasks
 from .figures import loss_ends
 from .method import METHOD_LABELS
 from .numbers import gap, mean_sd, pct
@@ -130,12 +130,26 @@ def stage1_loss_sentence(curves: dict) -> str:
     return "\n".join(lines) or "No stage-1 loss was logged."
 
 
+def seeds_sentence(cfg: Config) -> str:
+    """Which seeds each arm trains: every seed for the main arms, the first side_seeds for the side arms."""
+    every = f"{len(cfg.seeds)} seed(s) ({', '.join(map(str, cfg.seeds))})"
+    side = arm_seeds(cfg, "1o1")
+    if len(side) == len(cfg.seeds):
+        return f"Every method trains one student (m-o-m: N) per seed: {every}."
+    return (f"The main arms (no KD, m-o-1, TMKD and its stage 1) train one student per seed: {every}. The side arms "
+            f"(1-o-1, 1avg-o-1, m-o-m, TKD, the compute-matched control) train "
+            + (f"the first seed only ({side[0]}" if len(side) == 1 else f"the first {len(side)} ({', '.join(map(str, side))}")
+            + f", side_seeds = {len(side)}), to fit the time; a comparison pairs the seeds both arms have"
+            + (", so one with a side arm has no seed level and reads no verdict." if len(side) == 1 else "."))
+
+
 def stage1_students_sentence(cfg: Config, method: str) -> str:
     """What one stage-1 section trained: its students (one per seed), their soft heads and teachers, the corpus."""
     spec = stage1_spec(cfg, method)
     pairs = len(split_dataset(cfg, cfg.stage1_task, "stage1"))
-    return (f"{METHOD_LABELS.get(method, method)} stage 1: {len(cfg.seeds)} student(s), seeds "
-            f"{', '.join(map(str, cfg.seeds))}, each with {spec.n_heads} soft head(s) ({', '.join(spec.teachers)} of "
+    seeds = arm_seeds(cfg, method)
+    return (f"{METHOD_LABELS.get(method, method)} stage 1: {len(seeds)} student(s), seed(s) "
+            f"{', '.join(map(str, seeds))}, each with {spec.n_heads} soft head(s) ({', '.join(spec.teachers)} of "
             f"{cfg.stage1_task.upper()}), soft loss only, {cfg.stage1_epochs:g} epoch(s) of the {pairs:,} stage-1 pairs; "
             "their loss and what they score are below.")
 
