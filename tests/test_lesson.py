@@ -220,3 +220,20 @@ def test_the_reference_holds_no_machine_path():
     for f in publish.REFERENCE.rglob("*"):
         if f.suffix in (".json", ".ipynb", ".csv", ".md"):
             assert not re.search(r"(/work/|/root/|/home/|/tmp/|/content/)", f.read_text()), f
+
+
+def printed_estimate_seconds(nb) -> float | None:
+    """Chapter 01's printed estimate ("about 2.4 h in all", "about 5 minutes in all") in seconds."""
+    for line in printed_lines(nb):
+        found = re.search(r"about ([\d.]+) (h|minutes) in all", line)
+        if found:
+            return float(found.group(1)) * (3600 if found.group(2) == "h" else 60)
+    return None
+
+
+@pytest.mark.skipif(reference_predates_issue_30(), reason="results/reference predates issue 30 (issue 31 reruns it)")
+def test_the_reference_estimate_is_within_its_target_of_the_measured_run():
+    chapters = [json.loads((publish.REFERENCE / "executed" / name).read_text()) for name in CHAPTERS]
+    estimate = printed_estimate_seconds(chapters[0])
+    measured = sum(nb["metadata"]["papermill"]["duration"] for nb in chapters)
+    assert estimate is not None and 0.67 <= estimate / measured <= 1.5, (estimate, measured)
