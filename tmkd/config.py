@@ -147,7 +147,7 @@ class Config:
     stage1_sizes: tuple = setting((0, 160), "chapter 05's corpus-size curve (the paper's TMKD_base vs TMKD_large in "
                                             "miniature): TMKD's stage 1 on the first N pairs of the one scored corpus, "
                                             "then its stage 2, first seed; 0 = no stage 1 (that is m-o-1); the whole "
-                                            "corpus is the main TMKD and always a point", low=0)
+                                            "corpus is the main TMKD and always a point (a size beyond it is the whole corpus)", low=0)
     stage1_epochs: float = setting(3.0, "stage-1 epochs (smoke: 3; with 1.5 over its 640 pairs the TMKD stage-1 student "
                                         "stayed near chance)", low=0.01)
     stage2_task: str = setting("qnli", "first task of stage 2 (task distillation fine-tuning); stage 2 then runs "

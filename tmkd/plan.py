@@ -138,10 +138,6 @@ def hours(cfg: Config, plan: dict, rates: dict) -> float:
 def problems(cfg: Config, plan: dict) -> list:
     """What makes the plan impossible, each with the setting to change."""
     out = []
-    big = [k for k in cfg.stage1_sizes if k > plan["stage1"]["pairs"]]
-    if big:
-        out.append(f"stage1_sizes {', '.join(f'{k:,}' for k in big)} exceed the stage-1 corpus of "
-                   f"{plan['stage1']['pairs']:,} pairs: choose sizes of at most that (or raise stage1_size)")
     for t, p in plan["tasks"].items():
         if t in cfg.tasks and p["train"] == 0:
             out.append(f"{t} has no labelled train pairs left ({p['file']:,} in its file, {p['select']:,} select, "
