@@ -310,11 +310,9 @@ PROFILES = {
     #   score, the best epoch kept (the colab profile's rule). 64 tokens per pair. fp32: on this project's CPU
     #   (AVX-512 bf16, no AMX) bf16 autocast measured slower, 45 vs 63 student examples/s (tmkd.estimate).
     # - Seeds, where the time went: the main arms (no KD, m-o-1, TMKD and its stage 1) train 5 seeds, so that
-    #   TMKD - m-o-1 and TMKD - no KD are detectable at about 3 points at their Holm-adjusted level (the regime
-    #   issue's probe: TMKD - m-o-1 varied by 1.4 points (sd) between seeds; a 1,000-pair select slice steadies
-    #   the epoch each student keeps); the side arms (1-o-1, 1avg-o-1, m-o-m, TKD,
-    #   the compute-matched control) the first seed only (side_seeds): 3 seeds of them would add about 45 minutes,
-    #   and the 2-hour budget of the reference on this project's 2-core machine holds the main arms first.
+    #   TMKD - m-o-1 and TMKD - no KD are detectable at about 3 points at their Holm-adjusted level (a 1,000-pair
+    #   select slice steadies the epoch each student keeps); the side arms (1-o-1, 1avg-o-1, m-o-m, TKD, the
+    #   control) the first seed only (side_seeds): 3 seeds of them would add about 45 minutes to the 2 hours.
     #   Chapter 03's sweeps and 06's alpha sweep (0.7, 0.9) use the first seed.
     "offline": dict(tasks=("qnli",), base_model=MINILM_MODEL, max_seq_len=64, train_size=2000, dev_size=0,
                     select_size=1000, seeds=(42, 43, 44, 45, 46), side_seeds=1, pooling="mean",
