@@ -342,8 +342,9 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
             continue
         rerun_rest = True            # a chapter that runs again may change what the later ones read
         if nb.name.startswith("01_") and not files.read_json(marker):
-            from tmkd.estimate import estimate
-            estimate(cfg)            # before any training: the time and space this profile will take here
+            from tmkd.estimate import estimate, record_rates
+            estimate(cfg, record_rates(cfg))   # before any training: the time and space this profile will take here
+                                               # (its rates kept for chapter 01, which prints the same estimate)
         print(f"{head}: running ...", end="", flush=True)
         t0 = time.time()
         ledger = executed / f".{nb.stem}.ledger.jsonl"

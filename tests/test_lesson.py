@@ -237,3 +237,26 @@ def test_the_reference_estimate_is_within_its_target_of_the_measured_run():
     estimate = printed_estimate_seconds(chapters[0])
     measured = sum(nb["metadata"]["papermill"]["duration"] for nb in chapters)
     assert estimate is not None and 0.67 <= estimate / measured <= 1.5, (estimate, measured)
+
+
+def test_chapter_01_prints_the_rates_its_chain_measured_before_it(tmp_path, monkeypatch):
+    """run_chain.py measures the rates once, alone on the machine, before chapter 01; chapter 01's estimate reads them
+    (same chain, same settings) instead of timing a step again beside whatever runs by then; anything else measures."""
+    import tmkd.config
+    import tmkd.estimate
+    calls = []
+    fake = {"teacher_train": 10.0, "teacher_predict": 100.0, "student_train": 50.0, "student_predict": 300.0,
+            "params_teacher": 1000, "params_student": 100}
+    monkeypatch.setattr(tmkd.estimate, "measure_rates", lambda cfg: calls.append(cfg) or dict(fake))
+    cfg = tmkd.config.make_config("smoke", run_dir=str(tmp_path / "run"))
+    monkeypatch.setenv("TMKD_RUN_TOKEN", "chain-1")
+    assert tmkd.estimate.record_rates(cfg) == fake and len(calls) == 1
+    assert tmkd.estimate.recorded_rates(cfg) == fake
+    chapter = tmkd.estimate.estimate(cfg)
+    assert len(calls) == 1 and chapter["student_train"] == 50.0           # nothing timed again
+    assert tmkd.estimate.recorded_rates(tmkd.config.make_config("smoke", run_dir=cfg.run_dir, max_seq_len=32)) is None
+    monkeypatch.setenv("TMKD_RUN_TOKEN", "chain-2")                         # another chain measures for itself
+    assert tmkd.estimate.recorded_rates(cfg) is None
+    monkeypatch.delenv("TMKD_RUN_TOKEN")                                    # a notebook on its own too
+    tmkd.estimate.estimate(cfg)
+    assert len(calls) == 2

@@ -3,6 +3,7 @@ short measured warm-up of a teacher step, a student step and a prediction batch,
 Drive) space its models and checkpoints need."""
 from __future__ import annotations
 
+import os
 import time
 
 import torch
@@ -117,11 +118,43 @@ def plan_rates(cfg: Config) -> tuple:
     return measure_rates(cfg), f"{device_name()} (rates measured here)"
 
 
+RATES_FILE = "estimate_rates.json"      # in the run directory: the rates run_chain.py measured before chapter 01
+
+
+def rates_key(cfg: Config) -> dict:
+    """What the measured rates depend on: the models' shapes, batch sizes, tokens, precision and device."""
+    return {"base_model": cfg.base_model, "student_layers": cfg.student_layers, "teachers": len(cfg.teacher_lrs),
+            "batches": [cfg.teacher_batch_size, cfg.student_batch_size, cfg.eval_batch_size],
+            "max_seq_len": cfg.max_seq_len, "precision": device_precision(cfg), "device": device_name()}
+
+
+def record_rates(cfg: Config) -> dict:
+    """Measure the rates once, before any kernel starts (run_chain.py, the only process then), and keep them in the
+    run directory for this chain's chapter 01, so that its estimate does not time a step again beside whatever
+    else the machine does by then."""
+    from .files import write_json_atomic
+    rates = measure_rates(cfg)
+    write_json_atomic(cfg.run_path / RATES_FILE, {"key": rates_key(cfg), "rates": rates,
+                                                  "chain": os.environ.get("TMKD_RUN_TOKEN", "")})
+    return rates
+
+
+def recorded_rates(cfg: Config) -> dict | None:
+    """The rates this chain's run_chain.py measured for these settings (None outside a chain or for others)."""
+    from .files import read_json
+    kept = read_json(cfg.run_path / RATES_FILE)
+    token = os.environ.get("TMKD_RUN_TOKEN", "")
+    if not kept or not token or kept.get("chain") != token or kept.get("key") != rates_key(cfg):
+        return None
+    return kept["rates"]
+
+
 def estimate(cfg: Config, rates: dict | None = None) -> dict:
-    """The plan's workload (tmkd.plan), the expected hours on this device (measured rates) and the space the run
-    directory needs. Prints a few lines; returns the numbers."""
+    """The plan's workload (tmkd.plan), the expected hours on this device (measured rates: the chain's, measured
+    before chapter 01, when run by run_chain.py) and the space the run directory needs. Prints a few lines;
+    returns the numbers."""
     w = build_plan(cfg)
-    r = rates or measure_rates(cfg)
+    r = rates or recorded_rates(cfg) or measure_rates(cfg)
     hours = plan_hours(cfg, w, r)
     gb = 1e-9
     finals = (w["teachers"] * r["params_teacher"] + w["students"] * r["params_student"]) * 4 * gb
