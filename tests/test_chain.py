@@ -94,7 +94,8 @@ def test_the_corpus_size_curve_trains_each_size_once_and_reuses_the_main_arms(sm
     assert list(curve["stage-1 pairs"]) == sorted(set(cfg.stage1_sizes) | {corpus})
     m = helpers.read_metrics(run)
     main = m[m["sweep"] == ""]
-    s42 = lambda method: main[(main["method"] == method) & (main["seed"] == 42) & (main["stage"] != 1)]  # noqa: E731
+    s42 = lambda method: main[(main["method"] == method) & (main["seed"] == 42) & (main["stage"] != 1)  # noqa: E731
+                              & (main["task"] == cfg.stage2_task)]
     # N = 0 is chapter 04's m-o-1 and the whole corpus chapter 06's TMKD: the same students, the same numbers
     assert curve.iloc[0]["after stage 2 (%)"] == pytest.approx(100 * s42("mo1")["accuracy"].iloc[0], abs=0.051)
     assert curve.iloc[-1]["after stage 2 (%)"] == pytest.approx(100 * s42("tmkd")["accuracy"].iloc[0], abs=0.051)
