@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from tmkd import numbers, publish
+from tmkd.estimate import CHAIN_MEASURED
 from tmkd.report import seed_table, sweep_table
 from tmkd.takeaways import result_sentence, sweep_sentence
 from conftest import REPO
@@ -234,6 +235,9 @@ def printed_estimate_seconds(nb) -> float | None:
 @pytest.mark.skipif(reference_predates_issue_30(), reason="results/reference predates issue 30 (issue 31 reruns it)")
 def test_the_reference_estimate_is_within_its_target_of_the_measured_run():
     chapters = [json.loads((publish.REFERENCE / "executed" / name).read_text()) for name in CHAPTERS]
+    if not any(CHAIN_MEASURED in line for line in printed_lines(chapters[0])):
+        pytest.xfail("this reference's chapter 01 timed its rates again inside its kernel (before chapter 01 read "
+                     "the chain's rates), beside other work: its estimate is not the chain's")
     estimate = printed_estimate_seconds(chapters[0])
     measured = sum(nb["metadata"]["papermill"]["duration"] for nb in chapters)
     assert estimate is not None and 0.67 <= estimate / measured <= 1.5, (estimate, measured)

@@ -118,6 +118,7 @@ def plan_rates(cfg: Config) -> tuple:
     return measure_rates(cfg), f"{device_name()} (rates measured here)"
 
 
+CHAIN_MEASURED = "measured by run_chain.py before chapter 01, alone on the machine"
 RATES_FILE = "estimate_rates.json"      # in the run directory: the rates run_chain.py measured before chapter 01
 
 
@@ -154,7 +155,9 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
     before chapter 01, when run by run_chain.py) and the space the run directory needs. Prints a few lines;
     returns the numbers."""
     w = build_plan(cfg)
-    r = rates or recorded_rates(cfg) or measure_rates(cfg)
+    kept = None if rates else recorded_rates(cfg)
+    r = rates or kept or measure_rates(cfg)
+    source = CHAIN_MEASURED if kept else "measured"
     hours = plan_hours(cfg, w, r)
     gb = 1e-9
     finals = (w["teachers"] * r["params_teacher"] + w["students"] * r["params_student"]) * 4 * gb
@@ -166,7 +169,7 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
     print(f"  teachers: {w['teachers']} ({n} per task x {tasks} task(s), + {tasks} trained with the other pooling in "
           f"chapter 03), {cfg.teacher_epochs:g} epochs on "
           + ", ".join(f"{t} {p['train']:,}" for t, p in w["tasks"].items() if t in cfg.tasks)
-          + f" pairs = {w['teacher_examples']:,.0f} training examples at {r['teacher_train']:,.0f}/s (measured)")
+          + f" pairs = {w['teacher_examples']:,.0f} training examples at {r['teacher_train']:,.0f}/s ({source})")
     print(f"  students: {w['students']} runs, {w['student_examples']:,.0f} training examples at "
           f"{r['student_train']:,.0f}/s; predictions: teachers {w['predict_examples']:,.0f} examples at "
           f"{r['teacher_predict']:,.0f}/s (fp32 logits), students {w['student_predict_examples']:,.0f} at "
