@@ -243,7 +243,7 @@ def test_the_reference_estimate_is_within_its_target_of_the_measured_run():
     assert estimate is not None and 0.67 <= estimate / measured <= 1.5, (estimate, measured)
 
 
-def test_chapter_01_prints_the_rates_its_chain_measured_before_it(tmp_path, monkeypatch):
+def test_chapter_01_prints_the_rates_its_chain_measured_before_it(tmp_path, monkeypatch, capsys):
     """run_chain.py measures the rates once, alone on the machine, before chapter 01; chapter 01's estimate reads them
     (same chain, same settings) instead of timing a step again beside whatever runs by then; anything else measures."""
     import tmkd.config
@@ -258,9 +258,10 @@ def test_chapter_01_prints_the_rates_its_chain_measured_before_it(tmp_path, monk
     assert tmkd.estimate.recorded_rates(cfg) == fake
     chapter = tmkd.estimate.estimate(cfg)
     assert len(calls) == 1 and chapter["student_train"] == 50.0           # nothing timed again
+    assert CHAIN_MEASURED in capsys.readouterr().out
     assert tmkd.estimate.recorded_rates(tmkd.config.make_config("smoke", run_dir=cfg.run_dir, max_seq_len=32)) is None
     monkeypatch.setenv("TMKD_RUN_TOKEN", "chain-2")                         # another chain measures for itself
     assert tmkd.estimate.recorded_rates(cfg) is None
     monkeypatch.delenv("TMKD_RUN_TOKEN")                                    # a notebook on its own too
     tmkd.estimate.estimate(cfg)
-    assert len(calls) == 2
+    assert len(calls) == 2 and CHAIN_MEASURED not in capsys.readouterr().out
