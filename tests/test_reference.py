@@ -107,7 +107,8 @@ def test_every_verdict_in_the_readme_follows_from_its_interval():
     headline family; the verdict rule on each interval; and for a reference made before issue 29, the seed level
     from the per-seed accuracies of its metrics.csv."""
     raw = pd.read_csv(REF / "tables" / "intervals.csv", index_col=0)
-    assert len(raw) >= 7 and (raw["seeds"] >= 3).all(), "the reference intervals rest on at least 3 seeds"
+    primary = raw[raw["family"] == "primary"] if "family" in raw else raw       # side arms may train one seed
+    assert len(raw) >= 7 and (primary["seeds"] >= 3).all(), "the headline intervals rest on at least 3 seeds"
     d = publish.verdict_rows(publish.reference_intervals(), REF)
     text = publish.readme_verdicts_block()
     paper = tmkd.paper.PUBLISHED["paper"]
@@ -157,7 +158,7 @@ def test_every_reference_student_row_records_its_own_init_seed_and_pooling():
     students = m[~m["method"].isin(["teacher", "teacher_ensemble"])]
     assert (students["pooling"] == cfg.pooling).all()
     assert set(students["seed"].astype(int)) == set(cfg.seeds)
-    stage2 = students[students["stage"].astype(str) == "2"]
+    stage2 = students[(students["stage"].astype(str) == "2") & (students["sweep"] != "stage1_size")]  # the curve: own corpus
     assert len(stage2) and (stage2["init"] == "stage1:" + stage2["method"].str.replace("_int8", "")
                             + "-stage1-" + cfg.stage1_corpus + "-k" + str(cfg.student_layers)
                             + "-s" + stage2["seed"].astype(str)).all()
