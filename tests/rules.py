@@ -35,6 +35,19 @@ def holm_by_hand(p_values, m):
     return out
 
 
+def holm_levels_by_hand(p_values, m, alpha=0.05):
+    """Each member's level as Holm decides it: the j-th smallest p (from 1) is tested at alpha / (m - j + 1); while
+    Holm rejects, a member gets 1 - that; from the first member Holm keeps, every later one gets the kept one's level."""
+    order = sorted(range(len(p_values)), key=lambda i: p_values[i])
+    out, kept = [0.0] * len(p_values), None
+    for j, i in enumerate(order):
+        test = alpha / (m - j)
+        if kept is None and p_values[i] > test:
+            kept = test
+        out[i] = 1 - (test if kept is None else kept)
+    return out
+
+
 def interval_by_hand(difference, se_seeds, se_examples, seeds, level=0.95):
     """difference -+ the half-width, within the +-100 points two accuracies can differ by."""
     h = half_width_by_hand(se_seeds, se_examples, seeds, level)
@@ -42,6 +55,8 @@ def interval_by_hand(difference, se_seeds, se_examples, seeds, level=0.95):
 
 
 def half_width_by_hand(se_seeds, se_examples, seeds, level=0.95):
-    """The t (S - 1 degrees of freedom) and normal quantiles from scipy, combined in quadrature."""
+    """The t (S - 1 degrees of freedom) and normal quantiles from scipy, combined in quadrature; one seed has no
+    seed term (its spread is unknown, not zero)."""
     q = 0.5 + level / 2
-    return math.sqrt((stats.t.ppf(q, seeds - 1) * se_seeds) ** 2 + (stats.norm.ppf(q) * se_examples) ** 2)
+    seed_term = 0.0 if seeds < 2 else stats.t.ppf(q, seeds - 1) * se_seeds
+    return math.sqrt(seed_term ** 2 + (stats.norm.ppf(q) * se_examples) ** 2)

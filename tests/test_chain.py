@@ -51,7 +51,9 @@ def test_metrics_have_one_row_per_model_and_no_duplicates(smoke_chain):
     assert not m.duplicated(list(tmkd.rundir.METRIC_KEY)).any()
     assert set(m[m["task"] == "mnli"]["split"]) == {"validation_matched", "validation_mismatched"}
     sweeps = m[m["sweep"] != ""]
-    assert set(sweeps["sweep"]) == {"optimizer", "head_layers", "layers", "stage1", "alpha", "pooling"}
+    assert set(sweeps["sweep"]) == {"optimizer", "head_layers", "layers", "stage1", "alpha", "pooling", "stage1_size"}
+    curve = sweeps[sweeps["sweep"] == "stage1_size"]             # the curve's own students only (sizes short of the corpus)
+    assert len(curve) and all("-n160" in name for name in curve["model"]), list(curve["model"])
     assert sorted(sweeps[sweeps["sweep"] == "layers"]["layers"].astype(int)) == [1, 3, 5]
     assert sorted(sweeps[sweeps["sweep"] == "alpha"]["alpha"].astype(float)) == [0.1, 0.3, 0.5, 0.7, 0.9, 1.0]
 

@@ -174,6 +174,9 @@ def record_metrics(run: Path, rows: list) -> Path:
     if not is_main():
         barrier()
         return path
+    if not rows:                                                 # nothing new (e.g. every size was the whole corpus)
+        barrier()
+        return path
     new = pd.DataFrame([{c: r.get(c, "") for c in METRIC_COLUMNS} | r for r in rows])
     old = read_metrics(run)
     if len(old):
