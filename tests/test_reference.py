@@ -222,6 +222,11 @@ def test_export_and_readme_update_on_a_fresh_run(smoke_chain, tmp_path):
     assert list(times.index) == [name[:-len(".ipynb")] for name in CHAPTERS] + ["total"]
     assert (times["minutes"] >= 0).all() and times.loc["total", "minutes"] > 0
     assert times.loc["total", "minutes"] == pytest.approx(times["minutes"].iloc[:-1].sum(), abs=0.05 * len(CHAPTERS))
+    own = times.assign(minutes=times["minutes"] + 60)         # the run's times, kept over a re-execution from cache
+    again = publish.export_reference(run, tmp_path / "again", times=own)
+    assert pd.read_csv(again / "tables" / "chapter_times.csv", index_col="chapter").equals(own)
+    with pytest.raises(tmkd.config.TMKDError, match="the times given hold chapters"):
+        publish.export_reference(run, tmp_path / "wrong", times=own.drop(index="08_results"))
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{publish.TABLE_START}\nold table\n{publish.TABLE_END}\nmiddle\n"
                       f"{publish.VERDICTS_START}\nold verdicts\n{publish.VERDICTS_END}\noutro\n")

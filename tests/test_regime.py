@@ -11,7 +11,7 @@ import pytest
 
 import tmkd.config
 from tmkd.answers import stage1_size_sentence
-from tmkd.experiments import arm_seeds
+from tmkd.experiments import arm_seeds, stage1_size_table
 from tmkd.plan import build_plan, stage1_sentence
 from tmkd.students import corpus_subset
 from conftest import REPO
@@ -89,6 +89,13 @@ def test_the_size_sentence_reads_the_table():
     assert "loses 2.0 points" in stage1_size_sentence(curve([71.0, 72.0, 69.0]), lines)
     assert "not at every step" in stage1_size_sentence(curve([71.0, 73.0, 72.0]), lines)
     assert "(none: below no KD)" in stage1_size_sentence(curve([71.0, 66.0]), lines)
+
+
+def test_the_size_table_says_no_stage_1_where_there_is_none_and_keeps_the_numbers():
+    table = curve([71.0, 72.0]).assign(**{"after stage 1 (%)": [None, 65.5]})
+    shown = stage1_size_table(table)
+    assert list(shown["after stage 1 (%)"]) == ["no stage 1", 65.5]
+    assert table["after stage 1 (%)"].isna().iloc[0]                      # the table it was given is unchanged
 
 
 # ---- the bars on the published reference --------------------------------------------------------------------

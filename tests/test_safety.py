@@ -71,3 +71,6 @@ def test_metrics_rows_are_replaced_not_duplicated(tmp_path):
     m = helpers.read_metrics(tmp_path)
     assert len(m) == 2 and m[m["split"] == "validation"]["accuracy"].tolist() == [0.75]
     assert not list(tmp_path.glob(".*tmp*"))
+    before = (tmp_path / "metrics.csv").read_bytes()
+    tmkd.rundir.record_metrics(tmp_path, [])        # nothing new (a corpus-size curve whose every size is the corpus)
+    assert (tmp_path / "metrics.csv").read_bytes() == before

@@ -201,3 +201,20 @@ def test_the_readme_reads_what_a_needed_size_column_becomes_in_a_csv(tmp_path):
            "examples at these seeds, or about 4 seeds at these examples." in text
     assert "- QNLI TMKD vs student, no KD: this run detects no difference two accuracies can have (detectable 240 " \
            "points); the paper's 5.02 would need no number of dev examples alone at these seeds, or about 56 seeds" in text
+
+
+def test_a_one_seed_control_is_never_said_to_be_beaten_and_its_detectable_is_a_lower_bound():
+    """The reference's control trained one seed: its interval excludes 0 on the dev sample alone, which reads no
+    verdict; the answer must not count it among what TMKD beats, the table writes its detectable as a bound, and no
+    power sentence claims what one seed could have shown."""
+    from tmkd.evidence import interval_table
+    d = overclaim_table()
+    d.loc[d["b"] == "mo1_matched", ["seeds", "verdict", "detectable"]] = [1, "stage 1 beats more steps: cannot tell",
+                                                                           1.56]
+    d.loc[d["b"] == "tkd", ["seeds", "detectable", "examples_needed"]] = [1, 1.0, 900]
+    first = matched_takeaway(hand_metrics(TWO_STAGE_MEANS), d, ["qnli"]).splitlines()[0]
+    assert "it beats none of them beyond this run's noise (the compute-matched control: one seed, so no verdict)" in first
+    shown = dict(zip(interval_table(d)["B"], interval_table(d)["detectable"]))
+    assert shown["TKD"] == "≥ 1.00" and shown["student, no KD"] == "3.00"
+    assert not any("TKD" in line for line in power_sentences(d))
+    assert any("TKD" in line for line in power_sentences(d.assign(seeds=3)))

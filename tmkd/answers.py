@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .config import Config
 from .data import split_dataset
+from .evidence import one_seed
 from .experiments import arm_seeds, configured_metrics, configured_variants, matched_spec, stage1_spec, stage2_tasks
 from .figures import loss_ends
 from .method import METHOD_LABELS
@@ -25,12 +26,18 @@ def _row(intervals, a: str, b: str, task: str):
 
 
 def _side(r) -> int:
-    """+1 when the interval the verdict reads lies above 0, -1 below, 0 when it holds 0."""
+    """+1 when the interval the verdict reads lies above 0, -1 below, 0 when it holds 0 or rests on one seed (no
+    verdict is read from it)."""
+    if one_seed(r):
+        return 0
     return 1 if float(r["verdict_low"]) > 0 else -1 if float(r["verdict_high"]) < 0 else 0
 
 
 def plainly(r, a: str, b: str) -> str:
-    """What a comparison says, plainly: "TMKD beats no KD", "... is worse than ...", "... does not beat ..."."""
+    """What a comparison says, plainly: "TMKD beats no KD", "... is worse than ...", "... does not beat ...", and
+    on one seed that it cannot tell."""
+    if one_seed(r):
+        return f"one seed cannot tell whether {a} beats {b}"
     return {1: f"{a} beats {b}", -1: f"{a} is worse than {b}"}.get(_side(r), f"{a} does not beat {b} beyond this "
                                                                                "run's noise (nor fall behind it)")
 
@@ -230,6 +237,9 @@ def matched_takeaway(metrics, intervals, tasks) -> str:
                   f"{pct(means.get('tmkd'))} % against {against} (means over seeds): " +
                   (f"it beats {' and '.join(beats)} beyond this run's noise" if beats else
                    "it beats none of them beyond this run's noise"))
+        untold = [SHORT_NAMES[b] for r, b in arms if one_seed(r)]
+        if untold:
+            answer += f" ({' and '.join(untold)}: one seed, so no verdict)"
         if "no_kd" in means and "tmkd" in means and (none is None or _side(none) <= 0):
             lower = means["tmkd"] <= means["no_kd"]
             answer += (f"; TMKD ({pct(means['tmkd'])} %) does not beat the no-KD student ({pct(means['no_kd'])} %)"

@@ -105,11 +105,12 @@ def shown_path(path) -> str:
     if not p.is_absolute():
         return str(path)
     for base, name in ((REPO, ""), (REPO.parent, "..")):
-        try:
-            rel = p.resolve().relative_to(base.resolve())
-            return str(Path(name) / rel) if name else str(rel)
-        except ValueError:
-            continue
+        for where in (p, p.resolve()):            # as given first: a run directory linked into the repository
+            try:                                  # (Drive, another disk) shows where the chapter reads it
+                rel = where.relative_to(base.resolve())
+                return str(Path(name) / rel) if name else str(rel)
+            except ValueError:
+                continue
     return str(path)
 
 

@@ -278,6 +278,17 @@ def group_of(r) -> str:
     return "own" if r.get("whose") == "series" else "primary" if r.get("family") == "primary" else "exploratory"
 
 
+def one_seed(r) -> bool:
+    """A comparison trained on one seed: its interval holds the dev sample's chance only, so no verdict is read."""
+    return str(r.get("seeds", "")) in ("1", "1.0")
+
+
+def detectable_text(r) -> str:
+    """A row's detectable difference as written everywhere: "2.44"; on one seed a lower bound, "≥ 1.00", because
+    another seed's chance, which it does not hold, only widens it."""
+    return ("≥ " if one_seed(r) else "") + f"{float(r['detectable']):.2f}"
+
+
 def plot_intervals(intervals, title: str = "A minus B, dev accuracy points: the interval each verdict reads"):
     """Forest plot: one line per comparison and task, the interval its verdict reads (a primary comparison's is
     adjusted for its family: the thin line beyond it is its unadjusted 95 % interval) around this run's
@@ -328,4 +339,4 @@ def interval_table(intervals):
         "verdict's interval": [f"[{lo:+.2f}, {hi:+.2f}] ({100 * float(lv):.1f} %)"
                                for lo, hi, lv in zip(d["verdict_low"], d["verdict_high"], d["verdict_level"])],
         "p (Holm)": d["p_holm"].map(lambda x: "" if x in ("", None) or x != x else f"{float(x):.3g}"),
-        "detectable": d["detectable"].map(lambda x: f"{float(x):.2f}"), "verdict": d["verdict"]})
+        "detectable": [detectable_text(r) for r in d.to_dict("records")], "verdict": d["verdict"]})

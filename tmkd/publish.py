@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 
 from .config import REPO, TMKDError, make_config
-from .evidence import (OWN_ANSWERS, PAPER_VERDICTS, PRIMARY_COMPARISONS, adjust_family, comparison_row, family_size,
-                       group_of, verdict_kind)
+from .evidence import (OWN_ANSWERS, PAPER_VERDICTS, PRIMARY_COMPARISONS, adjust_family, comparison_row,
+                       detectable_text, family_size, group_of, verdict_kind)
 from .experiments import configured_models
 from .files import read_json, replace_dir, write_json_atomic, write_text_atomic
 from .intervals import interval_from_seeds
@@ -40,14 +40,20 @@ CLAIMS = {("tmkd", "mo1"): "TMKD (two stages) vs m-o-1 (stage 2 alone)",
 REFERENCE_CONTENT = {".": (".csv", ".json"), "tables": (".csv", ".md"), "figures": (".png",),
                      "executed": (".ipynb",)}
 
-def export_reference(run, dest=None) -> Path:
+def export_reference(run, dest=None, times=None) -> Path:
     """Copy a finished run's results to `dest` (default results/reference): metrics.csv, speed.csv, run.json,
     tables, figures and executed notebooks. No model, checkpoint, logit or dataset file is copied.
-    The copy is assembled in a temporary folder and renamed into place."""
+    The copy is assembled in a temporary folder and renamed into place. tables/chapter_times is each chapter's wall
+    time from its executed copy; `times` (that table, from an earlier export of the same run) keeps the run's own
+    times when some chapters were executed again from its cache (they train nothing, so their new times are not
+    the run's)."""
     run, dest = Path(run), Path(dest or REFERENCE)
     if not (run / "metrics.csv").exists():
         raise TMKDError(f"{run} has no metrics.csv: run the chain to the end before exporting it")
-    times = chapter_times(run)                     # refuses a run without executed chapters before writing
+    found = chapter_times(run)                     # refuses a run without executed chapters before writing
+    if times is not None and set(times.index) != set(found.index):
+        raise TMKDError(f"the times given hold chapters {sorted(times.index)}, the run {sorted(found.index)}")
+    times = found if times is None else times
     models = configured_models(run_config(run))
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -96,9 +102,14 @@ def without_widget_state(nb: dict) -> dict:
 
 def path_swaps(run) -> list:
     """What a machine path becomes in a published file: the run directory RUN_DIR, the repository's folder
-    itself '.' (a path inside it: relative), its parent '..' (the shared data: "../shared/data/glue")."""
-    repo = REPO.resolve()
-    return [(str(Path(run).resolve()), "RUN_DIR"), (str(repo) + "/", ""), (str(repo), "."), (str(repo.parent) + "/", "../")]
+    itself '.' (a path inside it: relative), its parent '..' (the shared data: "../shared/data/glue"). A run made
+    in another checkout of the series (a git worktree beside this one) is relative to its own checkout, as it ran."""
+    run = Path(run).resolve()
+    checkouts = [c for c in run.parents if (c / "run_chain.py").exists()][:1] + [REPO.resolve()]
+    swaps = [(str(run), "RUN_DIR")]
+    for repo in dict.fromkeys(checkouts):
+        swaps += [(str(repo) + "/", ""), (str(repo), ".")]
+    return swaps + [(str(REPO.resolve().parent) + "/", "../")]
 
 
 def relative_paths(obj, swaps):
@@ -301,7 +312,7 @@ def readme_verdicts(reference=None) -> str:
                      else ""), ""]
         for r in rows:
             lines.append(f"- {CLAIMS[(r['a'], r['b'])]}. {where(r)}: {r['claim']}; here {span(r)}, detectable "
-                         f"{float(r['detectable']):.2f}: **{r['verdict']}**.")
+                         f"{detectable_text(r)}: **{r['verdict']}**.")
     power = power_sentences(d)
     if power:
         lines += ["", "What an undecided claim of the paper's size would need here, from the measured parts of each "

@@ -3,7 +3,7 @@
 accuracy written by tmkd.numbers."""
 from __future__ import annotations
 
-from .evidence import OWN_ANSWERS, PAPER_VERDICTS, group_of, verdict_kind
+from .evidence import OWN_ANSWERS, PAPER_VERDICTS, detectable_text, group_of, one_seed, verdict_kind
 from .intervals import SPAN
 from .method import METHOD_LABELS
 from .numbers import TABLE4, below_majority, gap, mean_sd, pct, rounded
@@ -150,7 +150,7 @@ def span(r) -> str:
     primary comparison, "+1.20 [-0.33, +2.72] (95 %)" for any other."""
     level = float(r["verdict_level"]) * 100
     how = f"Holm-adjusted {level:.1f} %" if group_of(r) == "primary" else f"{level:g} %"
-    if str(r.get("seeds", "")) in ("1", "1.0"):
+    if one_seed(r):
         how += "; one seed: another seed's chance is not in it, so no verdict is read from it"
     return f"{float(r['difference']):+.2f} [{float(r['verdict_low']):+.2f}, {float(r['verdict_high']):+.2f}] ({how})"
 
@@ -172,7 +172,7 @@ def where(r) -> str:
 def row_sentence(r) -> str:
     """One comparison: the claim in its words, this run's difference with the interval its verdict reads, the
     smallest difference it could detect, and the verdict."""
-    return f"{where(r)}: {r['claim']}; here {span(r)}, detectable {float(r['detectable']):.2f} -> {r['verdict']}"
+    return f"{where(r)}: {r['claim']}; here {span(r)}, detectable {detectable_text(r)} -> {r['verdict']}"
 
 
 def counted(rows, kinds) -> str:
@@ -213,6 +213,8 @@ def power_sentences(intervals) -> list:
     lines = []
     for r in intervals.to_dict("records"):
         if group_of(r) == "own" or _missing(r.get("paper_difference")) or verdict_kind(r["verdict"]) == "reproduced":
+            continue
+        if one_seed(r):                     # what it could detect is unknown: another seed's chance is not in it
             continue
         examples, seeds = r.get("examples_needed"), r.get("seeds_needed")
         if _missing(examples) and _missing(seeds):
