@@ -48,15 +48,15 @@ from tmkd.evidence import (ALL_COMPARISONS, compare_methods, interval_table, ONE
                            TWO_STAGE_COMPARISONS)
 from tmkd.experiments import (alpha_sweep, configured_metrics, configured_variants, control_curves, convergence_curves,
                               int8_accuracy, pooling_check, run_method, run_stage1, run_stage2, run_sweep,
-                              stage1_overlap, stage1_size_curve, stage1_size_table, stage2_tasks)
+                              stage1_overlap, stage1_size_curve, stage2_tasks)
 from tmkd.figures import plot_curves, plot_logits, plot_methods, plot_speed, plot_stage1_size, plot_sweep
 from tmkd.files import read_json
 from tmkd.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
 from tmkd.method import golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss, TMKDStudent
 from tmkd.plan import plan_table, stage1_sentence
 from tmkd.report import (collapsed, comparison_table, int8_table, majority_classes, plot_convergence, readable,
-                         relative_table, save_figure, save_table, seed_table, speed_table, stage_curves, sweep_table,
-                         teacher_table, training_runs)
+                         relative_table, save_figure, save_table, seed_table, speed_table, stage1_size_table,
+                         stage_curves, sweep_table, teacher_table, training_runs)
 from tmkd.rundir import read_metrics
 from tmkd.speed import measure_speed, speedup_sentence
 from tmkd.students import first_batch, fresh_student

@@ -11,7 +11,8 @@ import pytest
 
 import tmkd.config
 from tmkd.answers import stage1_size_sentence
-from tmkd.experiments import arm_seeds, stage1_size_table
+from tmkd.experiments import arm_seeds
+from tmkd.report import stage1_size_table
 from tmkd.plan import build_plan, stage1_sentence
 from tmkd.students import corpus_subset
 from conftest import REPO

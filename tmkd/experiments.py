@@ -315,14 +315,6 @@ def stage1_size_curve(cfg: Config, force: bool = False):
     return pd.DataFrame(out, columns=list(STAGE1_SIZE_COLUMNS))
 
 
-def stage1_size_table(curve):
-    """The corpus-size curve as a reader reads it: "no stage 1" where a size has no stage 1 to score."""
-    column = "after stage 1 (%)"
-    shown = curve.astype({column: object})
-    shown.loc[curve[column].isna(), column] = "no stage 1"
-    return shown
-
-
 def matched_spec(cfg: Config, task: str, seed: int | None = None) -> StudentSpec:
     """The compute-matched control: m-o-1 on the stage-2 pairs for as many examples as stage 1 + stage 2 see, so
     "two stages help" cannot be "more steps on the same pairs". Like every arm it trains with a learning rate that

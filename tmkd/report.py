@@ -120,6 +120,14 @@ def readable(table, decimals: int = 1):
     return shown
 
 
+def stage1_size_table(curve):
+    """The corpus-size curve as a reader reads it: "no stage 1" where a size has no stage 1 to score."""
+    column = "after stage 1 (%)"
+    shown = curve.astype({column: object})
+    shown.loc[curve[column].isna(), column] = "no stage 1"
+    return shown
+
+
 def int8_table(metrics, task: str):
     """Chapter 07: the int8 TMKD student beside the same student in fp32 (matched by name: the int8 row of model M
     is M's own, never the mean of every TMKD row of its seed), on each dev split of `task`: accuracy (%) and how
