@@ -154,6 +154,24 @@ def test_a_published_json_file_holds_no_machine_path(tmp_path):
                      "overrides": {"corpus_file": "data/c.tsv", "x": ["RUN_DIR/a"]}}
 
 
+def test_a_run_made_in_another_checkout_or_linked_into_this_one_reads_as_it_ran(tmp_path):
+    """The reference ran in a git worktree beside this checkout and was re-executed through a link in this one:
+    its published paths read `results/offline` and `notebooks/...`, never `../ref/...`."""
+    from tmkd.environment import shown_path
+    other = tmp_path / "ref"
+    (other / "results" / "offline").mkdir(parents=True)
+    (other / "run_chain.py").write_text("")
+    swaps = publish.path_swaps(other / "results" / "offline")
+    text = f"{other}/notebooks/01_teachers.ipynb; {REPO}/notebooks/02_teacher_logits.ipynb; {other}/results/offline/x"
+    assert publish.relative_paths(text, swaps) == "notebooks/01_teachers.ipynb; notebooks/02_teacher_logits.ipynb; RUN_DIR/x"
+    link = REPO / "results" / f".link-test-{tmp_path.name}"
+    link.symlink_to(other / "results" / "offline")
+    try:
+        assert shown_path(str(link)) == f"results/{link.name}"
+    finally:
+        link.unlink()
+
+
 # ---- the smoke chain's executed chapters ----------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name", CHAPTERS)
