@@ -313,9 +313,7 @@ PROFILES = {
     #   TMKD - m-o-1 and TMKD - no KD are detectable at about 3 points at their Holm-adjusted level (a 1,000-pair
     #   select slice steadies the epoch each student keeps); the side arms (1-o-1, 1avg-o-1, m-o-m, TKD, the
     #   control) the first seed only (side_seeds): 3 seeds of them would add about 45 minutes to the 2 hours.
-    #   Chapter 03's sweeps and 06's alpha sweep (0.7, 0.9) use the first seed.
-    # - Why 2,000 labelled pairs, measured: 1,200 pairs, a 12,000-pair stage 1, 6 seeds, students at most 4 epochs ran
-    #   in 1 h 56 min with the ensemble 4.45 points above no KD, but detected TMKD - m-o-1 at only 4.85 points (README).
+    #   Chapter 03's sweeps and 06's alpha sweep (0.7, 0.9) use the first seed. Why not 1,200 pairs x 6 seeds: README.
     "offline": dict(tasks=("qnli",), base_model=MINILM_MODEL, max_seq_len=64, train_size=2000, dev_size=0,
                     select_size=1000, seeds=(42, 43, 44, 45, 46), side_seeds=1, pooling="mean",
                     teacher_lrs=(4e-5, 6e-5, 1e-4), teacher_epochs=4.0, student_lr=1e-4, student_epochs=3.0,
