@@ -1,4 +1,4 @@
-"""Does a comparison's 95 % interval hold 95 %? Coverage of tmkd.intervals.paired_bootstrap, simulated at 2, 3 and 5
+"""Does a comparison's 95 % interval hold 95 %? Coverage of tmkd.intervals.paired_bootstrap, simulated at 2, 3, 5 and 7
 seeds, beside the percentile two-level bootstrap it replaced (--before).
 
 Each simulated run draws a dev set of `--examples` examples from a population and trains (draws) two students per
@@ -83,7 +83,7 @@ def coverage(method, rng, runs: int, difference: float, seed_sd: float, seeds: i
 
 def table(method, rng, runs: int, grid, examples: int) -> str:
     """Markdown: one row per (true difference, seed sd, agreement), one column per seed count."""
-    seed_counts = (2, 3, 5)
+    seed_counts = (2, 3, 5, 7)
     lines = ["| true difference | seed sd | agreement | " + " | ".join(f"{s} seeds" for s in seed_counts) + " |",
              "|---|---|---|" + "---|" * len(seed_counts)]
     print("\n".join(lines), flush=True)

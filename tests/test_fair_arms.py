@@ -220,8 +220,8 @@ def test_compute_matched_epochs_of_the_smoke_profile_are_ten(tmp_path):
 
 @pytest.mark.skipif(not SHARED_GLUE.exists(), reason="the shared GLUE files are not on this machine")
 def test_compute_matched_epochs_of_the_offline_profile_are_thirteen(tmp_path):
-    """offline: at most 3 student epochs + 20,000 stage-1 pairs x 1 stage-1 epoch / 2,000 train pairs = 13 (QNLI); the
+    """offline: at most 3 student epochs + 12,000 stage-1 pairs x 1 stage-1 epoch / 1,200 train pairs = 13 (QNLI); the
     control, like every arm, keeps its best epoch on the select slice within that budget."""
     cfg = tmkd.config.make_config("offline", run_dir=str(tmp_path / "run"), data_dir=str(SHARED_GLUE))
-    assert len(tmkd.data.split_dataset(cfg, cfg.stage1_task, "stage1")) == 20_000
+    assert len(tmkd.data.split_dataset(cfg, cfg.stage1_task, "stage1")) == 12_000
     assert {t: tmkd.experiments.matched_spec(cfg, t).epochs for t in cfg.tasks} == {"qnli": 13.0}
