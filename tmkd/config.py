@@ -297,7 +297,7 @@ PROFILES = {
     # Deviations from the paper, each named here and recorded in metrics.csv / run.json:
     # - QNLI only: 1,200 labelled train pairs (teachers and students alike, as in the paper) from the 59,999
     #   QNLI-style pairs rebuilt from SQuAD v1.1 train, a 1,000-pair select slice (never trained on) to choose
-    #   teachers and stop students, and GLUE's whole official dev set (5,463 pairs). RTE was dropped: its MiniLM
+    #   teachers and each student's epoch, and GLUE's whole QNLI dev set (5,463 pairs). RTE was dropped: its MiniLM
     #   teachers stayed at the majority class on 800 pairs, so every RTE comparison measured noise.
     # - pooling="mean": MiniLM is a mean-pooling sentence model; its [CLS] state and pooler were never trained
     #   (chapter 03 measures both poolings, teacher and student).
@@ -310,7 +310,7 @@ PROFILES = {
     #   epochs early (patience 1 cut a seed at its 2nd epoch in a trial). 64 tokens per pair. fp32: on this
     #   project's CPU (AVX-512 bf16, no AMX) bf16 autocast measured slower, 45 vs 63 student examples/s.
     # - Seeds, where the time went: the main arms (no KD, m-o-1, TMKD and its stage 1) train 7 seeds, so that
-    #   TMKD - m-o-1 and TMKD - no KD are detectable at 3 points at their Holm-adjusted level; the side arms (1-o-1,
+    #   TMKD - m-o-1 and TMKD - no KD aim to be detectable at 3 points at their Holm level; the side arms (1-o-1,
     #   1avg-o-1, m-o-m, TKD, the control) and chapter 03's and 06's sweeps the first seed only (side_seeds). 2,000
     #   pairs x 5 seeds took 2 h 24 min and missed that bar (README: two runs that are not the reference).
     "offline": dict(tasks=("qnli",), base_model=MINILM_MODEL, max_seq_len=64, train_size=1200, dev_size=0,
