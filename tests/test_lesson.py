@@ -138,6 +138,18 @@ def test_the_alpha_sweep_says_when_it_cannot_test_table_8():
     assert "alpha = 1 scores 55.0 % against 66.0 % at the best alpha below 1 (-11.0 points)" in six
 
 
+def test_a_saved_table_numbers_its_rows_only_where_the_index_means_something(tmp_path):
+    from tmkd.report import save_table
+    rows = pd.DataFrame({"stage-1 pairs": [0, 2000], "accuracy": [64.9, 66.5]})
+    save_table(tmp_path, "plain", rows)
+    assert (tmp_path / "tables" / "plain.md").read_text().startswith("| stage-1 pairs | accuracy |")
+    assert pd.read_csv(tmp_path / "tables" / "plain.csv", index_col=0).equals(rows)     # the csv keeps its shape
+    save_table(tmp_path, "named", rows.set_index("stage-1 pairs"))
+    assert (tmp_path / "tables" / "named.md").read_text().startswith("| stage-1 pairs | accuracy |")
+    save_table(tmp_path, "methods", rows.set_axis(["a", "b"]))                          # an unnamed index of labels
+    assert (tmp_path / "tables" / "methods.md").read_text().startswith("| index | stage-1 pairs |")
+
+
 def test_m_o_m_members_count_every_member():
     rows = [{"task": "qnli", "method": "mom_member", "model": f"qnli/1o1-t{t}-s{s}", "split": "validation", "sweep": "",
              "seed": s, "accuracy": 0.6 + 0.01 * t} for t in range(3) for s in (1, 2, 3)]
