@@ -312,7 +312,7 @@ PROFILES = {
     # - Seeds, where the time went: the main arms (no KD, m-o-1, TMKD and its stage 1) train 7 seeds, so that
     #   TMKD - m-o-1 and TMKD - no KD aim to be detectable at 3 points at their Holm level; the side arms (1-o-1,
     #   1avg-o-1, m-o-m, TKD, the control) and chapter 03's and 06's sweeps the first seed only (side_seeds). 2,000
-    #   pairs x 5 seeds took 2 h 24 min and missed that bar (README: two runs that are not the reference).
+    #   pairs x 5 seeds took 2 h 24 min and missed that bar (README: runs that are not the reference).
     "offline": dict(tasks=("qnli",), base_model=MINILM_MODEL, max_seq_len=64, train_size=1200, dev_size=0,
                     select_size=1000, seeds=(42, 43, 44, 45, 46, 47, 48), side_seeds=1, pooling="mean",
                     teacher_lrs=(4e-5, 6e-5, 1e-4), teacher_epochs=5.0, student_lr=1e-4, student_epochs=3.0,
