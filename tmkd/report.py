@@ -185,8 +185,9 @@ def sweep_table(metrics, knob: str, majority=None):
 def to_markdown(df, index: bool | None = None) -> str:
     """A pipe table (no extra dependency). index None: the index is a column unless it is pandas' default
     0..n-1 (an unnamed RangeIndex numbers rows and says nothing a reader needs)."""
+    import pandas as pd
     if index is None:
-        index = not (type(df.index).__name__ == "RangeIndex" and df.index.name is None)
+        index = not (isinstance(df.index, pd.RangeIndex) and df.index.name is None)
     d = df.reset_index() if index else df
     fmt = lambda v: "" if v is None or (isinstance(v, float) and math.isnan(v)) else (f"{v:.2f}" if isinstance(v, float) else str(v))  # noqa: E731
     lines = ["| " + " | ".join(map(str, d.columns)) + " |", "|" + "---|" * len(d.columns)]
