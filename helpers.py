@@ -26,6 +26,7 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
   tmkd/logit_cache.py        cached teacher logits, aligned by example and label; a corpus file scored by shards
   tmkd/teacher_selection.py  teachers on dev; best and weak teachers on the held-out select slice of train
   tmkd/students.py           one student step: spec, identity, build, train, score; the student on one batch
+  tmkd/pool.py               students side by side on a CPU: each in its own process, with its share of the cores
   tmkd/experiments.py        what the chapters run: KD methods, sweeps, the two stages, the int8 student
   tmkd/intervals.py          a comparison's interval (t on the seed level, normal on the dev sample's), Holm
   tmkd/evidence.py           the paper's headline family and the rest, verdict words, the comparisons, their table

@@ -180,6 +180,8 @@ class Config:
     nproc: int = setting(1, "processes (one per GPU, or CPU processes) for the heavy steps: teacher training, logit "
                             "caching and student training; >1 starts them with torch's elastic launcher (the engine "
                             "of torchrun), the configured batch sizes staying the effective ones", low=1)
+    student_workers: int = setting(1, "students trained at once on a CPU, each in its own process with the cores shared "
+                                      "out (tmkd.pool: one thread each on 2 cores); 1 = one at a time", low=1)
     eval_batch_size: int = setting(64, "batch size when predicting (teacher logits, dev accuracy)", low=1)
     speed_batch_size: int = setting(32, "batch size of the throughput measurement", low=1)
     speed_repeats: int = setting(3, "timed repeats per model in chapter 07", low=1)
@@ -209,6 +211,7 @@ class Config:
                             ("student_batch_size", self.student_batch_size)):
             need(batch % self.nproc == 0, f"{name}={batch} does not split over nproc={self.nproc} processes: the "
                  f"configured batch is the effective one (per process {batch}/{self.nproc}); choose a multiple of {self.nproc}")
+        need(self.nproc == 1 or self.student_workers == 1, f"student_workers={self.student_workers} and nproc={self.nproc}: set one to 1")
 
     @property
     def corpus_file(self) -> str:
@@ -357,8 +360,7 @@ PROFILES = {
     # stage1_corpus=<your .jsonl/.tsv/.parquet of unlabeled pairs> (read and scored in shards).
     "paper": dict(tasks=("mnli", "snli", "qnli", "rte"), base_model="bert-base-uncased", max_seq_len=128,
                   train_size=0, dev_size=0, select_size=200, seeds=(42, 43, 44), teacher_lrs=(2e-5, 3e-5, 5e-5),
-                  teacher_epochs=3.0,
-                  teacher_batch_size=32, student_lr=1e-4, student_epochs=3.0, student_batch_size=32,
+                  teacher_epochs=3.0, teacher_batch_size=32, student_lr=1e-4, student_epochs=3.0, student_batch_size=32,
                   stage1_task="qnli", stage1_corpus="pool", stage1_pool_tasks=("mnli", "snli", "qnli", "rte"),
                   stage1_share=0.1, stage1_epochs=1.0, group_by_length=True, save_steps=500,
                   checkpoint_sync_minutes=30.0, logging_steps=50, eval_batch_size=128, speed_repeats=10),
@@ -418,9 +420,8 @@ def make_config(profile: str = "smoke", overrides=None, **settings) -> Config:
     for key, value in {**parse_overrides(overrides), **settings}.items():
         if key not in FIELDS:
             raise TMKDError(f"unknown setting {key!r}: valid ones are {sorted(FIELDS)}")
-        if value is None or (isinstance(value, str) and value == "" and FIELDS[key].type != "str"):
-            continue
-        if value == "" and key in ("run_dir", "data_dir"):
+        if value is None or (isinstance(value, str) and value == ""
+                             and (FIELDS[key].type != "str" or key in ("run_dir", "data_dir"))):
             continue
         values[key] = value
     cfg = Config(**values)

@@ -100,14 +100,27 @@ def measure_rates(cfg: Config) -> dict:
     rates = {"teacher_train": _train_rate(teacher, batch(cfg.teacher_batch_size), prec),
              "teacher_predict": _predict_rate(teacher, batch(cfg.eval_batch_size), "fp32")}   # logits: always fp32
     student = TMKDStudent(student_config(shape.to_dict(), cfg.student_layers, ("a", "b"), len(cfg.teacher_lrs)))
-    rates["student_train"] = _train_rate(student.to(dev), batch(cfg.student_batch_size), prec)
-    rates["student_predict"] = _predict_rate(student, batch(cfg.eval_batch_size), prec)     # dev and select scores
+    rates["student_train"] = side_by_side(cfg, lambda: _train_rate(student.to(dev), batch(cfg.student_batch_size), prec))
+    rates["student_predict"] = side_by_side(cfg, lambda: _predict_rate(student, batch(cfg.eval_batch_size), prec))
     rates["params_teacher"] = sum(p.numel() for p in teacher.parameters())
     rates["params_student"] = sum(p.numel() for p in student.parameters())
     del teacher, student
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
     return rates
+
+
+def side_by_side(cfg: Config, rate) -> float:
+    """`rate()` as students train with student_workers on a CPU (tmkd.pool): one worker's rate, measured with its
+    share of the threads, times the workers (the students a round leaves over train alone: counted the same)."""
+    if cfg.student_workers < 2 or torch.cuda.is_available():
+        return rate()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // cfg.student_workers))
+    try:
+        return cfg.student_workers * rate()
+    finally:
+        torch.set_num_threads(threads)
 
 
 def plan_rates(cfg: Config) -> tuple:
@@ -125,6 +138,7 @@ RATES_FILE = "estimate_rates.json"      # in the run directory: the rates run_ch
 def rates_key(cfg: Config) -> dict:
     """What the measured rates depend on: the models' shapes, batch sizes, tokens, precision and device."""
     return {"base_model": cfg.base_model, "student_layers": cfg.student_layers, "teachers": len(cfg.teacher_lrs),
+            "student_workers": cfg.student_workers,
             "batches": [cfg.teacher_batch_size, cfg.student_batch_size, cfg.eval_batch_size],
             "max_seq_len": cfg.max_seq_len, "precision": device_precision(cfg), "device": device_name()}
 
@@ -170,8 +184,9 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
           f"chapter 03), {cfg.teacher_epochs:g} epochs on "
           + ", ".join(f"{t} {p['train']:,}" for t, p in w["tasks"].items() if t in cfg.tasks)
           + f" pairs = {w['teacher_examples']:,.0f} training examples at {r['teacher_train']:,.0f}/s ({source})")
+    together = f" ({cfg.student_workers} at a time)" if cfg.student_workers > 1 else ""
     print(f"  students: {w['students']} runs, {w['student_examples']:,.0f} training examples at "
-          f"{r['student_train']:,.0f}/s; predictions: teachers {w['predict_examples']:,.0f} examples at "
+          f"{r['student_train']:,.0f}/s{together}; predictions: teachers {w['predict_examples']:,.0f} examples at "
           f"{r['teacher_predict']:,.0f}/s (fp32 logits), students {w['student_predict_examples']:,.0f} at "
           f"{r.get('student_predict', r['teacher_predict']):,.0f}/s")
     size = lambda gigabytes: f"{gigabytes:.1f} GB" if gigabytes >= 1 else f"{gigabytes * 1000:.0f} MB"   # noqa: E731

@@ -15,6 +15,7 @@ from .data import POOL_OFFSET, dev_splits, split_dataset
 from .logit_cache import align_examples
 from .method import ONE_STAGE_METHODS, TMKDStudent, accuracy, combine_students, method_students
 from .numbers import rounded
+from .pool import train_students
 from .progress import progress
 from .rundir import check_run_dir, read_metrics, record_metrics
 from .students import (COLLAPSED, FULL_BUDGET, StudentSpec, kept_epoch, select_curve, spec_row, student_dir, student_predictions,
@@ -82,6 +83,7 @@ def run_method(cfg: Config, task: str, method: str, force: bool = False) -> list
     if method == "1o1":
         progress(f"  1-o-1 on {task} learns from {best_teacher(cfg, task)} (best on the held-out select slice)")
     rows = []
+    train_students(cfg, [s for seed in arm_seeds(cfg, method) for s in method_specs(cfg, task, method, seed)], force)
     for seed in arm_seeds(cfg, method):
         specs = method_specs(cfg, task, method, seed)
         for spec in specs:
@@ -151,6 +153,7 @@ def run_sweep(cfg: Config, knob: str, force: bool = False):
     import pandas as pd
     check_run_dir(cfg)
     rows = []
+    train_students(cfg, [base_spec(cfg, cfg.sweep_task, **{knob: v}) for v in sweep_values(cfg, knob)], force)
     for value in sweep_values(cfg, knob):
         spec = base_spec(cfg, cfg.sweep_task, **{knob: value})
         train_student(cfg, spec, force)
@@ -202,6 +205,7 @@ def convergence_curves(cfg: Config, force: bool = False):
     held-out select slice after every epoch: a frame task, method, epoch, select_accuracy (%), best, last_epoch."""
     import pandas as pd
     rows = []
+    train_students(cfg, [method_specs(cfg, t, m)[0] for t in cfg.tasks for m in CONVERGENCE_METHODS], force)
     for task in cfg.tasks:
         for method in CONVERGENCE_METHODS:
             spec = method_specs(cfg, task, method)[0]
@@ -256,6 +260,7 @@ def run_stage1(cfg: Config, method: str = "tmkd", force: bool = False) -> list:
     (sweep='stage1'). Returns the final folders, in the order of cfg.seeds."""
     check_run_dir(cfg)
     finals, rows = [], []
+    train_students(cfg, [stage1_spec(cfg, method, seed) for seed in arm_seeds(cfg, method)], force)
     for seed in arm_seeds(cfg, method):
         spec = stage1_spec(cfg, method, seed)
         finals.append(train_student(cfg, spec, force))
@@ -294,7 +299,11 @@ def stage1_size_curve(cfg: Config, force: bool = False):
     task, labelled = cfg.stage2_task, len(split_dataset(cfg, cfg.stage2_task, "train"))
     first = lambda rows: rows[0]                                 # noqa: E731  (the first dev split's row)
     out, record = [], []
-    for k in sorted({k for k in cfg.stage1_sizes if k < corpus} | {corpus}):     # a size beyond the corpus is the corpus
+    sizes = sorted({k for k in cfg.stage1_sizes if k < corpus} | {corpus})    # a size beyond the corpus is the corpus
+    train_students(cfg, [stage1_spec(cfg, "tmkd", corpus_pairs=0 if k == corpus else k) for k in sizes if k], force)
+    train_students(cfg, [method_specs(cfg, task, "mo1")[0] if k == 0 else
+                         stage2_spec(cfg, "tmkd", corpus_pairs=0 if k == corpus else k) for k in sizes], force)
+    for k in sizes:
         n = 0 if k == corpus else k
         if k == 0:
             spec, after1 = method_specs(cfg, task, "mo1")[0], None
@@ -353,8 +362,12 @@ def run_stage2(cfg: Config, method: str = "tmkd", task: str | None = None, alpha
     check_run_dir(cfg)
     task = task or cfg.stage2_task
     rows = []
-    for seed in (arm_seeds(cfg, method) if seeds is None else seeds):
-        spec = matched_spec(cfg, task, seed) if method == "mo1_matched" else stage2_spec(cfg, method, alpha, task, seed)
+    spec_of = lambda seed: (matched_spec(cfg, task, seed) if method == "mo1_matched"   # noqa: E731
+                            else stage2_spec(cfg, method, alpha, task, seed))
+    seeds = arm_seeds(cfg, method) if seeds is None else seeds
+    train_students(cfg, [spec_of(seed) for seed in seeds], force)
+    for seed in seeds:
+        spec = spec_of(seed)
         train_student(cfg, spec, force)
         rows += student_rows(cfg, spec, method, sweep=sweep)
     record_metrics(cfg.run_path, rows)
@@ -366,6 +379,7 @@ def alpha_sweep(cfg: Config, force: bool = False):
     except alpha = 1)."""
     import pandas as pd
     rows = []
+    train_students(cfg, [stage2_spec(cfg, "tmkd", a, seed=cfg.seeds[0]) for a in cfg.alphas], force)
     for a in cfg.alphas:
         rows += run_stage2(cfg, "tmkd", alpha=a, sweep="alpha", force=force, seeds=cfg.seeds[:1])
     frame = pd.DataFrame(rows)

@@ -21,6 +21,8 @@ NO_EFFECT = {
     "eval_batch_size": "prediction batch: padding is masked, so only float rounding can differ",
     "nproc": "how many processes run a step: a training step records its own world size and per-device batch "
              "(parallel_identity; the effective batch is the configured one), and logits are the same from any number",
+    "student_workers": "how many students train at once, each in its own process (tmkd.pool): the same steps; only the "
+                       "float rounding of another thread count can differ",
     "stage1_shard_pairs": "how a corpus file is cut into files: the pairs, their order and their logits are the same "
                           "for any shard size",
     "speed_batch_size": "chapter 07's timing only",

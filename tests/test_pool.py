@@ -1,0 +1,105 @@
+"""Students side by side (student_workers, tmkd.pool): the same students and rows as one at a time, nothing counted
+as reused that was just trained, a worker's failure raised with its message, and refused where it cannot apply."""
+import multiprocessing
+
+import pytest
+
+import helpers
+import tmkd.config
+import tmkd.experiments
+import tmkd.identity
+import tmkd.pool
+import tmkd.rundir
+import tmkd.students
+from conftest import run_chain, smoke_config
+
+
+def test_workers_beside_several_processes_per_step_are_refused(tmp_path):
+    with pytest.raises(tmkd.config.TMKDError, match="student_workers=2 and nproc=2: set one to 1"):
+        smoke_config(tmp_path, nproc=2, student_workers=2)
+
+
+def test_workers_are_not_part_of_any_identity(tmp_path):
+    one, two = smoke_config(tmp_path), smoke_config(tmp_path, student_workers=2)
+    for step in ("run", "teacher", "student", "stage1", "stage2"):
+        assert "student_workers" in tmkd.identity.settings_excluded(step)
+    assert tmkd.identity.identity(one, "run") == tmkd.identity.identity(two, "run")
+
+
+def test_worker_count_never_exceeds_the_students_and_is_one_on_a_gpu(tmp_path, monkeypatch, capsys):
+    import torch
+    cfg = smoke_config(tmp_path, student_workers=3)
+    assert [tmkd.pool.worker_count(cfg, n) for n in (0, 1, 2, 5)] == [1, 1, 2, 3]
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert tmkd.pool.worker_count(cfg, 5) == 1
+    assert "on a GPU the students train one at a time" in capsys.readouterr().out
+
+
+def test_a_workers_output_keeps_its_lines_and_drops_the_trainers_loss_logs():
+    class Box(list):
+        put = list.append
+    box = Box()
+    out = tmkd.pool._Lines(box)
+    out.write("> qnli/mo1-k3-a0.7-s42: 800 examples\n{'loss': '0.69', 'epoch': '0.5'}\n  kept ep")
+    out.write("och 2\n")
+    assert box == ["> qnli/mo1-k3-a0.7-s42: 800 examples", "  kept epoch 2"]
+
+
+def train_arm(cfg, method="mo1"):
+    return {r["model"]: (r["accuracy"], r["top_class_share"]) for r in tmkd.experiments.run_method(cfg, "rte", method)}
+
+
+@pytest.mark.slow
+def test_two_workers_train_the_students_one_at_a_time_would(run_copy, tmp_path, monkeypatch, capfd):
+    import shutil
+    shutil.copytree(run_copy.run_path, tmp_path / "two")
+    seeds = (42, 43, 44)
+    one = smoke_config(run_copy.run_path, seeds=seeds)
+    two = smoke_config(tmp_path / "two", seeds=seeds, student_workers=2)
+    alone = train_arm(one)
+    capfd.readouterr()
+
+    predicted = []                                          # what the caller scores itself
+
+    def predict_logits(model, ds, batch_size=64, desc="", **kwargs):
+        predicted.append(desc)
+        return real_predict(model, ds, batch_size, desc, **kwargs)
+    real_predict = tmkd.students.predict_logits
+    monkeypatch.setattr(tmkd.students, "predict_logits", predict_logits)
+    side_by_side = train_arm(two)
+    out = capfd.readouterr().out
+    assert "2 students on 2 processes x 1 thread(s)" in out  # a whole round; the third trains after, with every core
+    assert "2/2 rte/mo1-k3-a0.7-s4" in out and "> rte/mo1-k3-a0.7-s44" in out
+    assert predicted == ["mo1-k3-a0.7-s44 validation"]      # the workers scored theirs; the caller reads them
+    assert "finished earlier, skipped" not in out          # trained just now by the workers: not "reused"
+    assert side_by_side == alone                            # smoke students: the same to the last digit
+    assert not multiprocessing.active_children()
+    train_arm(two)                                          # finished: no worker starts, each one is reused
+    again = capfd.readouterr().out
+    assert "processes x" not in again and again.count("finished earlier, skipped") == len(seeds)
+
+
+@pytest.mark.slow
+def test_a_failure_in_a_worker_is_raised_with_its_message_and_stops_the_others(run_copy, tmp_path):
+    config = run_copy.run_path / "teachers" / "rte"
+    for teacher in helpers.teacher_names(run_copy):       # the student's vocabulary cannot be its teachers'
+        path = config / teacher / "final" / "config.json"
+        path.write_text(path.read_text().replace('"vocab_size":', '"vocab_size": 7, "was_vocab_size":'))
+    cfg = smoke_config(run_copy.run_path, seeds=(42, 43), student_workers=2)
+    with pytest.raises(tmkd.config.TMKDError, match="student vocabulary .* differs from teacher"):
+        train_arm(cfg)
+    assert not multiprocessing.active_children()
+
+
+@pytest.mark.slow
+def test_the_chain_with_two_workers_records_what_one_at_a_time_records(smoke_chain, tmp_path):
+    run, _ = smoke_chain
+    proc = run_chain(tmp_path / "run", "--set", "student_workers=2")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "students on 2 processes x 1 thread(s)" in proc.stdout
+    key = list(tmkd.rundir.METRIC_KEY)
+    alone = helpers.read_metrics(run).set_index(key)["accuracy"].sort_index()
+    workers = helpers.read_metrics(tmp_path / "run").set_index(key)["accuracy"].sort_index()
+    students = [i for i in alone.index if i[1] not in ("teacher", "teacher_ensemble")]
+    assert len(students) > 40 and list(workers.index) == list(alone.index)
+    assert workers.loc[students].round(6).tolist() == alone.loc[students].round(6).tolist()

@@ -1,0 +1,176 @@
+"""Students side by side on a CPU: `student_workers` processes, each training whole students with its share of the
+cores (one thread each on two cores).
+
+Why: a small student does not keep two cores busy. On this project's 2-core CPU two 1-thread processes trained more
+examples per second together than one 2-thread process (benchmarks/bench_workers.py prints the ratio, measured in
+one run). The students of a call do not depend on each other (every seed of an arm, every value of a sweep), so
+nothing changes but the wall time: each worker calls train_student, the one training path (identity, resume,
+checkpoints, atomic files), then scores its student on dev (the predictions are cached beside it), and takes the
+next. The caller then reads the finished students as usual. A stage-2 student needs its stage-1 student first:
+callers hand them over in waves.
+
+The workers are spawned, not forked (a kernel that already holds threads or a GPU cannot fork safely); their
+progress lines reach the caller's output, and the first failure stops the others and is raised here."""
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import time
+import traceback
+
+from .config import Config, TMKDError
+from .progress import progress
+
+POLL_S = 0.2
+
+
+def worker_count(cfg: Config, unfinished: int) -> int:
+    """How many processes to start for `unfinished` students: student_workers, never more than the students, 1 on a
+    GPU (the device is shared, not the cores) and under nproc (each step is already several processes)."""
+    import torch
+    if cfg.student_workers > 1 and torch.cuda.is_available():
+        progress("! student_workers shares a CPU's cores; on a GPU the students train one at a time")
+        return 1
+    return max(1, min(cfg.student_workers, unfinished))
+
+
+def train_students(cfg: Config, specs, force: bool = False) -> None:
+    """Train the unfinished students of `specs` (independent of each other), student_workers at a time, in whole
+    rounds: the students left over (5 students, 2 workers: the 5th) and the finished ones are left to the caller's
+    own loop, which trains the first alone with every core (faster than one worker beside an idle core) and reuses
+    the others."""
+    from .rundir import step_finished
+    from .students import TRAINED_HERE, check_stage1_done, student_dir, student_identity, student_train_data
+    if cfg.student_workers < 2:
+        return
+    specs = list(dict.fromkeys(specs))
+    for spec in specs:
+        check_stage1_done(cfg, spec)
+    todo = [s for s in specs if not step_finished(student_dir(cfg, s), student_identity(cfg, s), force)]
+    workers = worker_count(cfg, len(todo))
+    todo = todo[:len(todo) // workers * workers]  # whole rounds: the rest trains after, alone, with every core
+    if workers < 2:
+        return                                   # the caller's own loop trains them, as without workers
+    for spec in todo:                            # data and teacher logits prepared here, once, before any worker reads
+        student_train_data(cfg, spec)
+        _scored_splits(cfg, spec)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    progress(f"  {len(todo)} students on {workers} processes x {threads} thread(s)")
+    for spec in run_pool(cfg, todo, force, workers, threads):
+        TRAINED_HERE.add(str(student_dir(cfg, spec)))
+
+
+def _scored_splits(cfg: Config, spec) -> list:
+    """The splits a student is scored on, each prepared (tokenized) once: its select slice and its dev splits."""
+    from .data import dev_splits, split_dataset
+    splits = list(dev_splits(spec.task))
+    for split in splits + (["select"] if cfg.student_patience and spec.stage != 1 else []):
+        split_dataset(cfg, spec.task, split)
+    return splits
+
+
+def run_pool(cfg: Config, specs: list, force: bool, workers: int, threads: int):
+    """Yield each spec as its worker finishes it; raise the first failure (TMKDError as itself) after stopping
+    every worker. An interrupt (a stopped cell) stops them too: each student resumes from its last checkpoint."""
+    import multiprocessing as mp
+    from .lock import lock_token
+    from .parallel import run_token
+    ctx = mp.get_context("spawn")
+    tasks, results, lines = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    for item in enumerate(specs):
+        tasks.put(item)
+    for _ in range(workers):
+        tasks.put(None)
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false",
+           "TMKD_RUN_TOKEN": run_token(), "TMKD_LOCK_TOKEN": lock_token()}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)                       # read by each worker's OpenMP before torch starts
+    try:
+        procs = [ctx.Process(target=_worker, args=(cfg, force, threads, tasks, results, lines), daemon=True)
+                 for _ in range(workers)]
+        for p in procs:
+            p.start()
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    started, left = time.time(), len(specs)
+    try:
+        while left:
+            _relay(lines)
+            try:
+                i, failure = results.get(timeout=POLL_S)
+            except queue.Empty:
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"a student worker ended early (exit code {dead[0].exitcode}): killed (out of "
+                                       "memory?), or a script without `if __name__ == '__main__':` around its calls "
+                                       "(workers are spawned and import it). Finished students are kept: run it again")
+                continue
+            if failure:
+                kind, message, stack = failure
+                _relay(lines)
+                if kind == "TMKDError":
+                    raise TMKDError(message)
+                raise RuntimeError(f"{specs[i].task}/{specs[i].name} failed in a worker: {kind}: {message}\n{stack}")
+            left -= 1
+            progress(f"  {len(specs) - left}/{len(specs)} {specs[i].task}/{specs[i].name} finished "
+                     f"({time.time() - started:.0f} s since the first started)")
+            yield specs[i]
+        for p in procs:
+            p.join()
+        _relay(lines)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+
+
+def _relay(lines) -> None:
+    """Print what the workers printed (their progress and warnings), in the order it arrived."""
+    while True:
+        try:
+            line = lines.get_nowait()
+        except queue.Empty:
+            return
+        progress(line)
+
+
+class _Lines:
+    """A worker's stdout: each line goes to the caller, who prints it where its own output goes."""
+    def __init__(self, lines):
+        self.lines, self.buffer = lines, ""
+
+    def write(self, text):
+        self.buffer += text
+        *done, self.buffer = self.buffer.split("\n")
+        for line in done:
+            if line.strip() and not line.lstrip().startswith("{'"):    # the Trainer's per-step loss logs stay here
+                self.lines.put(line)
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def _worker(cfg: Config, force: bool, threads: int, tasks, results, lines) -> None:
+    """One worker: its threads, then students from `tasks` until the end marker; each is trained and scored on dev."""
+    import torch
+    torch.set_num_threads(threads)
+    sys.stdout = _Lines(lines)
+    sys.stderr = open(os.devnull, "w")           # progress bars of two processes would interleave; failures are sent
+    from .data import dev_splits
+    from .environment import quiet
+    from .students import student_predictions, train_student
+    quiet()
+    while (item := tasks.get()) is not None:
+        i, spec = item
+        try:
+            train_student(cfg, spec, force)
+            for split in dev_splits(spec.task):
+                student_predictions(cfg, spec, split)
+            results.put((i, None))
+        except BaseException as e:  # noqa: BLE001 - every failure is sent to the caller, who raises it
+            results.put((i, (type(e).__name__, str(e), traceback.format_exc())))
+            return
