@@ -36,12 +36,11 @@ def worker_count(cfg: Config, unfinished: int) -> int:
 
 
 def train_students(cfg: Config, specs, force: bool = False) -> None:
-    """Train the unfinished students of `specs` (independent of each other), student_workers at a time, in whole
-    rounds: the students left over (5 students, 2 workers: the 5th) and the finished ones are left to the caller's
-    own loop, which trains the first alone with every core (faster than one worker beside an idle core) and reuses
-    the others."""
+    """Train the unfinished students of `specs` (independent of each other), student_workers at a time in whole
+    rounds, then those left over (5 students, 2 workers: the 5th) here, one at a time. The caller's own loop then
+    reuses them all without calling them reused. With student_workers=1 nothing happens here: the loop trains."""
     from .rundir import step_finished
-    from .students import TRAINED_HERE, check_stage1_done, student_dir, student_identity, student_train_data
+    from .students import TRAINED_HERE, check_stage1_done, student_dir, student_identity, train_student
     if cfg.student_workers < 2:
         return
     specs = list(dict.fromkeys(specs))
@@ -49,9 +48,17 @@ def train_students(cfg: Config, specs, force: bool = False) -> None:
         check_stage1_done(cfg, spec)
     todo = [s for s in specs if not step_finished(student_dir(cfg, s), student_identity(cfg, s), force)]
     workers = worker_count(cfg, len(todo))
-    todo = todo[:len(todo) // workers * workers]  # whole rounds: the rest trains after, alone, with every core
-    if workers < 2:
-        return                                   # the caller's own loop trains them, as without workers
+    rounds, rest = todo[:len(todo) // workers * workers], todo[len(todo) // workers * workers:]
+    if workers > 1:
+        train_rounds(cfg, rounds, force, workers)
+    for spec in rest if workers > 1 else todo:   # alone, with every core (faster than one worker beside an idle one)
+        train_student(cfg, spec, force)
+        TRAINED_HERE.add(str(student_dir(cfg, spec)))
+
+
+def train_rounds(cfg: Config, todo: list, force: bool, workers: int) -> None:
+    """`todo` trained and scored by `workers` processes, their data prepared here first."""
+    from .students import TRAINED_HERE, student_dir, student_train_data
     for spec in todo:                            # data and teacher logits prepared here, once, before any worker reads
         student_train_data(cfg, spec)
         _scored_splits(cfg, spec)
