@@ -27,10 +27,10 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
   tmkd/teacher_selection.py  teachers on dev; best and weak teachers on the held-out select slice of train
   tmkd/students.py           one student step: spec, identity, build, train, score; the student on one batch
   tmkd/pool.py               students side by side on a CPU: each in its own process, with its share of the cores
-  tmkd/experiments.py        what the chapters run: KD methods, sweeps, the two stages, the int8 student
+  tmkd/experiments.py        what the chapters run: KD methods, sweeps, the two stages
   tmkd/intervals.py          a comparison's interval (t on the seed level, normal on the dev sample's), Holm
   tmkd/evidence.py           the paper's headline family and the rest, verdict words, the comparisons, their table
-  tmkd/speed.py              examples/s and latency
+  tmkd/speed.py              examples/s and latency; the int8 student
   tmkd/report.py             tables from metrics.csv; where tables and figures are saved
   tmkd/figures.py            figures from metrics.csv, speed.csv and the training logs
   tmkd/takeaways.py          what this run shows, in generated sentences
@@ -48,7 +48,7 @@ from tmkd.estimate import estimate
 from tmkd.evidence import (ALL_COMPARISONS, compare_methods, interval_table, ONE_STAGE_COMPARISONS, plot_intervals,
                            TWO_STAGE_COMPARISONS)
 from tmkd.experiments import (alpha_sweep, configured_metrics, configured_variants, control_curves, convergence_curves,
-                              int8_accuracy, pooling_check, run_method, run_stage1, run_stage2, run_sweep,
+                              pooling_check, run_method, run_stage1, run_stage2, run_sweep,
                               stage1_overlap, stage1_size_curve, stage2_tasks)
 from tmkd.figures import plot_curves, plot_logits, plot_methods, plot_speed, plot_stage1_size, plot_sweep
 from tmkd.files import read_json
@@ -59,7 +59,7 @@ from tmkd.report import (collapsed, comparison_table, int8_table, majority_class
                          relative_table, save_figure, save_table, seed_table, speed_table, stage1_size_table,
                          stage_curves, sweep_table, teacher_table, training_runs)
 from tmkd.rundir import read_metrics
-from tmkd.speed import measure_speed, speedup_sentence
+from tmkd.speed import int8_accuracy, measure_speed, speedup_sentence
 from tmkd.students import first_batch, fresh_student
 from tmkd.takeaways import (convergence_sentence, int8_sentence, interval_sentences, majority_sentences,
                             result_sentences, size_sentence, sweep_sentence)

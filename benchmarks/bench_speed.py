@@ -15,7 +15,7 @@ and its load; the ratios are what to compare.
     teacher = BERT-base shape (12 layers, hidden 768, 12 heads, FFN 3072, vocab 30522),
               `BertForSequenceClassification`;
     student = `helpers.TMKDStudent`, 3 layers of the same width, multi-header layer with 3 soft heads;
-    each in fp32 and after int8 dynamic quantization (`experiments.quantize_int8`), timed with
+    each in fp32 and after int8 dynamic quantization (`speed.quantize_int8`), timed with
     `speed.time_models` (warm-up, then the median of --repeats runs).
     Ratios:
       student/teacher fp32  how many times more examples/s the student serves than the teacher (the paper
@@ -172,7 +172,7 @@ def inference_models(args) -> dict:
     print(f"(a) teacher BERT-base shape {millions(teacher)} params; student TMKDStudent "
           f"{args.student_layers} layers x 768, 3 soft heads, {millions(student)} params")
     return {"teacher fp32": teacher, "student fp32": student,
-            "teacher int8": experiments.quantize_int8(teacher), "student int8": experiments.quantize_int8(student)}
+            "teacher int8": speed.quantize_int8(teacher), "student int8": speed.quantize_int8(student)}
 
 
 def part_a(args) -> dict:

@@ -27,7 +27,7 @@ ALTERNATES = {
     "kd_temperature": 2.0, "sweep_task": "qnli", "sweep_optimizers": ("adamw",), "sweep_head_layers": (1,),
     "sweep_layers": (1,), "stage1_task": "rte", "stage1_corpus": "task", "stage1_pool_tasks": ("qnli", "rte"),
     "stage1_share": 0.2, "side_seeds": 1, "stage1_sizes": (0, 8),
-    "stage1_shard_pairs": 1000, "nproc": 2, "stage1_epochs": 2.0, "stage2_task": "rte", "alphas": (0.9,), "warmup": 0.2, "group_by_length": True,
+    "stage1_shard_pairs": 1000, "nproc": 2, "student_workers": 2, "stage1_epochs": 2.0, "stage2_task": "rte", "alphas": (0.9,), "warmup": 0.2, "group_by_length": True,
     "checkpoint_dir": "/tmp/local-checkpoints", "checkpoint_sync_minutes": 1.0, "save_steps": 3, "logging_steps": 2, "eval_batch_size": 16, "speed_batch_size": 8, "speed_repeats": 1,
 }
 FIELDS = [f.name for f in dataclasses.fields(tmkd.config.Config)]

@@ -316,6 +316,7 @@ PROFILES = {
     #   TMKD - m-o-1 and TMKD - no KD aim to be detectable at 3 points at their Holm level; the side arms (1-o-1,
     #   1avg-o-1, m-o-m, TKD, the control) and chapter 03's and 06's sweeps the first seed only (side_seeds). 2,000
     #   pairs x 5 seeds took 2 h 24 min and missed that bar (README: runs that are not the reference).
+    # - Two students at once, one thread each (student_workers=2; 1.20x one at a time in benchmarks/bench_workers.py).
     "offline": dict(tasks=("qnli",), base_model=MINILM_MODEL, max_seq_len=64, train_size=1200, dev_size=0,
                     select_size=1000, seeds=(42, 43, 44, 45, 46, 47, 48), side_seeds=1, pooling="mean",
                     teacher_lrs=(4e-5, 6e-5, 1e-4), teacher_epochs=5.0, student_lr=1e-4, student_epochs=3.0,
@@ -323,7 +324,7 @@ PROFILES = {
                     sweep_head_layers=(1, 2), stage1_task="qnli", stage1_corpus="task", stage1_pool_tasks=("qnli",),
                     stage1_size=12_000, stage1_sizes=(0, 2000, 5000), stage1_epochs=1.0, stage2_task="qnli",
                     alphas=(0.7, 0.9), group_by_length=True, save_steps=50, logging_steps=10,
-                    speed_repeats=10),
+                    speed_repeats=10, student_workers=2),
     # A free Colab T4 in one session (about 1.6 hours by the arithmetic below; `run_chain.py --profile colab --plan`
     # prints it): bert-base-uncased teachers at the paper's learning rates, three per task, students as in the paper,
     # in the paper's regime: stage 1 reads many times stage 2's labelled pairs.
@@ -338,8 +339,7 @@ PROFILES = {
     # ~170/s = 14 min; students: 73 runs, 2.3M examples (stage 1: 6 x 95k; the compute-matched controls 6 x ~100k)
     # at ~600/s = 65 min; predictions 0.5M at ~700/s = 13 min; with the fixed costs per chapter and model measured on
     # the smoke chain (tmkd.plan.PER_CHAPTER_S, PER_MODEL_S) about 1.6 h.
-    # (Before: 50,000 QNLI pairs, 2 seeds, no stage-1 corpus at all (RTE's pairs were all trained on): 3.7 h by the
-    # arithmetic of then, 2.9 h by today's, and chapter 05 failed.)
+    # (Before: 50,000 QNLI pairs, 2 seeds, no stage-1 corpus (RTE's pairs were all trained on): chapter 05 failed.)
     # Drive: 8 teachers x 0.44 GB + 73 students x 0.18 GB = 17 GB of final models at most, above a free account's
     # 15 GB: use a Drive with room (or fewer seeds, or keep RUN_DIR on the runtime's disk); checkpoints stay on the
     # runtime's disk and reach Drive at most every 30 minutes (a dead runtime loses at most that; Drive's bin keeps

@@ -1,19 +1,17 @@
 """What the chapters run: each KD method of tmkd.method as student steps (chapter 04), the sweeps (chapter 03), the
-two stages (chapters 05-06) and the int8 student (chapter 07), each recording its dev accuracy rows in metrics.csv."""
+two stages (chapters 05-06), each recording its dev accuracy rows in metrics.csv."""
 from __future__ import annotations
 
 import dataclasses
 
 import numpy as np
-import torch
-import torch.nn as nn
 
 from .base_model import base_depth
 from .config import Config, TMKDError, stage1_tasks
 from .corpus import corpus_name
 from .data import POOL_OFFSET, dev_splits, split_dataset
 from .logit_cache import align_examples
-from .method import ONE_STAGE_METHODS, TMKDStudent, accuracy, combine_students, method_students
+from .method import ONE_STAGE_METHODS, combine_students, method_students
 from .numbers import rounded
 from .pool import train_students
 from .progress import progress
@@ -22,7 +20,7 @@ from .students import (COLLAPSED, FULL_BUDGET, StudentSpec, kept_epoch, select_c
                        student_rows, train_student)
 from .teacher_selection import best_teacher, evaluate_teachers, weak_teachers
 from .teachers import teacher_name, teacher_names, train_teacher
-from .trainer import count_params, params_of, predict_logits
+from .trainer import params_of
 
 
 def base_spec(cfg: Config, task: str, **changes) -> StudentSpec:
@@ -417,46 +415,3 @@ def configured_metrics(cfg: Config):
     rows are kept (each sweep table names its own knob)."""
     m = read_metrics(cfg.run_path)
     return m[(m["sweep"].astype(str) != "") | m["model"].isin(configured_models(cfg))].reset_index(drop=True)
-
-
-# ---- chapter 07: the int8 student ---------------------------------------------------------------------------
-
-def quantize_int8(model):
-    """Dynamic int8 quantization of every Linear layer, for CPU inference (the fp32 model is left as it was)."""
-    import copy
-    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
-
-
-def int8_accuracy(cfg: Config, force: bool = False) -> list:
-    """The TMKD student (first seed) after dynamic int8 quantization, on stage2_task's dev set: accuracy and how
-    often it predicts what the same student in fp32 does (metrics rows method='tmkd_int8'). Kept when recorded."""
-    spec = stage2_spec(cfg, "tmkd")
-    final = student_dir(cfg, spec) / "final"
-    if not final.exists():
-        return []
-    model = f"{spec.task}/{spec.name}-int8"
-    if not force and model in set(read_metrics(cfg.run_path)["model"]):
-        return []
-    fp32 = TMKDStudent.from_pretrained(str(final)).cpu().eval()
-    rows = int8_rows(cfg, spec, quantize_int8(fp32), fp32, count_params(fp32))
-    record_metrics(cfg.run_path, rows)
-    return rows
-
-
-def int8_rows(cfg: Config, spec: StudentSpec, quantized, fp32_model, params: int) -> list:
-    """Dev accuracy of the int8 student, and how often it predicts what the same student in fp32 does (both
-    on the CPU, so the agreement measures quantization only)."""
-    rows = []
-    for split in dev_splits(spec.task):
-        ds = split_dataset(cfg, spec.task, split)
-        probs = np.exp(predict_logits(quantized, ds, cfg.eval_batch_size, desc=f"int8 {split}"))
-        if torch.cuda.is_available():
-            fp32 = {"probs": np.exp(predict_logits(fp32_model, ds, cfg.eval_batch_size, desc="fp32", mixed=False))}
-        else:
-            fp32 = student_predictions(cfg, spec, split)
-        rows.append(spec_row(cfg, spec) | {
-            "method": "tmkd_int8", "model": f"{spec.task}/{spec.name}-int8", "split": split, "sweep": "",
-            "accuracy": accuracy(probs, ds["label"]), "n_examples": len(ds),
-            "params": params,
-            "agreement_fp32": float((probs.argmax(-1) == fp32["probs"].argmax(-1)).mean())})
-    return rows

@@ -1,22 +1,26 @@
-"""Speed: examples/s at batch 32 and latency at batch 1, the same device and inputs for every model (chapter 07)."""
+"""Speed: examples/s at batch 32 and latency at batch 1, the same device and inputs for every model, and the int8
+student's accuracy (chapter 07)."""
 from __future__ import annotations
 
 import statistics
 import time
 
+import numpy as np
 import torch
+import torch.nn as nn
 
 from .config import Config
 from .data import dev_splits, split_dataset
 from .environment import device_name
-from .experiments import base_spec, method_specs, quantize_int8, stage2_spec, sweep_values
+from .experiments import base_spec, method_specs, stage2_spec, sweep_values
 from .files import write_text_atomic
-from .method import TMKDStudent
+from .method import TMKDStudent, accuracy
 from .paper import PAPER_SPEED
 from .progress import progress
-from .students import load_student, student_dir
+from .rundir import read_metrics, record_metrics
+from .students import StudentSpec, load_student, spec_row, student_dir, student_predictions
 from .teachers import load_teacher, teacher_dir, teacher_names
-from .trainer import count_params
+from .trainer import count_params, predict_logits
 
 
 def speed_inputs(cfg: Config, task: str, batch_size: int) -> dict:
@@ -138,3 +142,46 @@ def speedup_sentence(cfg: Config, speed) -> str:
             f"{p['student_qps']} queries/s against {p['teacher_qps']} for its teacher, {paper:.1f}x, because that teacher "
             f"is deeper and wider: {p['teacher_layers']} layers of {p['teacher_hidden']:,} against the student's "
             f"{p['student_layers']} of {p['student_hidden']}, about {paper_compute:.0f}x the compute per example.")
+
+
+# ---- chapter 07: the int8 student ---------------------------------------------------------------------------
+
+def quantize_int8(model):
+    """Dynamic int8 quantization of every Linear layer, for CPU inference (the fp32 model is left as it was)."""
+    import copy
+    return torch.ao.quantization.quantize_dynamic(copy.deepcopy(model).cpu().eval(), {nn.Linear}, dtype=torch.qint8)
+
+
+def int8_accuracy(cfg: Config, force: bool = False) -> list:
+    """The TMKD student (first seed) after dynamic int8 quantization, on stage2_task's dev set: accuracy and how
+    often it predicts what the same student in fp32 does (metrics rows method='tmkd_int8'). Kept when recorded."""
+    spec = stage2_spec(cfg, "tmkd")
+    final = student_dir(cfg, spec) / "final"
+    if not final.exists():
+        return []
+    model = f"{spec.task}/{spec.name}-int8"
+    if not force and model in set(read_metrics(cfg.run_path)["model"]):
+        return []
+    fp32 = TMKDStudent.from_pretrained(str(final)).cpu().eval()
+    rows = int8_rows(cfg, spec, quantize_int8(fp32), fp32, count_params(fp32))
+    record_metrics(cfg.run_path, rows)
+    return rows
+
+
+def int8_rows(cfg: Config, spec: StudentSpec, quantized, fp32_model, params: int) -> list:
+    """Dev accuracy of the int8 student, and how often it predicts what the same student in fp32 does (both
+    on the CPU, so the agreement measures quantization only)."""
+    rows = []
+    for split in dev_splits(spec.task):
+        ds = split_dataset(cfg, spec.task, split)
+        probs = np.exp(predict_logits(quantized, ds, cfg.eval_batch_size, desc=f"int8 {split}"))
+        if torch.cuda.is_available():
+            fp32 = {"probs": np.exp(predict_logits(fp32_model, ds, cfg.eval_batch_size, desc="fp32", mixed=False))}
+        else:
+            fp32 = student_predictions(cfg, spec, split)
+        rows.append(spec_row(cfg, spec) | {
+            "method": "tmkd_int8", "model": f"{spec.task}/{spec.name}-int8", "split": split, "sweep": "",
+            "accuracy": accuracy(probs, ds["label"]), "n_examples": len(ds),
+            "params": params,
+            "agreement_fp32": float((probs.argmax(-1) == fp32["probs"].argmax(-1)).mean())})
+    return rows
