@@ -1,6 +1,12 @@
 """Students side by side (student_workers, tmkd.pool): the same students and rows as one at a time, nothing counted
 as reused that was just trained, a worker's failure raised with its message, and refused where it cannot apply."""
 import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -11,7 +17,7 @@ import tmkd.identity
 import tmkd.pool
 import tmkd.rundir
 import tmkd.students
-from conftest import run_chain, smoke_config
+from conftest import REPO, run_chain, smoke_config
 
 
 def test_workers_beside_several_processes_per_step_are_refused(tmp_path):
@@ -104,3 +110,52 @@ def test_the_chain_with_two_workers_records_what_one_at_a_time_records(smoke_cha
     workers = helpers.read_metrics(tmp_path / "run").set_index(key).sort_index()
     assert len(alone) > 100 and list(workers.index) == list(alone.index)
     assert workers["accuracy"].tolist() == alone["accuracy"].tolist()     # smoke students: the same to the last digit
+
+
+def workers_of(pid: int) -> list:
+    """The spawned workers among the children of process `pid`."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            cmdline = (stat.parent / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if int(fields[1]) == pid and b"spawn_main" in cmdline:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def running(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads the process table from /proc")
+def test_workers_end_when_their_parent_is_killed(run_copy):
+    """A killed kernel or chain takes its workers with it: none goes on writing a student the re-run resumes."""
+    script = (f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
+              "import tmkd.config, tmkd.experiments\n"
+              f"cfg = tmkd.config.make_config('smoke', run_dir={str(run_copy.run_path)!r}, student_workers=2, "
+              "seeds=(42, 43), student_epochs=400.0)\n"
+              "tmkd.experiments.run_method(cfg, 'rte', 'no_kd')\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
+    for line in proc.stdout:
+        if "students on 2 processes" in line:
+            break
+    deadline = time.time() + 60
+    while len(workers := workers_of(proc.pid)) < 2 and time.time() < deadline:
+        time.sleep(0.2)
+    assert len(workers) == 2, "the two workers did not start"
+    time.sleep(2)
+    assert all(running(w) for w in workers)                 # training, with their parent alive
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    deadline = time.time() + 10
+    while any(running(w) for w in workers) and time.time() < deadline:
+        time.sleep(0.2)
+    assert not any(running(w) for w in workers), "a worker outlived its killed parent"

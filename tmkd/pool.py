@@ -94,8 +94,8 @@ def run_pool(cfg: Config, specs: list, force: bool, workers: int, threads: int):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)                       # read by each worker's OpenMP before torch starts
     try:
-        procs = [ctx.Process(target=_worker, args=(cfg, force, threads, tasks, results, lines), daemon=True)
-                 for _ in range(workers)]
+        procs = [ctx.Process(target=_worker, args=(cfg, force, threads, tasks, results, lines, os.getpid()),
+                             daemon=True) for _ in range(workers)]
         for p in procs:
             p.start()
     finally:
@@ -144,6 +144,14 @@ def _relay(lines) -> None:
         progress(line)
 
 
+def _orphaned(parent: int) -> None:
+    """End this worker within a second of its parent's death (a killed kernel or chain): a worker left running would
+    go on writing its student's folder beside the re-run that resumes it."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
 class _Lines:
     """A worker's stdout: each line goes to the caller, who prints it where its own output goes."""
     def __init__(self, lines):
@@ -161,9 +169,12 @@ class _Lines:
         pass
 
 
-def _worker(cfg: Config, force: bool, threads: int, tasks, results, lines) -> None:
+def _worker(cfg: Config, force: bool, threads: int, tasks, results, lines, parent: int) -> None:
     """One worker: its threads, then students from `tasks` until the end marker; each is trained and scored on dev."""
+    import threading
+
     import torch
+    threading.Thread(target=_orphaned, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
     sys.stdout = _Lines(lines)
     sys.stderr = open(os.devnull, "w")           # progress bars of two processes would interleave; failures are sent
