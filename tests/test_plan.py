@@ -223,3 +223,17 @@ def test_a_rate_is_timed_by_its_fastest_step_so_a_busy_moment_does_not_count():
         calls.append(1)
         time.sleep(0.2 if len(calls) == 1 else 0.01)        # another process held the cores during the first call
     assert _timed(step, 4) < 0.1 and len(calls) == 4
+
+
+def test_timings_name_the_cpu_model_and_its_vector_instructions(tmp_path):
+    """Two machines both called '2-core x86_64' trained the offline teachers 1.4x apart: the device a rate or a
+    speed row was measured on names the CPU model and its widest vector instructions."""
+    from tmkd.environment import cpu_model
+    zen3, zen4 = tmp_path / "zen3", tmp_path / "zen4"
+    zen3.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma\n"
+                    "\nprocessor\t: 1\nflags\t\t: fpu avx512f\n")
+    zen4.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 17\nmodel name\t: AMD EPYC\n"
+                    "flags\t\t: fpu avx2 avx512f avx512_bf16\n")
+    assert cpu_model(zen3) == "AMD EPYC family 25 model 1, AVX2"          # the first processor's entry only
+    assert cpu_model(zen4) == "AMD EPYC family 25 model 17, AVX-512 bf16"
+    assert cpu_model(tmp_path / "none") == ""                              # no /proc (macOS, Windows): nothing added

@@ -272,7 +272,7 @@ def legacy_rows(d, metrics) -> tuple:
 
 LEGEND = ("Differences in dev accuracy points, A − B, the mean over {seeds} seeds. Each interval puts a t multiplier "
           "with S − 1 degrees of freedom on the seed level (seed s of A paired with seed s of B, stage 1 included) and "
-          "a normal one on the dev sample's, in quadrature: it holds its level at 2 to 8 seeds "
+          "a normal one on the dev sample's, in quadrature: it holds its level at 2 to 7 seeds "
           "([benchmarks/README.md](benchmarks/README.md)). The paper's headline claims are one family, named before "
           "the run and adjusted together (Holm): their verdicts read intervals at Holm-consistent levels. Its other "
           "claims are exploratory (unadjusted 95 %); the series' own questions are neither counted nor headlined as "
