@@ -47,7 +47,7 @@ def prepared(cfg):
     for seed in cfg.seeds:
         spec = tmkd.experiments.method_specs(cfg, cfg.stage2_task, "no_kd", seed)[0]
         tmkd.students.student_train_data(cfg, spec)
-        tmkd.pool._scored_splits(cfg, spec)
+        tmkd.pool.prepare_scored_splits(cfg, spec)
     return cfg
 
 

@@ -101,10 +101,10 @@ def test_every_student_row_records_its_init_and_seed(tmp_path, stub_training):
     cfg = stub_run(tmp_path / "run", seeds=(1, 2))
     helpers.train_teachers(cfg)
     for method in ("no_kd", "1o1", "mo1", "mom_avg"):
-        helpers.run_method(cfg, "rte", method)
+        tmkd.experiments.run_method(cfg, "rte", method)
     helpers.run_stage1(cfg, "tmkd")
-    helpers.run_stage2(cfg, "tmkd", "rte")
-    helpers.run_stage2(cfg, "mo1_matched", "rte")
+    tmkd.experiments.run_stage2(cfg, "tmkd", "rte")
+    tmkd.experiments.run_stage2(cfg, "mo1_matched", "rte")
     m = helpers.read_metrics(cfg.run_path)
     students = m[~m["method"].isin(["teacher", "teacher_ensemble"])]
     assert len(students) and set(students[students["stage"].astype(int) < 2]["init"]) == {"base"}
@@ -128,7 +128,7 @@ def test_every_student_row_records_its_init_and_seed(tmp_path, stub_training):
 def test_teacher_init_is_named_in_the_rows(tmp_path, stub_training):
     cfg = stub_run(tmp_path / "run", student_init="teacher", seeds=(1,))
     helpers.train_teachers(cfg)
-    rows = helpers.run_method(cfg, "rte", "no_kd")
+    rows = tmkd.experiments.run_method(cfg, "rte", "no_kd")
     assert rows[0]["init"] == f"teacher:{helpers.best_teacher(cfg, 'rte')}"
 
 

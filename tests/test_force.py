@@ -17,7 +17,7 @@ def chapters_03_to_06(cfg, force):
         helpers.run_stage1(cfg, method, force)
     for task in helpers.stage2_tasks(cfg):                         # chapter 06
         for method in ("tmkd", "tkd", "mo1_matched"):
-            helpers.run_stage2(cfg, method, task, force=force)
+            tmkd.experiments.run_stage2(cfg, method, task, force=force)
     helpers.alpha_sweep(cfg, force)
 
 

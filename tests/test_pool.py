@@ -51,6 +51,25 @@ def test_a_workers_output_keeps_its_lines_and_drops_the_trainers_loss_logs():
     assert box == ["> qnli/mo1-k3-a0.7-s42: 800 examples", "  kept epoch 2"]
 
 
+def test_the_last_busy_worker_takes_every_core(monkeypatch):
+    """Two workers on 2 cores train with one thread each; when one has no student left, the other widens to both
+    cores at its next step (and narrows again if a second one were busy)."""
+    import torch
+    monkeypatch.setattr(tmkd.pool.os, "cpu_count", lambda: 2)
+    busy = multiprocessing.get_context("spawn").Value("i", 2)
+    widen, other = tmkd.pool._widening(busy), tmkd.pool._widening(busy)
+    before = torch.get_num_threads()
+    try:
+        widen.on_step_begin(None, None, None)
+        assert torch.get_num_threads() == 1
+        other.done()                                     # the other worker found the queue empty
+        assert busy.value == 1
+        widen.on_step_begin(None, None, None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+
+
 def train_arm(cfg, method="mo1"):
     return {r["model"]: (r["accuracy"], r["top_class_share"]) for r in tmkd.experiments.run_method(cfg, "rte", method)}
 
@@ -74,9 +93,9 @@ def test_two_workers_train_the_students_one_at_a_time_would(run_copy, tmp_path, 
     monkeypatch.setattr(tmkd.students, "predict_logits", predict_logits)
     side_by_side = train_arm(two)
     out = capfd.readouterr().out
-    assert "2 students on 2 processes x 1 thread(s)" in out  # a whole round; the third trains after, with every core
-    assert "2/2 rte/mo1-k3-a0.7-s4" in out and "> rte/mo1-k3-a0.7-s44" in out
-    assert predicted == ["mo1-k3-a0.7-s44 validation"]      # the workers scored theirs; the caller reads them
+    assert "3 students on 2 processes x 1 thread(s)" in out  # the third goes to whichever worker is free first
+    assert "3/3 rte/mo1-k3-a0.7-s4" in out and "> rte/mo1-k3-a0.7-s44" in out
+    assert predicted == []                                  # the workers scored them all; the caller reads them
     assert "finished earlier, skipped" not in out          # trained just now by the workers: not "reused"
     assert side_by_side == alone                            # smoke students: the same to the last digit
     assert not multiprocessing.active_children()

@@ -115,7 +115,7 @@ def test_stage2_into_a_three_class_task_reinitialises_the_heads(run_copy):
 def test_two_class_stage1_then_three_class_stage2_trains(run_copy, capsys):
     cfg = tmkd.config.make_config("smoke", run_dir=str(run_copy.run_path), stage2_task="mnli")
     helpers.run_stage1(cfg, "tmkd")
-    rows = helpers.run_stage2(cfg, "tmkd")
+    rows = tmkd.experiments.run_stage2(cfg, "tmkd")
     assert "heads re-initialised (stage 1 had 2 classes" in capsys.readouterr().out
     assert {r["split"] for r in rows} == {"validation_matched", "validation_mismatched"}
     assert all(r["accuracy"] > 1 / 3 + 0.2 for r in rows)
@@ -137,7 +137,7 @@ def test_pool_stage1_scores_every_pooled_pair_with_the_stage1_teachers(run_copy)
     for i, row in zip(own["idx"][:20], own["logits"][:20]):     # a QNLI pair's pooled score = its train score
         np.testing.assert_allclose(pooled[int(i) + 10_000_000], row, rtol=1e-5, atol=1e-6)
     helpers.run_stage1(cfg, "tmkd")
-    rows = helpers.run_stage2(cfg, "tmkd")
+    rows = tmkd.experiments.run_stage2(cfg, "tmkd")
     assert rows and rows[0]["model"] == "qnli/tmkd-k3-a0.7-s42"
     assert tmkd.experiments.stage2_spec(cfg, "tmkd").init_from == "tmkd-stage1-pool-k3-s42"
 

@@ -2,15 +2,16 @@
 labelled pairs (the paper's regime: 4M stage-1 pairs before QNLI's 105k labelled ones)."""
 import helpers
 import tmkd.data
+import tmkd.experiments
 from conftest import stub_run
 
 
 def test_every_student_row_records_the_pairs_it_trained_on(tmp_path, stub_training):
     cfg = stub_run(tmp_path / "run", seeds=(1,))
     helpers.train_teachers(cfg)
-    helpers.run_method(cfg, "qnli", "no_kd")
+    tmkd.experiments.run_method(cfg, "qnli", "no_kd")
     helpers.run_stage1(cfg, "tmkd")
-    helpers.run_stage2(cfg, "tmkd", "qnli")
+    tmkd.experiments.run_stage2(cfg, "tmkd", "qnli")
     m = helpers.read_metrics(cfg.run_path)
     students = m[~m["method"].isin(["teacher", "teacher_ensemble"])]
     labelled = len(tmkd.data.split_dataset(cfg, "qnli", "train"))

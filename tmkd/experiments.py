@@ -81,7 +81,7 @@ def run_method(cfg: Config, task: str, method: str, force: bool = False) -> list
     if method == "1o1":
         progress(f"  1-o-1 on {task} learns from {best_teacher(cfg, task)} (best on the held-out select slice)")
     rows = []
-    train_students(cfg, [s for seed in arm_seeds(cfg, method) for s in method_specs(cfg, task, method, seed)], force)
+    train_students(cfg, arm_specs(cfg, task, method), force)
     for seed in arm_seeds(cfg, method):
         specs = method_specs(cfg, task, method, seed)
         for spec in specs:
@@ -360,8 +360,7 @@ def run_stage2(cfg: Config, method: str = "tmkd", task: str | None = None, alpha
     check_run_dir(cfg)
     task = task or cfg.stage2_task
     rows = []
-    spec_of = lambda seed: (matched_spec(cfg, task, seed) if method == "mo1_matched"   # noqa: E731
-                            else stage2_spec(cfg, method, alpha, task, seed))
+    spec_of = lambda seed: stage2_arm_spec(cfg, method, task, seed, alpha)   # noqa: E731
     seeds = arm_seeds(cfg, method) if seeds is None else seeds
     train_students(cfg, [spec_of(seed) for seed in seeds], force)
     for seed in seeds:
@@ -370,6 +369,30 @@ def run_stage2(cfg: Config, method: str = "tmkd", task: str | None = None, alpha
         rows += student_rows(cfg, spec, method, sweep=sweep)
     record_metrics(cfg.run_path, rows)
     return rows
+
+
+STAGE2_ARMS = ("tmkd", "tkd", "mo1_matched")
+
+
+def stage2_arm_spec(cfg: Config, method: str, task: str, seed: int, alpha: float | None = None) -> StudentSpec:
+    """Chapter 06's student of `method` on `task`: TMKD's or TKD's stage 2, or the compute-matched control."""
+    return matched_spec(cfg, task, seed) if method == "mo1_matched" else stage2_spec(cfg, method, alpha, task, seed)
+
+
+def arm_specs(cfg: Config, task: str, method: str) -> list:
+    """Every student of one arm on `task`, seed by seed (m-o-m: one per teacher)."""
+    if method in STAGE2_ARMS:
+        return [stage2_arm_spec(cfg, method, task, seed) for seed in arm_seeds(cfg, method)]
+    return [s for seed in arm_seeds(cfg, method) for s in method_specs(cfg, task, method, seed)]
+
+
+def run_arms(cfg: Config, arms, force: bool = False) -> None:
+    """Each (task, method) of `arms`: all their students trained first, side by side with student_workers (so that
+    one arm's odd student pairs with the next arm's), then each arm's rows recorded by run_method or run_stage2."""
+    arms = list(arms)
+    train_students(cfg, [s for task, method in arms for s in arm_specs(cfg, task, method)], force)
+    for task, method in arms:
+        run_stage2(cfg, method, task, force=force) if method in STAGE2_ARMS else run_method(cfg, task, method, force)
 
 
 def alpha_sweep(cfg: Config, force: bool = False):

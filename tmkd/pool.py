@@ -36,9 +36,10 @@ def worker_count(cfg: Config, unfinished: int) -> int:
 
 
 def train_students(cfg: Config, specs, force: bool = False) -> None:
-    """Train the unfinished students of `specs` (independent of each other), student_workers at a time in whole
-    rounds, then those left over (5 students, 2 workers: the 5th) here, one at a time. The caller's own loop then
-    reuses them all without calling them reused. With student_workers=1 nothing happens here: the loop trains."""
+    """Train the unfinished students of `specs` (independent of each other), student_workers at a time; a worker
+    left alone at the end takes every core (5 students, 2 workers: the 5th ends with both). One unfinished student
+    trains here. The caller's own loop then reuses them all without calling them reused. With student_workers=1
+    nothing happens here: the loop trains."""
     from .rundir import step_finished
     from .students import TRAINED_HERE, check_stage1_done, student_dir, student_identity, train_student
     if cfg.student_workers < 2:
@@ -48,33 +49,30 @@ def train_students(cfg: Config, specs, force: bool = False) -> None:
         check_stage1_done(cfg, spec)
     todo = [s for s in specs if not step_finished(student_dir(cfg, s), student_identity(cfg, s), force)]
     workers = worker_count(cfg, len(todo))
-    rounds, rest = todo[:len(todo) // workers * workers], todo[len(todo) // workers * workers:]
     if workers > 1:
-        train_rounds(cfg, rounds, force, workers)
-    for spec in rest if workers > 1 else todo:   # alone, with every core (faster than one worker beside an idle one)
+        train_side_by_side(cfg, todo, force, workers)
+    for spec in todo if workers == 1 else ():
         train_student(cfg, spec, force)
         TRAINED_HERE.add(str(student_dir(cfg, spec)))
 
 
-def train_rounds(cfg: Config, todo: list, force: bool, workers: int) -> None:
+def train_side_by_side(cfg: Config, todo: list, force: bool, workers: int) -> None:
     """`todo` trained and scored by `workers` processes, their data prepared here first."""
     from .students import TRAINED_HERE, student_dir, student_train_data
     for spec in todo:                            # data and teacher logits prepared here, once, before any worker reads
         student_train_data(cfg, spec)
-        _scored_splits(cfg, spec)
+        prepare_scored_splits(cfg, spec)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    progress(f"  {len(todo)} students on {workers} processes x {threads} thread(s)")
+    progress(f"  {len(todo)} students on {workers} processes x {threads} thread(s) (the last one busy: every core)")
     for spec in run_pool(cfg, todo, force, workers, threads):
         TRAINED_HERE.add(str(student_dir(cfg, spec)))
 
 
-def _scored_splits(cfg: Config, spec) -> list:
-    """The splits a student is scored on, each prepared (tokenized) once: its select slice and its dev splits."""
+def prepare_scored_splits(cfg: Config, spec) -> None:
+    """Prepare (tokenize) once each split a student is scored on: its select slice and its dev splits."""
     from .data import dev_splits, split_dataset
-    splits = list(dev_splits(spec.task))
-    for split in splits + (["select"] if cfg.student_patience and spec.stage != 1 else []):
+    for split in list(dev_splits(spec.task)) + (["select"] if cfg.student_patience and spec.stage != 1 else []):
         split_dataset(cfg, spec.task, split)
-    return splits
 
 
 def run_pool(cfg: Config, specs: list, force: bool, workers: int, threads: int):
@@ -85,6 +83,7 @@ def run_pool(cfg: Config, specs: list, force: bool, workers: int, threads: int):
     from .parallel import run_token
     ctx = mp.get_context("spawn")
     tasks, results, lines = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    busy = ctx.Value("i", workers)               # workers still training: each takes os.cpu_count() // busy threads
     for item in enumerate(specs):
         tasks.put(item)
     for _ in range(workers):
@@ -94,7 +93,7 @@ def run_pool(cfg: Config, specs: list, force: bool, workers: int, threads: int):
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)                       # read by each worker's OpenMP before torch starts
     try:
-        procs = [ctx.Process(target=_worker, args=(cfg, force, threads, tasks, results, lines, os.getpid()),
+        procs = [ctx.Process(target=_worker, args=(cfg, force, threads, tasks, results, lines, os.getpid(), busy),
                              daemon=True) for _ in range(workers)]
         for p in procs:
             p.start()
@@ -169,13 +168,34 @@ class _Lines:
         pass
 
 
-def _worker(cfg: Config, force: bool, threads: int, tasks, results, lines, parent: int) -> None:
+def _widening(busy):
+    """A worker's share of the cores as a TrainerCallback, checked before each training step and each scoring:
+    os.cpu_count() // the workers still busy, so the last one left trains on every core, not beside an idle one."""
+    import torch
+    from transformers import TrainerCallback
+
+    class Widen(TrainerCallback):
+        def __call__(self, *args, **kwargs):
+            threads = max(1, (os.cpu_count() or 1) // max(1, busy.value))
+            if threads != torch.get_num_threads():
+                torch.set_num_threads(threads)
+
+        on_step_begin = on_epoch_end = __call__
+
+        def done(self):
+            with busy.get_lock():
+                busy.value -= 1
+    return Widen()
+
+
+def _worker(cfg: Config, force: bool, threads: int, tasks, results, lines, parent: int, busy) -> None:
     """One worker: its threads, then students from `tasks` until the end marker; each is trained and scored on dev."""
     import threading
 
     import torch
     threading.Thread(target=_orphaned, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
+    widen = _widening(busy)
     sys.stdout = _Lines(lines)
     sys.stderr = open(os.devnull, "w")           # progress bars of two processes would interleave; failures are sent
     from .data import dev_splits
@@ -185,10 +205,12 @@ def _worker(cfg: Config, force: bool, threads: int, tasks, results, lines, paren
     while (item := tasks.get()) is not None:
         i, spec = item
         try:
-            train_student(cfg, spec, force)
+            train_student(cfg, spec, force, callbacks=(widen,))
+            widen()
             for split in dev_splits(spec.task):
                 student_predictions(cfg, spec, split)
             results.put((i, None))
         except BaseException as e:  # noqa: BLE001 - every failure is sent to the caller, who raises it
             results.put((i, (type(e).__name__, str(e), traceback.format_exc())))
-            return
+            break
+    widen.done()
