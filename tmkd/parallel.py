@@ -171,14 +171,12 @@ def launch(fn, *args, nproc: int, threads: int = 0, **kwargs):
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=uuid.uuid4().hex,
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1,
                           start_method="spawn")
-    saved = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "TOKENIZERS_PARALLELISM", "TMKD_RUN_TOKEN")}
-    os.environ["OMP_NUM_THREADS"] = str(threads)           # read by the workers' OpenMP before torch starts
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
-    os.environ["TMKD_RUN_TOKEN"] = run_token()             # FORCE: the workers' recomputation counts as this run's
     where = f"{nproc} GPUs" if torch.cuda.is_available() else f"{nproc} CPU processes x {threads} thread(s)"
     progress(f"  {getattr(fn, '__name__', fn)} on {where}")
     try:
-        results = elastic_launch(config, _worker)(fn, args, kwargs, threads)
+        with child_environment({"OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false",
+                                "TMKD_RUN_TOKEN": run_token()}):   # FORCE: the workers' recomputation is this run's
+            results = elastic_launch(config, _worker)(fn, args, kwargs, threads)
     except ChildFailedError as e:
         rank_, failure = _root_cause(e.failures)
         info = failure.message if isinstance(failure.message, dict) else {"message": str(failure.message)}
@@ -188,13 +186,20 @@ def launch(fn, *args, nproc: int, threads: int = 0, **kwargs):
         stack = str(info.get("extraInfo", {}).get("py_callstack", ""))
         raise RuntimeError(f"{getattr(fn, '__name__', fn)} failed in process {rank_} of {nproc}: {message}\n"
                            f"{stack}") from None
+    return results[0]
+
+
+@contextlib.contextmanager
+def child_environment(env: dict):
+    """os.environ with `env` set while child processes start (their OpenMP reads its thread count before torch
+    starts), then as it was."""
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
     finally:
         for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
-    return results[0]
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
 
 
 def _root_cause(failures: dict):

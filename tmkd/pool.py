@@ -80,7 +80,7 @@ def run_pool(cfg: Config, specs: list, force: bool, workers: int, threads: int):
     every worker. An interrupt (a stopped cell) stops them too: each student resumes from its last checkpoint."""
     import multiprocessing as mp
     from .lock import lock_token
-    from .parallel import run_token
+    from .parallel import child_environment, run_token
     ctx = mp.get_context("spawn")
     tasks, results, lines = ctx.Queue(), ctx.Queue(), ctx.Queue()
     busy = ctx.Value("i", workers)               # workers still training: each takes os.cpu_count() // busy threads
@@ -90,16 +90,11 @@ def run_pool(cfg: Config, specs: list, force: bool, workers: int, threads: int):
         tasks.put(None)
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false",
            "TMKD_RUN_TOKEN": run_token(), "TMKD_LOCK_TOKEN": lock_token()}
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)                       # read by each worker's OpenMP before torch starts
-    try:
-        procs = [ctx.Process(target=_worker, args=(cfg, force, threads, tasks, results, lines, os.getpid(), busy),
-                             daemon=True) for _ in range(workers)]
+    procs = [ctx.Process(target=_worker, args=(cfg, force, threads, tasks, results, lines, os.getpid(), busy),
+                         daemon=True) for _ in range(workers)]
+    with child_environment(env):
         for p in procs:
             p.start()
-    finally:
-        for k, v in saved.items():
-            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
     started, left = time.time(), len(specs)
     try:
         while left:
