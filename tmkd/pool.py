@@ -206,9 +206,6 @@ class _Lines:
     def flush(self):
         pass
 
-    def isatty(self):                            # asked by transformers' loading report
-        return False
-
 
 def _widening(busy):
     """A worker's share of the cores as a TrainerCallback, checked before each training step and each scoring:
