@@ -26,7 +26,7 @@ System", WSDM 2020 (arXiv 1910.08381). The package in layers, each importing onl
   tmkd/logit_cache.py        cached teacher logits, aligned by example and label; a corpus file scored by shards
   tmkd/teacher_selection.py  teachers on dev; best and weak teachers on the held-out select slice of train
   tmkd/students.py           one student step: spec, identity, build, train, score; the student on one batch
-  tmkd/pool.py               students and teachers side by side on a CPU: each in its own process, its share of cores
+  tmkd/pool.py               students side by side on a CPU: each in its own process, with its share of the cores
   tmkd/experiments.py        what the chapters run: KD methods, sweeps, the two stages
   tmkd/intervals.py          a comparison's interval (t on the seed level, normal on the dev sample's), Holm
   tmkd/evidence.py           the paper's headline family and the rest, verdict words, the comparisons, their table
@@ -48,8 +48,8 @@ from tmkd.estimate import estimate
 from tmkd.evidence import (ALL_COMPARISONS, compare_methods, interval_table, ONE_STAGE_COMPARISONS, plot_intervals,
                            TWO_STAGE_COMPARISONS)
 from tmkd.experiments import (alpha_sweep, configured_metrics, configured_variants, control_curves, convergence_curves,
-                              pooling_check, run_arms, run_stage1, run_sweep, stage1_overlap, stage1_size_curve,
-                              stage2_tasks, train_teachers)
+                              pooling_check, run_arms, run_stage1, run_sweep,
+                              stage1_overlap, stage1_size_curve, stage2_tasks)
 from tmkd.figures import plot_curves, plot_logits, plot_methods, plot_speed, plot_stage1_size, plot_sweep
 from tmkd.files import read_json
 from tmkd.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
@@ -64,6 +64,6 @@ from tmkd.students import first_batch, fresh_student
 from tmkd.takeaways import (convergence_sentence, int8_sentence, interval_sentences, majority_sentences,
                             result_sentences, size_sentence, sweep_sentence)
 from tmkd.teacher_selection import best_teacher, evaluate_teachers, teacher_quality
-from tmkd.teachers import teacher_names
+from tmkd.teachers import teacher_names, train_teachers
 
 __all__ = sorted(name for name in dir() if not name.startswith("_"))

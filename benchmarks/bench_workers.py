@@ -16,7 +16,7 @@ the same students, trained with another thread count, differ by float rounding a
 
     python benchmarks/bench_workers.py --data-dir ../shared/data/glue --teachers --teacher-epochs 1
 
---teachers: chapter 01's teachers instead (tmkd.experiments.train_teachers: the profile's three learning rates on its
+--teachers: chapter 01's teachers instead (tmkd.teachers.train_teachers: the profile's three learning rates on its
 labelled pairs), one at a time, then with student_workers=2; it prints the largest difference between the two
 runs' teacher weights in place of accuracies. --teacher-epochs shortens them (the profile's 5 take about 10 and 8
 minutes here).
@@ -102,7 +102,7 @@ def teachers(root: Path, args) -> None:
         tmkd.rundir.check_run_dir(cfg)
         tmkd.data.task_data(cfg, cfg.stage2_task)           # tokenized before the clock starts
         t0 = time.perf_counter()
-        tmkd.experiments.train_teachers(cfg)
+        tmkd.teachers.train_teachers(cfg)
         seconds[workers] = time.perf_counter() - t0
     diff = 0.0
     for name in tmkd.teachers.teacher_names(cfgs[1]):

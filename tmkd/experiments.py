@@ -13,7 +13,7 @@ from .data import POOL_OFFSET, dev_splits, split_dataset
 from .logit_cache import align_examples
 from .method import ONE_STAGE_METHODS, combine_students, method_students
 from .numbers import rounded
-from .pool import train_students, train_together
+from .pool import train_students
 from .progress import progress
 from .rundir import check_run_dir, read_metrics, record_metrics
 from .students import (COLLAPSED, FULL_BUDGET, StudentSpec, kept_epoch, select_curve, spec_row, student_dir, student_predictions,
@@ -129,13 +129,6 @@ def one_vs_many(cfg: Config, task: str, methods=ONE_STAGE_METHODS, force: bool =
         run_method(cfg, task, method, force)
     for method in configured_variants(cfg, task):
         run_method(cfg, task, method, force)
-
-
-def train_teachers(cfg: Config, force: bool = False) -> dict:
-    """Chapter 01: all teachers of every task: {task: [final folders]} (side by side with student_workers)."""
-    check_run_dir(cfg, force)
-    train_together(cfg, [("teacher", task, lr) for task in cfg.tasks for lr in cfg.teacher_lrs], force)
-    return {task: [train_teacher(cfg, task, lr, force) for lr in cfg.teacher_lrs] for task in cfg.tasks}
 
 
 # ---- chapter 03: the student's knobs ---------------------------------------------------------------------

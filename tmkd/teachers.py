@@ -14,7 +14,7 @@ from .identity import identity
 from .method import TeacherClassifier, TeacherConfig
 from .parallel import launch, wants_launch
 from .progress import progress
-from .rundir import claim_step, note_reused, step_finished
+from .rundir import check_run_dir, claim_step, note_reused, step_finished
 from .trainer import device, finish_step, fit, training_args
 
 
@@ -64,6 +64,14 @@ def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callba
     args = training_args(out, lr, cfg.teacher_epochs, cfg.teacher_batch_size, cfg)
     trainer = fit(model, data["train"], out, args, callbacks, cfg.checkpoint_sync_minutes * 60)
     return finish_step(trainer, out, spec, tokenizer_from=base, force=force)
+
+
+def train_teachers(cfg: Config, force: bool = False) -> dict:
+    """All teachers of every task of the profile: {task: [final folders]} (side by side with student_workers)."""
+    from .pool import train_together
+    check_run_dir(cfg, force)
+    train_together(cfg, [("teacher", task, lr) for task in cfg.tasks for lr in cfg.teacher_lrs], force)
+    return {task: [train_teacher(cfg, task, lr, force) for lr in cfg.teacher_lrs] for task in cfg.tasks}
 
 
 def load_teacher(folder):
