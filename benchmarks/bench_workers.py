@@ -13,13 +13,6 @@ cores shared out), each in a fresh run directory whose data was tokenized before
 first wall time over the second (above 1: the workers are faster). The dev accuracies of both are printed too:
 the same students, trained with another thread count, differ by float rounding at most in what they learn.
 --quick: 400 labelled pairs, 1 epoch, 1,000 dev pairs (the ratio only; the accuracies mean nothing then).
-
-    python benchmarks/bench_workers.py --data-dir ../shared/data/glue --teachers --teacher-epochs 1
-
---teachers: chapter 01's teachers instead (tmkd.teachers.train_teachers: the profile's three learning rates on its
-labelled pairs), one at a time, then with student_workers=2; it prints the largest difference between the two
-runs' teacher weights in place of accuracies. --teacher-epochs shortens them (the profile's 5 take about 10 and 8
-minutes here).
 """
 from __future__ import annotations
 
@@ -35,7 +28,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import tmkd.config  # noqa: E402
-import tmkd.data  # noqa: E402
 import tmkd.environment  # noqa: E402
 import tmkd.experiments  # noqa: E402
 import tmkd.pool  # noqa: E402
@@ -45,8 +37,6 @@ import tmkd.students  # noqa: E402
 
 def settings(run_dir: Path, args, workers: int):
     quick = dict(train_size=400, student_epochs=1.0, dev_size=1000) if args.quick else {}
-    if args.teacher_epochs:
-        quick["teacher_epochs"] = args.teacher_epochs
     return tmkd.config.make_config("offline", run_dir=str(run_dir), data_dir=args.data_dir, student_workers=workers,
                                    seeds=tuple(range(42, 42 + args.students)), **quick)
 
@@ -66,13 +56,9 @@ def main():
     p.add_argument("--data-dir", required=True, help="GLUE-layout folder (the offline profile's QNLI)")
     p.add_argument("--students", type=int, default=4, help="students per arm (seeds 42, 43, ...)")
     p.add_argument("--quick", action="store_true")
-    p.add_argument("--teachers", action="store_true", help="time chapter 01's teachers instead of students")
-    p.add_argument("--teacher-epochs", type=float, default=0.0, help="with --teachers: epochs (0: the profile's)")
     args = p.parse_args()
     tmkd.environment.quiet()
     root = Path(tempfile.mkdtemp(prefix="bench-workers-"))
-    if args.teachers:
-        return teachers(root, args)
     out = {}
     for workers in (1, 2):
         cfg = prepared(settings(root / f"workers-{workers}", args, workers))
@@ -90,33 +76,6 @@ def main():
         what = "one at a time" if workers == 1 else f"{workers} workers"
         print(f"  {what:>14}: {seconds:7.1f} s; dev accuracy (%): {', '.join(f'{a:.2f}' for a in acc)}")
     print(f"ratio (one at a time / 2 workers): {out[1][0] / out[2][0]:.2f}")
-    print(f"run directories kept in {root}")
-
-
-def teachers(root: Path, args) -> None:
-    import tmkd.teachers
-    from safetensors.torch import load_file
-    seconds, cfgs = {}, {}
-    for workers in (1, 2):
-        cfg = cfgs[workers] = settings(root / f"workers-{workers}", args, workers)
-        tmkd.rundir.check_run_dir(cfg)
-        tmkd.data.task_data(cfg, cfg.stage2_task)           # tokenized before the clock starts
-        t0 = time.perf_counter()
-        tmkd.teachers.train_teachers(cfg)
-        seconds[workers] = time.perf_counter() - t0
-    diff = 0.0
-    for name in tmkd.teachers.teacher_names(cfgs[1]):
-        a, b = (load_file(c.run_path / "teachers" / c.stage2_task / name / "final" / "model.safetensors")
-                for c in cfgs.values())
-        diff = max([diff] + [float((a[k] - b[k]).abs().max()) for k in a])
-    cfg = cfgs[1]
-    print(f"machine: {tmkd.environment.device_name(cpu=True)}")
-    print(f"settings: offline profile, {len(cfg.teacher_lrs)} teachers (lr {', '.join(f'{x:g}' for x in cfg.teacher_lrs)}), "
-          f"{cfg.teacher_epochs:g} epoch(s) on {cfg.train_size} labelled pairs, batch {cfg.teacher_batch_size}, "
-          f"{cfg.max_seq_len} tokens")
-    print(f"  one at a time: {seconds[1]:7.1f} s\n      2 workers: {seconds[2]:7.1f} s")
-    print(f"largest weight difference between the two runs' teachers: {diff:.2e}")
-    print(f"ratio (one at a time / 2 workers): {seconds[1] / seconds[2]:.2f}")
     print(f"run directories kept in {root}")
 
 

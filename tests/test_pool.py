@@ -105,29 +105,6 @@ def test_two_workers_train_the_students_one_at_a_time_would(run_copy, tmp_path, 
 
 
 @pytest.mark.slow
-def test_two_workers_train_the_teachers_one_at_a_time_would(teacher_run, tmp_path, capfd):
-    """Chapter 01's teachers side by side: the same weights as the session's teachers trained one at a time, none
-    called reused when just trained, and every one reused (no worker started) once finished."""
-    import torch
-    from safetensors.torch import load_file
-    two = smoke_config(tmp_path / "two", student_workers=2)
-    capfd.readouterr()
-    helpers.train_teachers(two)
-    out = capfd.readouterr().out
-    n = len(two.tasks) * len(two.teacher_lrs)
-    assert f"{n} teachers on 2 processes x 1 thread(s)" in out and f"{n}/{n} " in out
-    assert "finished earlier, skipped" not in out
-    for task in two.tasks:
-        for name in helpers.teacher_names(two):
-            a, b = (load_file(c.run_path / "teachers" / task / name / "final" / "model.safetensors")
-                    for c in (teacher_run, two))
-            assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a), f"{task}/{name}"
-    helpers.train_teachers(two)
-    again = capfd.readouterr().out
-    assert "processes x" not in again and again.count("finished earlier, skipped") == n
-
-
-@pytest.mark.slow
 def test_a_failure_in_a_worker_is_raised_with_its_message_and_stops_the_others(run_copy, tmp_path):
     config = run_copy.run_path / "teachers" / "rte"
     for teacher in helpers.teacher_names(run_copy):       # the student's vocabulary cannot be its teachers'

@@ -180,8 +180,8 @@ class Config:
     nproc: int = setting(1, "processes (one per GPU, or CPU processes) for the heavy steps: teacher training, logit "
                             "caching and student training; >1 starts them with torch's elastic launcher (the engine "
                             "of torchrun), the configured batch sizes staying the effective ones", low=1)
-    student_workers: int = setting(1, "students (and chapter 01's teachers) trained at once on a CPU, each in its own "
-                                      "process with the cores shared out (tmkd.pool); 1 = one at a time", low=1)
+    student_workers: int = setting(1, "students trained at once on a CPU, each in its own process with the cores shared "
+                                      "out (tmkd.pool: one thread each on 2 cores); 1 = one at a time", low=1)
     eval_batch_size: int = setting(64, "batch size when predicting (teacher logits, dev accuracy)", low=1)
     speed_batch_size: int = setting(32, "batch size of the throughput measurement", low=1)
     speed_repeats: int = setting(3, "timed repeats per model in chapter 07", low=1)

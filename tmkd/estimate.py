@@ -97,7 +97,7 @@ def measure_rates(cfg: Config) -> dict:
         ids = torch.randint(5, shape.vocab_size, (size, cfg.max_seq_len), device=dev)
         return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
     prec = device_precision(cfg)
-    rates = {"teacher_train": side_by_side(cfg, lambda: _train_rate(teacher, batch(cfg.teacher_batch_size), prec)),
+    rates = {"teacher_train": _train_rate(teacher, batch(cfg.teacher_batch_size), prec),
              "teacher_predict": _predict_rate(teacher, batch(cfg.eval_batch_size), "fp32")}   # logits: always fp32
     student = TMKDStudent(student_config(shape.to_dict(), cfg.student_layers, ("a", "b"), len(cfg.teacher_lrs)))
     rates["student_train"] = side_by_side(cfg, lambda: _train_rate(student.to(dev), batch(cfg.student_batch_size), prec))
@@ -111,8 +111,8 @@ def measure_rates(cfg: Config) -> dict:
 
 
 def side_by_side(cfg: Config, rate) -> float:
-    """`rate()` as students (and chapter 01's teachers) train with student_workers on a CPU (tmkd.pool): one
-    worker's rate, measured with its share of the threads, times the workers (a last one alone: counted the same)."""
+    """`rate()` as students train with student_workers on a CPU (tmkd.pool): one worker's rate, measured with its
+    share of the threads, times the workers (the students a round leaves over train alone: counted the same)."""
     if cfg.student_workers < 2 or torch.cuda.is_available():
         return rate()
     threads = torch.get_num_threads()
@@ -180,11 +180,11 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
     print(f"estimate for profile {cfg.profile} on {on} ({device_precision(cfg)})"
           + (f", {cfg.nproc} processes:" if cfg.nproc > 1 else ":"))
     n, tasks = len(cfg.teacher_lrs), len(cfg.tasks)
-    together = f" ({cfg.student_workers} at a time)" if cfg.student_workers > 1 else ""
     print(f"  teachers: {w['teachers']} ({n} per task x {tasks} task(s), + {tasks} trained with the other pooling in "
           f"chapter 03), {cfg.teacher_epochs:g} epochs on "
           + ", ".join(f"{t} {p['train']:,}" for t, p in w["tasks"].items() if t in cfg.tasks)
-          + f" pairs = {w['teacher_examples']:,.0f} training examples at {r['teacher_train']:,.0f}/s{together} ({source})")
+          + f" pairs = {w['teacher_examples']:,.0f} training examples at {r['teacher_train']:,.0f}/s ({source})")
+    together = f" ({cfg.student_workers} at a time)" if cfg.student_workers > 1 else ""
     print(f"  students: {w['students']} runs, {w['student_examples']:,.0f} training examples at "
           f"{r['student_train']:,.0f}/s{together}; predictions: teachers {w['predict_examples']:,.0f} examples at "
           f"{r['teacher_predict']:,.0f}/s (fp32 logits), students {w['student_predict_examples']:,.0f} at "

@@ -26,8 +26,8 @@ POLL_S = 0.2
 
 
 def worker_count(cfg: Config, unfinished: int) -> int:
-    """How many processes to start for `unfinished` steps: student_workers, never more than the steps, 1 on a GPU
-    (the device is shared, not the cores) and under nproc (each step is already several processes)."""
+    """How many processes to start for `unfinished` students: student_workers, never more than the students, 1 on a
+    GPU (the device is shared, not the cores) and under nproc (each step is already several processes)."""
     import torch
     if cfg.student_workers > 1 and torch.cuda.is_available():
         progress("! student_workers shares a CPU's cores; on a GPU the students train one at a time")
@@ -35,81 +35,37 @@ def worker_count(cfg: Config, unfinished: int) -> int:
     return max(1, min(cfg.student_workers, unfinished))
 
 
-# A step for the workers: a student (its StudentSpec) or a teacher ("teacher", task, lr).
-def _is_teacher(step) -> bool:
-    return isinstance(step, tuple)
-
-
-def _folder(cfg: Config, step):
-    from .students import student_dir
-    from .teachers import teacher_dir, teacher_name
-    return teacher_dir(cfg, step[1], teacher_name(step[2])) if _is_teacher(step) else student_dir(cfg, step)
-
-
-def _name(step) -> str:
-    from .teachers import teacher_name
-    return f"{step[1]}/{teacher_name(step[2])}" if _is_teacher(step) else f"{step.task}/{step.name}"
-
-
-def _finished(cfg: Config, step, force: bool) -> bool:
-    from .rundir import step_finished
-    from .students import student_identity
-    from .teachers import teacher_identity
-    spec = teacher_identity(cfg, *step[1:]) if _is_teacher(step) else student_identity(cfg, step)
-    return step_finished(_folder(cfg, step), spec, force)
-
-
-def _train_here(cfg: Config, step, force: bool, callbacks=()) -> None:
-    from .students import train_student
-    from .teachers import train_teacher
-    if _is_teacher(step):
-        train_teacher(cfg, *step[1:], force, callbacks)
-    else:
-        train_student(cfg, step, force, callbacks)
-
-
 def train_students(cfg: Config, specs, force: bool = False) -> None:
-    """Train the unfinished students of `specs` (independent of each other) side by side: train_together."""
-    from .students import check_stage1_done
-    specs = list(specs)
-    for spec in specs:
-        check_stage1_done(cfg, spec)
-    train_together(cfg, specs, force)
-
-
-def train_together(cfg: Config, steps, force: bool = False) -> None:
-    """Train the unfinished steps (students or teachers, independent of each other), student_workers at a time; a
-    worker left alone at the end takes every core (5 students, 2 workers: the 5th ends with both). One unfinished
-    step trains here. The caller's own loop then reuses them all without calling them reused. With
-    student_workers=1 nothing happens here: the loop trains."""
-    from .rundir import TRAINED_HERE
+    """Train the unfinished students of `specs` (independent of each other), student_workers at a time; a worker
+    left alone at the end takes every core (5 students, 2 workers: the 5th ends with both). One unfinished student
+    trains here. The caller's own loop then reuses them all without calling them reused. With student_workers=1
+    nothing happens here: the loop trains."""
+    from .rundir import step_finished
+    from .students import TRAINED_HERE, check_stage1_done, student_dir, student_identity, train_student
     if cfg.student_workers < 2:
         return
-    todo = [s for s in dict.fromkeys(steps) if not _finished(cfg, s, force)]
+    specs = list(dict.fromkeys(specs))
+    for spec in specs:
+        check_stage1_done(cfg, spec)
+    todo = [s for s in specs if not step_finished(student_dir(cfg, s), student_identity(cfg, s), force)]
     workers = worker_count(cfg, len(todo))
     if workers > 1:
         train_side_by_side(cfg, todo, force, workers)
-    for step in todo if workers == 1 else ():
-        _train_here(cfg, step, force)
-        TRAINED_HERE.add(str(_folder(cfg, step)))
+    for spec in todo if workers == 1 else ():
+        train_student(cfg, spec, force)
+        TRAINED_HERE.add(str(student_dir(cfg, spec)))
 
 
 def train_side_by_side(cfg: Config, todo: list, force: bool, workers: int) -> None:
-    """`todo` trained (students also scored) by `workers` processes, their data prepared here first."""
-    from .data import task_data
-    from .rundir import TRAINED_HERE
-    from .students import student_train_data
-    for step in todo:                            # data and teacher logits prepared here, once, before any worker reads
-        if _is_teacher(step):
-            task_data(cfg, step[1])
-        else:
-            student_train_data(cfg, step)
-            prepare_scored_splits(cfg, step)
+    """`todo` trained and scored by `workers` processes, their data prepared here first."""
+    from .students import TRAINED_HERE, student_dir, student_train_data
+    for spec in todo:                            # data and teacher logits prepared here, once, before any worker reads
+        student_train_data(cfg, spec)
+        prepare_scored_splits(cfg, spec)
     threads = max(1, (os.cpu_count() or 1) // workers)
-    kind = "teachers" if all(_is_teacher(s) for s in todo) else "students"
-    progress(f"  {len(todo)} {kind} on {workers} processes x {threads} thread(s) (the last one busy: every core)")
-    for step in run_pool(cfg, todo, force, workers, threads):
-        TRAINED_HERE.add(str(_folder(cfg, step)))
+    progress(f"  {len(todo)} students on {workers} processes x {threads} thread(s) (the last one busy: every core)")
+    for spec in run_pool(cfg, todo, force, workers, threads):
+        TRAINED_HERE.add(str(student_dir(cfg, spec)))
 
 
 def prepare_scored_splits(cfg: Config, spec) -> None:
@@ -157,9 +113,9 @@ def run_pool(cfg: Config, specs: list, force: bool, workers: int, threads: int):
                 _relay(lines)
                 if kind == "TMKDError":
                     raise TMKDError(message)
-                raise RuntimeError(f"{_name(specs[i])} failed in a worker: {kind}: {message}\n{stack}")
+                raise RuntimeError(f"{specs[i].task}/{specs[i].name} failed in a worker: {kind}: {message}\n{stack}")
             left -= 1
-            progress(f"  {len(specs) - left}/{len(specs)} {_name(specs[i])} finished "
+            progress(f"  {len(specs) - left}/{len(specs)} {specs[i].task}/{specs[i].name} finished "
                      f"({time.time() - started:.0f} s since the first started)")
             yield specs[i]
         for p in procs:
@@ -239,15 +195,15 @@ def _worker(cfg: Config, force: bool, threads: int, tasks, results, lines, paren
     sys.stderr = open(os.devnull, "w")           # progress bars of two processes would interleave; failures are sent
     from .data import dev_splits
     from .environment import quiet
-    from .students import student_predictions
+    from .students import student_predictions, train_student
     quiet()
     while (item := tasks.get()) is not None:
-        i, step = item
+        i, spec = item
         try:
-            _train_here(cfg, step, force, (widen,))
+            train_student(cfg, spec, force, callbacks=(widen,))
             widen()
-            for split in () if _is_teacher(step) else dev_splits(step.task):
-                student_predictions(cfg, step, split)
+            for split in dev_splits(spec.task):
+                student_predictions(cfg, spec, split)
             results.put((i, None))
         except BaseException as e:  # noqa: BLE001 - every failure is sent to the caller, who raises it
             results.put((i, (type(e).__name__, str(e), traceback.format_exc())))

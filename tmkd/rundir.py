@@ -74,16 +74,9 @@ _REUSED = {}            # kind -> finished steps reused since the last summary (
 _QUIET = [False]
 
 
-TRAINED_HERE = set()    # folders of steps tmkd.pool's workers just trained, until the caller's loop reaches them
-
-
-def note_reused(kind: str, name: str, folder=None) -> None:
+def note_reused(kind: str, name: str) -> None:
     """A finished step (kind: teacher | student) is reused instead of trained. In a script: one line per step. In a
-    chapter (quiet_reuse): counted, and the cell ends with one summary line (reuse_summary). A step in `folder` that
-    a worker trained a moment ago (tmkd.pool) is not reused: nothing is noted."""
-    if folder is not None and str(folder) in TRAINED_HERE:
-        TRAINED_HERE.discard(str(folder))
-        return
+    chapter (quiet_reuse): counted, and the cell ends with one summary line (reuse_summary)."""
     if _QUIET[0]:
         _REUSED[kind] = _REUSED.get(kind, 0) + 1
     else:

@@ -193,6 +193,9 @@ def check_stage1_done(cfg: Config, spec: StudentSpec) -> None:
         raise TMKDError(f"stage 2 starts from {spec.init_from}, which is not trained: run chapter 05 first")
 
 
+TRAINED_HERE = set()    # folders of students tmkd.pool's workers just trained, until the caller's loop reaches them
+
+
 def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks=()) -> Path:
     """Train one student (skip when finished, resume when interrupted) and return its final folder."""
     out = student_dir(cfg, spec)
@@ -202,7 +205,10 @@ def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks
         student_train_data(cfg, spec)            # data and teacher logits prepared once, before the workers start
         return launch(train_student, cfg, spec, force, tuple(callbacks), nproc=cfg.nproc)
     if claim_step(out, run_spec, force):
-        note_reused("student", f"{spec.task}/{spec.name}", out)
+        if str(out) in TRAINED_HERE:           # trained a moment ago by a worker (tmkd.pool): not "reused"
+            TRAINED_HERE.discard(str(out))
+        else:
+            note_reused("student", f"{spec.task}/{spec.name}")
         return out / "final"
     ds = student_train_data(cfg, spec)
     labels = TASKS[spec.task].labels

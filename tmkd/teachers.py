@@ -31,12 +31,6 @@ def teacher_dir(cfg: Config, task: str, name: str) -> Path:
     return cfg.run_path / "teachers" / task / name
 
 
-def teacher_identity(cfg: Config, task: str, lr: float) -> dict:
-    """What a teacher depends on: its settings, task, learning rate, labels and training data."""
-    return identity(cfg, "teacher", task=task, lr=lr, labels=TASKS[task].labels,
-                    data=task_data(cfg, task)["train"]._fingerprint)
-
-
 def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callbacks=()) -> Path:
     """Fine-tune one teacher (BERT + classifier) on the task; skip it when finished, resume it when not."""
     from transformers import AutoConfig, set_seed
@@ -45,14 +39,14 @@ def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callba
     base = base_model_path(cfg)
     data = task_data(cfg, task)
     labels = TASKS[task].labels
-    spec = teacher_identity(cfg, task, lr)
+    spec = identity(cfg, "teacher", task=task, lr=lr, labels=labels, data=data["train"]._fingerprint)
     if wants_launch(cfg):            # nproc processes (DDP); the data is prepared above, once
         if step_finished(out, spec, force):
             note_reused("teacher", f"{task}/{name}")
             return out / "final"
         return launch(train_teacher, cfg, task, lr, force, tuple(callbacks), nproc=cfg.nproc)
     if claim_step(out, spec, force):
-        note_reused("teacher", f"{task}/{name}", out)
+        note_reused("teacher", f"{task}/{name}")
         return out / "final"
     progress(f"> {task}/{name}: fine-tuning on {len(data['train'])} examples")
     set_seed(cfg.seed)
@@ -67,10 +61,8 @@ def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callba
 
 
 def train_teachers(cfg: Config, force: bool = False) -> dict:
-    """All teachers of every task of the profile: {task: [final folders]} (side by side with student_workers)."""
-    from .pool import train_together
+    """All teachers of every task of the profile: {task: [final folders]}."""
     check_run_dir(cfg, force)
-    train_together(cfg, [("teacher", task, lr) for task in cfg.tasks for lr in cfg.teacher_lrs], force)
     return {task: [train_teacher(cfg, task, lr, force) for lr in cfg.teacher_lrs] for task in cfg.tasks}
 
 
