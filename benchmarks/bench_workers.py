@@ -17,8 +17,6 @@ the same students, trained with another thread count, differ by float rounding a
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import sys
 import tempfile
 import time
@@ -66,8 +64,7 @@ def main():
         rows = tmkd.experiments.run_method(cfg, cfg.stage2_task, "no_kd")
         out[workers] = (time.perf_counter() - t0, [100 * r["accuracy"] for r in rows])
     cfg = settings(root / "workers-1", args, 1)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; torch threads: "
-          f"{__import__('torch').get_num_threads()}")
+    print(f"machine: {tmkd.environment.device_name(cpu=True)}; torch threads: {__import__('torch').get_num_threads()}")
     print(f"settings: offline profile{' --quick' if args.quick else ''}, {args.students} no-KD students of "
           f"{cfg.student_layers} layers, {cfg.train_size} labelled pairs, at most {cfg.student_epochs:g} epochs "
           f"(patience {cfg.student_patience}), batch {cfg.student_batch_size}, {cfg.max_seq_len} tokens, dev "
