@@ -153,16 +153,20 @@ def device_description() -> str:
 CPUINFO = Path("/proc/cpuinfo")
 
 
-def cpu_model(cpuinfo: Path = CPUINFO) -> str:
-    """The CPU's model and widest vector instructions, from /proc/cpuinfo ("" where there is none): machines of one
-    name differ (an AMD EPYC without AVX-512 trained the offline teachers 1.4x slower than one with it), so measured
-    rates and timings name it."""
+def cpu_info(cpuinfo: Path = CPUINFO) -> dict:
+    """The first processor's fields in /proc/cpuinfo ({} where there is none: macOS, Windows)."""
     try:
         first = cpuinfo.read_text().split("\n\n")[0]
     except OSError:
-        return ""
-    info = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
-    info = {k.strip(): v.strip() for k, v in info.items()}
+        return {}
+    return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+
+
+def cpu_model(cpuinfo: Path = CPUINFO) -> str:
+    """The CPU's model and widest vector instructions ("" where unknown): machines of one name differ (an AMD EPYC
+    without AVX-512 trained the offline teachers 1.4x slower than one with it), so measured rates and timings name
+    it."""
+    info = cpu_info(cpuinfo)
     flags = set(info.get("flags", "").split())
     isa = ("AMX" if "amx_bf16" in flags else "AVX-512 bf16" if "avx512_bf16" in flags
            else "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "")

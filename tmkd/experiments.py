@@ -360,11 +360,10 @@ def run_stage2(cfg: Config, method: str = "tmkd", task: str | None = None, alpha
     check_run_dir(cfg)
     task = task or cfg.stage2_task
     rows = []
-    spec_of = lambda seed: stage2_arm_spec(cfg, method, task, seed, alpha)   # noqa: E731
     seeds = arm_seeds(cfg, method) if seeds is None else seeds
-    train_students(cfg, [spec_of(seed) for seed in seeds], force)
-    for seed in seeds:
-        spec = spec_of(seed)
+    specs = [stage2_arm_spec(cfg, method, task, seed, alpha) for seed in seeds]
+    train_students(cfg, specs, force)
+    for spec in specs:
         train_student(cfg, spec, force)
         rows += student_rows(cfg, spec, method, sweep=sweep)
     record_metrics(cfg.run_path, rows)
