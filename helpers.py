@@ -48,7 +48,7 @@ from tmkd.estimate import estimate
 from tmkd.evidence import (ALL_COMPARISONS, compare_methods, interval_table, ONE_STAGE_COMPARISONS, plot_intervals,
                            TWO_STAGE_COMPARISONS)
 from tmkd.experiments import (alpha_sweep, configured_metrics, configured_variants, control_curves, convergence_curves,
-                              pooling_check, run_arms, run_stage1, run_sweep,
+                              pooling_check, run_arms, run_stage1, run_sweeps,
                               stage1_overlap, stage1_size_curve, stage2_tasks)
 from tmkd.figures import plot_curves, plot_logits, plot_methods, plot_speed, plot_stage1_size, plot_sweep
 from tmkd.files import read_json

@@ -9,8 +9,7 @@ from conftest import stub_run
 
 
 def chapters_03_to_06(cfg, force):
-    for knob in ("optimizer", "head_layers", "layers"):          # chapter 03
-        helpers.run_sweep(cfg, knob, force)
+    helpers.run_sweeps(cfg, ("optimizer", "head_layers", "layers"), force)   # chapter 03
     for task in cfg.tasks:                                         # chapter 04
         tmkd.experiments.one_vs_many(cfg, task, force=force)
     for method in ("tmkd", "tkd"):                                 # chapter 05

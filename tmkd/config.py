@@ -51,7 +51,7 @@ TASKS = {
                       "validation": ("snli_1.0_dev.jsonl", "dev.jsonl", "dev.tsv")}),
 }
 
-OPTIMIZERS = {"adamw": "adamw_torch", "sgd": "sgd"}      # our name -> TrainingArguments.optim
+OPTIMIZERS = {"adamw": "adamw_torch_fused", "sgd": "sgd"}   # our name -> TrainingArguments.optim (training_args)
 STUDENT_INITS = ("base", "teacher", "random")
 STAGE1_CORPORA = ("task", "pool")                       # anything else is the path of a corpus file
 CORPUS_SUFFIXES = (".jsonl", ".tsv", ".parquet")

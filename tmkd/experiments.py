@@ -160,6 +160,12 @@ def run_sweep(cfg: Config, knob: str, force: bool = False):
     return pd.DataFrame(rows)[["task", "split", knob, "accuracy", "params", "model"]]
 
 
+def run_sweeps(cfg: Config, knobs, force: bool = False) -> dict:
+    """run_sweep for each knob, all their students trained first, side by side with student_workers (chapter 03)."""
+    train_students(cfg, [base_spec(cfg, cfg.sweep_task, **{k: v}) for k in knobs for v in sweep_values(cfg, k)], force)
+    return {knob: run_sweep(cfg, knob, force) for knob in knobs}
+
+
 def pooling_check(cfg: Config, force: bool = False):
     """Does the base learn from its [CLS] state or from the mean of its tokens? On every task of the run, the middle
     teacher and the no-KD student from the base, with each pooling (the configured one is the run's own teacher;

@@ -86,7 +86,9 @@ def training_args(out: Path, lr: float, epochs: float, batch_size: int, cfg: Con
     """One place for the Trainer's settings (mixed precision by device_precision(cfg)). `batch_size` is the
     effective batch: with several processes (DistributedDataParallel) each takes its share (per_device_batch).
     One process that sees several GPUs trains on one: the Trainer would otherwise wrap the model in
-    nn.DataParallel and silently multiply the batch by the GPUs (nproc=N uses them all, through DDP)."""
+    nn.DataParallel and silently multiply the batch by the GPUs (nproc=N uses them all, through DDP).
+    AdamW is torch's fused kernel: the same update as the multi-tensor one to float rounding, in one pass over the
+    parameters (on a CPU the multi-tensor step took a quarter of a student's step: benchmarks/bench_optimizer.py)."""
     from transformers import TrainingArguments
     cuda = torch.cuda.is_available()
     dtype = device_precision(cfg)
