@@ -2,7 +2,7 @@
 names for "adamw"): the offline profile's students and a teacher, trained with each, measured in one run.
 
     python benchmarks/bench_optimizer.py --data-dir ../shared/data/glue            # about 10 minutes on a 2-core CPU
-    python benchmarks/bench_optimizer.py --data-dir ../shared/data/glue --quick    # about 3 minutes
+    python benchmarks/bench_optimizer.py --data-dir ../shared/data/glue --quick    # about 2 minutes
 
 This is a benchmark, not a test: it asserts nothing and prints what it measured, with the machine and settings. Run
 it alone on the machine.
