@@ -26,33 +26,23 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+import bench_workers  # noqa: E402  (this folder: its settings and data preparation)
 import tmkd.config  # noqa: E402
 import tmkd.environment  # noqa: E402
 import tmkd.experiments  # noqa: E402
-import tmkd.pool  # noqa: E402
-import tmkd.rundir  # noqa: E402
-import tmkd.students  # noqa: E402
 import tmkd.teachers  # noqa: E402
 
 KERNELS = ("adamw_torch", "adamw_torch_fused")
 
 
 def settings(run_dir: Path, args):
-    quick = dict(train_size=400, student_epochs=1.0, dev_size=1000) if args.quick else {}
-    return tmkd.config.make_config("offline", run_dir=str(run_dir), data_dir=args.data_dir, student_workers=1,
-                                   seeds=tuple(range(42, 42 + args.students)), teacher_epochs=args.teacher_epochs,
-                                   **quick)
+    return bench_workers.settings(run_dir, args, 1, teacher_epochs=args.teacher_epochs)
 
 
 def prepared(cfg):
-    """The run directory claimed and every split the students and the teacher read tokenized, before any timing."""
-    tmkd.rundir.check_run_dir(cfg)
+    """bench_workers.prepared, and the teacher's split tokenized too, before any timing."""
     tmkd.teachers.task_data(cfg, cfg.stage2_task)
-    for seed in cfg.seeds:
-        spec = tmkd.experiments.method_specs(cfg, cfg.stage2_task, "no_kd", seed)[0]
-        tmkd.students.student_train_data(cfg, spec)
-        tmkd.pool.prepare_scored_splits(cfg, spec)
-    return cfg
+    return bench_workers.prepared(cfg)
 
 
 def main():

@@ -33,10 +33,11 @@ import tmkd.rundir  # noqa: E402
 import tmkd.students  # noqa: E402
 
 
-def settings(run_dir: Path, args, workers: int):
+def settings(run_dir: Path, args, workers: int, **more):
+    """The offline profile for args.students no-KD students (--quick: 400 pairs, 1 epoch, 1,000 dev pairs)."""
     quick = dict(train_size=400, student_epochs=1.0, dev_size=1000) if args.quick else {}
     return tmkd.config.make_config("offline", run_dir=str(run_dir), data_dir=args.data_dir, student_workers=workers,
-                                   seeds=tuple(range(42, 42 + args.students)), **quick)
+                                   seeds=tuple(range(42, 42 + args.students)), **quick, **more)
 
 
 def prepared(cfg):
