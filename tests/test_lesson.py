@@ -298,3 +298,32 @@ def test_chapter_01_prints_the_rates_its_chain_measured_before_it(tmp_path, monk
     monkeypatch.delenv("TMKD_RUN_TOKEN")                                    # a notebook on its own too
     tmkd.estimate.estimate(cfg)
     assert len(calls) == 2 and CHAIN_MEASURED not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("layout", ["inside the clone", "beside the clone", "under the clone's parent"])
+def test_published_paths_read_the_same_whatever_the_folders_around_the_clone(tmp_path, monkeypatch, layout):
+    """The run directory reads RUN_DIR (its injected parameter: relative to the clone when inside it), the shared
+    data ../shared/..., the clone's own files relative, wherever the clone and the run directory lie: the most
+    specific path wins, never the clone's parent (pytest's temporary folder beside a clone under /tmp)."""
+    clone = tmp_path / "a clone"
+    (clone / "run_chain.py").parent.mkdir()
+    (clone / "run_chain.py").write_text("")
+    run = {"inside the clone": clone / "results" / "smoke", "beside the clone": tmp_path / "run",
+           "under the clone's parent": tmp_path / "pytest-of-root" / "pytest-1" / "chain0" / "run"}[layout]
+    run.mkdir(parents=True)
+    monkeypatch.setattr(publish, "REPO", clone)
+    data = tmp_path / "shared" / "data" / "glue"
+    text = f"{run}/x.csv; {data}; {clone}/notebooks/01_teachers.ipynb; {clone}"
+    shown = "RUN_DIR/x.csv; ../shared/data/glue; notebooks/01_teachers.ipynb; ."
+    assert publish.relative_paths({"a": [text]}, publish.path_swaps(run)) == {"a": [shown]}
+    cell = lambda tag, source, out="": {"cell_type": "code", "metadata": {"tags": [tag]}, "source": source,  # noqa: E731
+                                         "outputs": [{"output_type": "stream", "name": "stdout", "text": out}]}
+    nb = {"metadata": {"papermill": {"input_path": f"{clone}/notebooks/01_teachers.ipynb"}},
+          "cells": [cell("parameters", 'RUN_DIR = "x"'), cell("injected-parameters", f'RUN_DIR = "{run}"\nDATA_DIR = "{data}"'),
+                    cell("", "print(RUN_DIR)", text + "\n")]}
+    published = publish.clean_notebook(nb, run)
+    as_run = "results/smoke" if layout == "inside the clone" else "RUN_DIR"
+    assert [c["source"] for c in published["cells"]] == [f'RUN_DIR = "{as_run}"\nDATA_DIR = "../shared/data/glue"',
+                                                         "print(RUN_DIR)"]
+    assert published["cells"][1]["outputs"][0]["text"] == shown + "\n"
+    assert published["metadata"]["papermill"]["input_path"] == "notebooks/01_teachers.ipynb"

@@ -100,28 +100,34 @@ def without_widget_state(nb: dict) -> dict:
     return dict(nb, metadata={k: v for k, v in nb.get("metadata", {}).items() if k != "widgets"})
 
 
-def path_swaps(run) -> list:
+def path_swaps(run, as_parameter=False) -> list:
     """What a machine path becomes in a published file: the run directory RUN_DIR, the repository's folder
     itself '.' (a path inside it: relative), its parent '..' (the shared data: "../shared/data/glue"). A run made
-    in another checkout of the series (a git worktree beside this one) is relative to its own checkout, as it ran."""
+    in another checkout of the series (a git worktree beside this one) is relative to its own checkout, as it ran.
+    `as_parameter`: the injected RUN_DIR parameter, which reads as the run was started (relative to its checkout
+    when inside one, so a reader can run it again) rather than as RUN_DIR. The swaps are applied most specific
+    first whatever their order here (relative_paths), so the folders around the clone never change what wins."""
     run = Path(run).resolve()
-    checkouts = [c for c in run.parents if (c / "run_chain.py").exists()][:1] + [REPO.resolve()]
-    swaps = [(str(run), "RUN_DIR")]
-    for repo in dict.fromkeys(checkouts):
+    checkouts = list(dict.fromkeys([c for c in run.parents if (c / "run_chain.py").exists()][:1] + [REPO.resolve()]))
+    inside = [c for c in checkouts if run.is_relative_to(c)]
+    swaps = [(str(run), run.relative_to(inside[0]).as_posix() if as_parameter and inside else "RUN_DIR")]
+    for repo in checkouts:
         swaps += [(str(repo) + "/", ""), (str(repo), ".")]
     return swaps + [(str(REPO.resolve().parent) + "/", "../")]
 
 
 def relative_paths(obj, swaps):
     """Every string inside a JSON value with the machine's paths swapped (path_swaps): no absolute path of the
-    developer's machine reaches a published file."""
+    developer's machine reaches a published file. At each place the longest path that matches wins (one regular
+    expression, alternatives longest first), so a run directory beside the clone is RUN_DIR, never '../...'."""
     if isinstance(obj, dict):
         return {k: relative_paths(v, swaps) for k, v in obj.items()}
     if isinstance(obj, list):
         return [relative_paths(v, swaps) for v in obj]
     if isinstance(obj, str):
-        for old, new in swaps:
-            obj = obj.replace(old, new)
+        table = dict(sorted(swaps, key=lambda s: -len(s[0])))
+        pattern = re.compile("|".join(re.escape(old) for old in table))
+        return pattern.sub(lambda m: table[m.group(0)], obj)
     return obj
 
 
@@ -138,14 +144,8 @@ def clean_notebook(nb: dict, run) -> dict:
     the run used, its run directory relative to the repository when inside it) replaces the chapter's defaults.
     Cells, results and figures are kept."""
     nb = without_widget_state(nb)
-    swaps = path_swaps(run)
-    repo = swaps[1:]
+    swaps, as_run = path_swaps(run), path_swaps(run, as_parameter=True)
     nb = dict(nb, metadata=relative_paths(nb.get("metadata", {}), swaps) | {"tmkd": PUBLISHED_MARK})
-
-    def unpath(text: str, order=swaps) -> str:
-        for old, new in order:
-            text = text.replace(old, new)
-        return text
     tags = [c.get("metadata", {}).get("tags", []) for c in nb.get("cells", [])]
     injected = any("injected-parameters" in t for t in tags)
 
@@ -155,7 +155,7 @@ def clean_notebook(nb: dict, run) -> dict:
     for c, tag in zip(nb.get("cells", []), tags):
         if injected and "parameters" in tag:
             continue                         # the defaults; the injected cell below holds what ran
-        c = dict(c, source=unpath(lines(c.get("source", "")), repo + swaps if "injected-parameters" in tag else swaps))
+        c = dict(c, source=relative_paths(lines(c.get("source", "")), as_run if "injected-parameters" in tag else swaps))
         outputs = []
         for o in c.get("outputs", []):
             o = dict(o)
@@ -169,10 +169,10 @@ def clean_notebook(nb: dict, run) -> dict:
                 text = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n")   # paragraphs kept, no empty runs
                 if not text.strip():
                     continue
-                o["text"] = unpath(text + "\n")
+                o["text"] = relative_paths(text + "\n", swaps)
             for key in ("data",):
                 if key in o:
-                    o[key] = {k: (unpath(lines(v)) if k.startswith("text/") else v) for k, v in o[key].items()}
+                    o[key] = {k: (relative_paths(lines(v), swaps) if k.startswith("text/") else v) for k, v in o[key].items()}
             outputs.append(o)
         if c.get("cell_type") == "code":
             c["outputs"] = outputs
