@@ -29,11 +29,13 @@ import time
 import uuid
 from pathlib import Path
 
-from tmkd import config, files, lock, rundir    # light modules only: bad input is refused before torch loads
-from tmkd.config import TMKDError, coerce, settings_help
-from tmkd.data import check_data_dir
-from tmkd.plan import build_plan, check_plan, plan_text
-from tmkd.progress import LOG_ENV
+from tmkd.core import config, files, lock    # light modules only: bad input is refused before torch loads
+
+from tmkd.training import rundir
+from tmkd.core.config import TMKDError, coerce, settings_help
+from tmkd.inputs.data import check_data_dir
+from tmkd.chain.plan import build_plan, check_plan, plan_text
+from tmkd.core.progress import LOG_ENV
 
 REPO = Path(__file__).resolve().parent
 NOTEBOOKS = REPO / "notebooks"
@@ -53,8 +55,8 @@ def chapters(only=()) -> list:
 def code_fingerprint() -> str:
     """The code every chapter runs: helpers.py and the tmkd package. A change re-executes the chapters (each
     still skips its finished steps inside)."""
-    sources = [REPO / "helpers.py", *sorted((REPO / "tmkd").glob("*.py"))]
-    return files.fingerprint({f.name: files.file_sha256(f) for f in sources})
+    sources = [REPO / "helpers.py", *sorted((REPO / "tmkd").rglob("*.py"))]
+    return files.fingerprint({f.relative_to(REPO).as_posix(): files.file_sha256(f) for f in sources})
 
 
 def read_ledger(ledger: Path) -> list:
@@ -170,7 +172,7 @@ def run_chapter(notebook: Path, executed: Path, parameters: dict):
 
 
 def follow(log: Path) -> None:
-    """On a terminal: the running chapter's last progress line (tmkd.progress), rewritten in place after
+    """On a terminal: the running chapter's last progress line (tmkd.core.progress), rewritten in place after
     "[3/8] 03_student_sweeps: running ...". Elsewhere (a log file, CI) the chain prints one line per chapter."""
     if not sys.stdout.isatty() or not log.exists():
         return
@@ -279,7 +281,7 @@ def prepare(args):
 def print_plan(cfg) -> int:
     """`--plan`: the plan and the estimate (rates measured here, or a T4's for a GPU profile on a machine without
     one); 2 when the plan is impossible, with what to change."""
-    from tmkd.estimate import plan_rates
+    from tmkd.chain.estimate import plan_rates
     plan = build_plan(cfg)
     print(plan_text(cfg, plan, *plan_rates(cfg)), flush=True)
     return 2 if plan["problems"] else 0
@@ -342,7 +344,7 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
             continue
         rerun_rest = True            # a chapter that runs again may change what the later ones read
         if nb.name.startswith("01_") and not files.read_json(marker):
-            from tmkd.estimate import estimate, record_rates
+            from tmkd.chain.estimate import estimate, record_rates
             estimate(cfg, record_rates(cfg))   # before any training: the time and space this profile will take here
                                                # (its rates kept for chapter 01, which prints the same estimate)
         print(f"{head}: running ...", end="", flush=True)
@@ -377,7 +379,7 @@ def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:
     print(f"chain finished in {time.time() - start:.0f}s: {len(ran)} chapter(s) ran ({', '.join(ran) or 'none'}), "
           f"{len(summary) - len(ran)} skipped; results in {run}", flush=True)
     if args.publish:
-        from tmkd import publish
+        from tmkd.reporting import publish
         dest = publish.export_reference(run)
         publish.update_readme(dest)
         size = sum(f.stat().st_size for f in dest.rglob("*") if f.is_file())

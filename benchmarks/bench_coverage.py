@@ -1,4 +1,4 @@
-"""Does a comparison's 95 % interval hold 95 %? Coverage of tmkd.intervals.paired_bootstrap, simulated at 2, 3 and 5
+"""Does a comparison's 95 % interval hold 95 %? Coverage of tmkd.stats.intervals.paired_bootstrap, simulated at 2, 3 and 5
 seeds (or any --seed-counts), beside the percentile two-level bootstrap it replaced (--before).
 
 Each simulated run draws a dev set of `--examples` examples from a population and trains (draws) two students per
@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tmkd.intervals import paired_bootstrap  # noqa: E402
+from tmkd.stats.intervals import paired_bootstrap  # noqa: E402
 
 BASE_ACCURACY = 0.70
 
@@ -55,7 +55,7 @@ def _counts(idx):
 
 
 def old_percentile_bootstrap(correct_a, correct_b, n_boot: int = 2000, seed: int = 0, level: float = 0.95):
-    """The interval the series published before issue 29 (tmkd/evidence.py at 3dca3fe): seed rows and examples
+    """The interval the series published before issue 29 (tmkd/stats/evidence.py at 3dca3fe): seed rows and examples
     resampled together, the same example draw for every seed and both arms, the percentile interval."""
     diff = np.asarray(correct_a, float) - np.asarray(correct_b, float)
     n_seeds, n = diff.shape
@@ -111,7 +111,7 @@ def main(argv=None) -> int:
     print(f"{args.runs} runs per case, {args.examples} dev examples; a coverage within 95 +- {noise:.1f} % is "
           "nominal at this many runs. Cells: coverage (median interval width, points).\n")
     grid = [(d, sd, agr) for d in (0.0, 2.0, -2.0) for sd in (0.0, 1.0, 2.0, 3.0) for agr in (0.7, 0.8, 0.9)]
-    print("After (tmkd.intervals: t on the seed level, normal on the dev sample's):")
+    print("After (tmkd.stats.intervals: t on the seed level, normal on the dev sample's):")
     table(new_interval, rng, args.runs, grid, args.examples, args.seed_counts)
     if args.before:
         print("\nBefore (the percentile two-level bootstrap, 2,000 draws):")

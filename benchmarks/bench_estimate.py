@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tmkd.config import coerce, make_config  # noqa: E402
-from tmkd.estimate import estimate  # noqa: E402
+from tmkd.core.config import coerce, make_config  # noqa: E402
+from tmkd.chain.estimate import estimate  # noqa: E402
 
 
 def measured_seconds(run: Path) -> dict:

@@ -1,4 +1,4 @@
-"""AdamW's multi-tensor kernel ("adamw_torch") vs its fused kernel ("adamw_torch_fused", what tmkd.config.OPTIMIZERS
+"""AdamW's multi-tensor kernel ("adamw_torch") vs its fused kernel ("adamw_torch_fused", what tmkd.core.config.OPTIMIZERS
 names for "adamw"): the offline profile's students and a teacher, trained with each, measured in one run.
 
     python benchmarks/bench_optimizer.py --data-dir ../shared/data/glue            # about 10 minutes on a 2-core CPU
@@ -10,7 +10,7 @@ it alone on the machine.
 For each kernel, in a fresh run directory whose data was tokenized before the clock started: --students no-KD
 students of the offline profile (all-MiniLM-L6-v2's bottom 3 layers, its labelled pairs, at most its epochs with
 the best kept on the select slice, dev scoring), one at a time in this process (every core), as
-tmkd.experiments.run_method trains an arm; then one teacher (6 layers, the profile's first learning rate) for
+tmkd.training.experiments.run_method trains an arm; then one teacher (6 layers, the profile's first learning rate) for
 --teacher-epochs. Ratio: the multi-tensor kernel's wall time over the fused one's (above 1: fused is faster). Both
 kernels compute the same AdamW update, so the dev accuracies should agree up to what float rounding changes.
 --quick: 400 labelled pairs, 1 epoch, 1,000 dev pairs, a half-epoch teacher (the ratio only).
@@ -27,10 +27,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import bench_workers  # noqa: E402  (this folder: its settings and data preparation)
-import tmkd.config  # noqa: E402
-import tmkd.environment  # noqa: E402
-import tmkd.experiments  # noqa: E402
-import tmkd.teachers  # noqa: E402
+import tmkd.core.config  # noqa: E402
+import tmkd.training.environment  # noqa: E402
+import tmkd.training.experiments  # noqa: E402
+import tmkd.training.teachers  # noqa: E402
 
 KERNELS = ("adamw_torch", "adamw_torch_fused")
 
@@ -41,7 +41,7 @@ def settings(run_dir: Path, args):
 
 def prepared(cfg):
     """bench_workers.prepared, and the teacher's split tokenized too, before any timing."""
-    tmkd.teachers.task_data(cfg, cfg.stage2_task)
+    tmkd.training.teachers.task_data(cfg, cfg.stage2_task)
     return bench_workers.prepared(cfg)
 
 
@@ -54,23 +54,23 @@ def main():
     args = p.parse_args()
     if args.quick:
         args.teacher_epochs = min(args.teacher_epochs, 0.5)
-    tmkd.environment.quiet()
+    tmkd.training.environment.quiet()
     root = Path(tempfile.mkdtemp(prefix="bench-optimizer-"))
     out = {}
     for kernel in KERNELS:
-        tmkd.config.OPTIMIZERS["adamw"] = kernel          # training_args reads it at each call (one process)
+        tmkd.core.config.OPTIMIZERS["adamw"] = kernel          # training_args reads it at each call (one process)
         cfg = prepared(settings(root / kernel, args))
         t0 = time.perf_counter()
-        rows = tmkd.experiments.run_method(cfg, cfg.stage2_task, "no_kd")
+        rows = tmkd.training.experiments.run_method(cfg, cfg.stage2_task, "no_kd")
         students = time.perf_counter() - t0
         teacher = 0.0
         if args.teacher_epochs > 0:
             t0 = time.perf_counter()
-            tmkd.teachers.train_teacher(cfg, cfg.stage2_task, cfg.teacher_lrs[0])
+            tmkd.training.teachers.train_teacher(cfg, cfg.stage2_task, cfg.teacher_lrs[0])
             teacher = time.perf_counter() - t0
         out[kernel] = (students, teacher, [100 * r["accuracy"] for r in rows])
     cfg = settings(root / KERNELS[0], args)
-    print(f"machine: {tmkd.environment.device_name(cpu=True)}; torch threads: {__import__('torch').get_num_threads()}; "
+    print(f"machine: {tmkd.training.environment.device_name(cpu=True)}; torch threads: {__import__('torch').get_num_threads()}; "
           f"torch {__import__('torch').__version__}")
     print(f"settings: offline profile{' --quick' if args.quick else ''}, {args.students} no-KD students of "
           f"{cfg.student_layers} layers one at a time, {cfg.train_size} labelled pairs, at most {cfg.student_epochs:g} "

@@ -31,14 +31,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tmkd.base_model import base_model_path  # noqa: E402
-from tmkd.config import TASKS, make_config  # noqa: E402
-from tmkd.data import dev_splits, split_dataset  # noqa: E402
-from tmkd.logit_cache import with_teacher_logits  # noqa: E402
-from tmkd.method import accuracy  # noqa: E402
-from tmkd.students import build_student  # noqa: E402
-from tmkd.teachers import load_teacher, teacher_dir, teacher_names  # noqa: E402
-from tmkd.trainer import collate, fit, predict_logits, training_args  # noqa: E402
+from tmkd.inputs.base_model import base_model_path  # noqa: E402
+from tmkd.core.config import TASKS, make_config  # noqa: E402
+from tmkd.inputs.data import dev_splits, split_dataset  # noqa: E402
+from tmkd.training.logit_cache import with_teacher_logits  # noqa: E402
+from tmkd.model.method import accuracy  # noqa: E402
+from tmkd.training.students import build_student  # noqa: E402
+from tmkd.training.teachers import load_teacher, teacher_dir, teacher_names  # noqa: E402
+from tmkd.training.trainer import collate, fit, predict_logits, training_args  # noqa: E402
 
 
 def student(cfg, task, n_heads, seed):

@@ -26,11 +26,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tmkd.config import make_config  # noqa: E402
-from tmkd.data import dev_splits, split_dataset  # noqa: E402
-from tmkd.estimate import _predict_rate, _train_rate, base_shape  # noqa: E402
-from tmkd.method import TMKDStudent, accuracy, student_config  # noqa: E402
-from tmkd.trainer import has_fast_bf16  # noqa: E402
+from tmkd.core.config import make_config  # noqa: E402
+from tmkd.inputs.data import dev_splits, split_dataset  # noqa: E402
+from tmkd.chain.estimate import _predict_rate, _train_rate, base_shape  # noqa: E402
+from tmkd.model.method import TMKDStudent, accuracy, student_config  # noqa: E402
+from tmkd.training.trainer import has_fast_bf16  # noqa: E402
 
 
 def rates(cfg) -> dict:
@@ -54,12 +54,12 @@ def rates(cfg) -> dict:
 def trained_accuracy(cfg, prec: str, epochs: float, work: Path):
     """The first seed's m-o-1 student (the run's fp32 teachers and cached logits) trained in `prec` for `epochs`
     with the series' Trainer path: (seconds, dev accuracy %, per-example hits)."""
-    from tmkd.base_model import base_model_path
-    from tmkd.config import TASKS
-    from tmkd.logit_cache import with_teacher_logits
-    from tmkd.students import build_student
-    from tmkd.teachers import teacher_names
-    from tmkd.trainer import fit, predict_logits, training_args
+    from tmkd.inputs.base_model import base_model_path
+    from tmkd.core.config import TASKS
+    from tmkd.training.logit_cache import with_teacher_logits
+    from tmkd.training.students import build_student
+    from tmkd.training.teachers import teacher_names
+    from tmkd.training.trainer import fit, predict_logits, training_args
     task, seed = cfg.stage2_task, cfg.seeds[0]
     ds = with_teacher_logits(cfg, task, "train", teacher_names(cfg))
     model = build_student(base_model_path(cfg), cfg.student_layers, len(teacher_names(cfg)), TASKS[task].labels,

@@ -9,7 +9,7 @@ Everything runs on the smoke profile's teachers (a 6-layer, 32-wide BERT trained
 do not depend on what the weights hold) and generated pairs in its vocabulary; no data, no downloads.
 
 (a) Throughput: the same corpus (--pairs, in shards of --shard-pairs) scored by one teacher through
-    tmkd.logit_cache.score_corpus, started by tmkd.parallel.launch with 1 and then 2 processes of one thread
+    tmkd.training.logit_cache.score_corpus, started by tmkd.core.parallel.launch with 1 and then 2 processes of one thread
     each (torch's elastic launcher, gloo). "scoring" is the time between two barriers around the scoring in
     the main process (what the processes share); "with start-up" adds starting the processes (imports).
     Ratio 2-proc/1-proc: pairs/s with two processes over pairs/s with one; about 2 when the machine has two
@@ -42,18 +42,18 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import helpers  # noqa: E402
-import tmkd.config  # noqa: E402
-import tmkd.corpus  # noqa: E402
-import tmkd.data  # noqa: E402
-import tmkd.environment  # noqa: E402
-import tmkd.experiments  # noqa: E402
-import tmkd.logit_cache  # noqa: E402
-import tmkd.parallel  # noqa: E402
-import tmkd.students  # noqa: E402
+import tmkd.core.config  # noqa: E402
+import tmkd.inputs.corpus  # noqa: E402
+import tmkd.inputs.data  # noqa: E402
+import tmkd.training.environment  # noqa: E402
+import tmkd.training.experiments  # noqa: E402
+import tmkd.training.logit_cache  # noqa: E402
+import tmkd.core.parallel  # noqa: E402
+import tmkd.training.students  # noqa: E402
 
 
 def settings(run_dir, corpus, shard_pairs: int, **more):
-    return tmkd.config.make_config("smoke", run_dir=str(run_dir), tasks=("rte",), sweep_task="rte", stage1_task="rte",
+    return tmkd.core.config.make_config("smoke", run_dir=str(run_dir), tasks=("rte",), sweep_task="rte", stage1_task="rte",
                                stage2_task="rte", stage1_pool_tasks=("rte",), teacher_lrs=(1e-3, 2e-3),
                                teacher_epochs=0.05, stage1_corpus=str(corpus), stage1_shard_pairs=shard_pairs,
                                stage1_epochs=1.0, save_steps=2000, logging_steps=200, **more)
@@ -63,7 +63,7 @@ def write_corpus(path: Path, n: int) -> Path:
     """n generated pairs, one JSON object per line, written in blocks (never all in memory)."""
     with open(path, "w", encoding="utf-8") as f:
         for start in range(0, n, 10_000):
-            df = tmkd.data.generate_split("rte", f"corpus{start}", min(10_000, n - start), 11)
+            df = tmkd.inputs.data.generate_split("rte", f"corpus{start}", min(10_000, n - start), 11)
             f.writelines(json.dumps({"text_a": a, "text_b": b}) + "\n" for a, b in zip(df["text_a"], df["text_b"]))
     return path
 
@@ -83,8 +83,8 @@ def peak_mb() -> float:
 def timed_score(cfg, task, teacher) -> dict:
     """In every process of the launch: score the whole corpus (its logits were removed); returns the seconds between
     the two barriers around it, as the main process measured them."""
-    from tmkd import parallel
-    from tmkd.logit_cache import score_corpus
+    from tmkd.core import parallel
+    from tmkd.training.logit_cache import score_corpus
     import torch
     model_threads = torch.get_num_threads()
     parallel.barrier()
@@ -100,14 +100,14 @@ def task_of(cfg) -> str:
 
 def throughput(cfg, repeats: int) -> dict:
     teacher = helpers.teacher_names(cfg)[0]
-    n = len(tmkd.corpus.corpus_tokens(cfg))                         # tokenized once, before any timing
+    n = len(tmkd.inputs.corpus.corpus_tokens(cfg))                         # tokenized once, before any timing
     out = {}
     for _ in range(repeats):
         for nproc in (1, 2):
             for old in (cfg.run_path / "logits" / task_of(cfg) / teacher).glob("stage1-*"):
                 shutil.rmtree(old)                                  # score everything again
             t0 = time.perf_counter()
-            got = tmkd.parallel.launch(timed_score, cfg, "rte", teacher, nproc=nproc, threads=1)
+            got = tmkd.core.parallel.launch(timed_score, cfg, "rte", teacher, nproc=nproc, threads=1)
             wall = time.perf_counter() - t0
             best = out.get(nproc)
             if best is None or got["seconds"] < best["seconds"]:
@@ -128,18 +128,18 @@ def child(args) -> None:
     before = rss_mb()
     times = {}
     t0 = time.perf_counter()
-    tmkd.corpus.corpus_tokens(cfg)
+    tmkd.inputs.corpus.corpus_tokens(cfg)
     times["tokenize"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     for t in helpers.teacher_names(cfg):
-        tmkd.logit_cache.corpus_logits(cfg, "rte", t)
+        tmkd.training.logit_cache.corpus_logits(cfg, "rte", t)
     times["score"] = time.perf_counter() - t0
     if args.child_stage1:
         t0 = time.perf_counter()
-        tmkd.students.train_student(cfg, tmkd.experiments.stage1_spec(cfg, "tmkd"))
+        tmkd.training.students.train_student(cfg, tmkd.training.experiments.stage1_spec(cfg, "tmkd"))
         times["train"] = time.perf_counter() - t0
     print("RESULT " + json.dumps({"before_mb": before, "peak_mb": peak_mb(), "times": times,
-                                  "pairs": tmkd.corpus.count_pairs(cfg.stage1_corpus)}), flush=True)
+                                  "pairs": tmkd.inputs.corpus.count_pairs(cfg.stage1_corpus)}), flush=True)
 
 
 def in_fresh_process(base_run: Path, root: Path, pairs: int, args, stage1: bool = False) -> dict:
@@ -192,7 +192,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     if args.child:
         return child(args)
-    tmkd.environment.quiet()
+    tmkd.training.environment.quiet()
     pairs = args.pairs or (16_000 if args.quick else 40_000)
     repeats = args.repeats or (1 if args.quick else 2)
     sizes = [int(s) for s in args.memory_sizes.split(",")]

@@ -55,8 +55,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 
 import helpers  # noqa: E402
-import tmkd.method  # noqa: E402
-from tmkd import environment, experiments, speed, trainer  # noqa: E402
+import tmkd.model.method  # noqa: E402
+from tmkd.training import environment, experiments, trainer  # noqa: E402
+from tmkd.reporting import speed
 
 # torch 2.13 warns that its quantized tensor types (which quantize_dynamic produces) are deprecated.
 warnings.filterwarnings("ignore", message=r"torch\.quantize_per_tensor", category=UserWarning)
@@ -136,7 +137,7 @@ def make_teacher(shape: dict, seed: int):
 def make_student(shape: dict, layers: int, n_teachers: int, alpha: float, seed: int):
     """A helpers.TMKDStudent with the teacher's width, `layers` layers and one soft head per teacher."""
     torch.manual_seed(seed)
-    config = tmkd.method.TMKDConfig(**(shape | dict(num_hidden_layers=layers)), n_teachers=n_teachers, alpha=alpha)
+    config = tmkd.model.method.TMKDConfig(**(shape | dict(num_hidden_layers=layers)), n_teachers=n_teachers, alpha=alpha)
     return helpers.TMKDStudent(config)
 
 

@@ -3,7 +3,7 @@
     python benchmarks/gpu_check.py                 # about 5 minutes on one GPU
     python benchmarks/gpu_check.py --skip-chain    # the speed part only
 
-It prints the device, its compute capability, the precision tmkd.trainer.precision() chooses for it (and what
+It prints the device, its compute capability, the precision tmkd.training.trainer.precision() chooses for it (and what
 torch.cuda.is_bf16_supported() claims), the smoke chain's wall time and results (accuracy above chance, speed
 rows per device, teacher logits computed in fp32), then examples/s of a BERT-base-shaped teacher and a 3-layer
 student (random weights, built from their configs: no download) in fp32 and in the chosen precision, for
@@ -26,10 +26,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import helpers  # noqa: E402
-import tmkd.config  # noqa: E402
-from tmkd.estimate import _predict_rate, _train_rate, estimate, measure_rates  # noqa: E402
-from tmkd.method import TMKDStudent, student_config  # noqa: E402
-from tmkd.trainer import device_precision, precision  # noqa: E402
+import tmkd.core.config  # noqa: E402
+from tmkd.chain.estimate import _predict_rate, _train_rate, estimate, measure_rates  # noqa: E402
+from tmkd.model.method import TMKDStudent, student_config  # noqa: E402
+from tmkd.training.trainer import device_precision, precision  # noqa: E402
 
 
 def environment():
@@ -53,7 +53,7 @@ def smoke_chain():
         return
     m = helpers.read_metrics(run)
     main = m[m["sweep"] == ""]
-    chance = main["task"].map(lambda t: 1 / len(tmkd.config.TASKS[t].labels))
+    chance = main["task"].map(lambda t: 1 / len(tmkd.core.config.TASKS[t].labels))
     import pandas as pd
     path = run / "tables" / "teacher_quality.csv"
     quality = pd.read_csv(path) if path.exists() else None
@@ -105,7 +105,7 @@ def main():
     if not args.skip_chain:
         smoke_chain()
     throughput(args.batch, args.seq)
-    cfg = tmkd.config.make_config("colab", run_dir=tempfile.mkdtemp())
+    cfg = tmkd.core.config.make_config("colab", run_dir=tempfile.mkdtemp())
     estimate(cfg, measure_rates(cfg))
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from tmkd.report import to_markdown  # noqa: E402
+from tmkd.reporting.report import to_markdown  # noqa: E402
 
 # The first phase whose pattern a cell's code matches (order matters: a cell that trains and plots is training).
 PHASES = (

@@ -16,7 +16,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import helpers  # noqa: E402
-import tmkd.config  # noqa: E402
+import tmkd.core.config  # noqa: E402
 
 SLOW_FIXTURES = {"teacher_run", "run_copy", "smoke_chain"}
 
@@ -28,7 +28,7 @@ def pytest_collection_modifyitems(items):
 
 
 def smoke_config(run_dir, **overrides):
-    return tmkd.config.make_config("smoke", run_dir=str(run_dir), **overrides)
+    return tmkd.core.config.make_config("smoke", run_dir=str(run_dir), **overrides)
 
 
 @pytest.fixture(scope="session")
@@ -79,8 +79,8 @@ class StubTrainer:
 def stub_training(monkeypatch):
     """Replace the Trainer's training for teachers and students by nothing; returns the list of trained folders
     (one entry per training that would have run), in order."""
-    import tmkd.students
-    import tmkd.teachers
+    import tmkd.training.students
+    import tmkd.training.teachers
     trained = []
 
     def fit(model, train_ds, out, args, callbacks=(), sync_every_s=0.0):
@@ -88,8 +88,8 @@ def stub_training(monkeypatch):
         trained.append(Path(out))
         return StubTrainer(model, args.output_dir)
 
-    monkeypatch.setattr(tmkd.teachers, "fit", fit)
-    monkeypatch.setattr(tmkd.students, "fit", fit)
+    monkeypatch.setattr(tmkd.training.teachers, "fit", fit)
+    monkeypatch.setattr(tmkd.training.students, "fit", fit)
     return trained
 
 

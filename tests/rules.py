@@ -1,4 +1,4 @@
-"""The evidence rules of docs/DESIGN.md written out again, independently of tmkd.intervals and tmkd.evidence, for
+"""The evidence rules of docs/DESIGN.md written out again, independently of tmkd.stats.intervals and tmkd.stats.evidence, for
 the tests that check generated tables and README blocks against them."""
 import math
 

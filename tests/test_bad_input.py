@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import helpers
-import tmkd.base_model
-import tmkd.config
-import tmkd.rundir
-import tmkd.students
+import tmkd.inputs.base_model
+import tmkd.core.config
+import tmkd.training.rundir
+import tmkd.training.students
 from conftest import REPO, run_chain, smoke_config
 from test_data import write_tsv
 
@@ -24,30 +24,30 @@ def rte_folder(tmp_path, train_rows=None, dev=True, header=RTE_HEADER):
 
 
 def assert_refused(cfg, match):
-    with pytest.raises(tmkd.config.TMKDError, match=match):
+    with pytest.raises(tmkd.core.config.TMKDError, match=match):
         helpers.task_data(cfg, "rte")
     assert not (cfg.run_path / "data").exists() or not any((cfg.run_path / "data").iterdir())
 
 
 def test_unknown_profile_and_task():
-    with pytest.raises(tmkd.config.TMKDError, match="unknown profile 'fast'.*choose one of"):
-        tmkd.config.make_config("fast")
-    with pytest.raises(tmkd.config.TMKDError, match=r"tasks='cola' is not one of \['rte', 'qnli', 'mnli', 'snli'\]"):
-        tmkd.config.make_config("smoke", tasks=("cola",))
+    with pytest.raises(tmkd.core.config.TMKDError, match="unknown profile 'fast'.*choose one of"):
+        tmkd.core.config.make_config("fast")
+    with pytest.raises(tmkd.core.config.TMKDError, match=r"tasks='cola' is not one of \['rte', 'qnli', 'mnli', 'snli'\]"):
+        tmkd.core.config.make_config("smoke", tasks=("cola",))
 
 
 def test_unknown_setting_and_alpha_outside_unit_interval():
-    with pytest.raises(tmkd.config.TMKDError, match="unknown setting.*teacher_lr'"):
-        tmkd.config.make_config("smoke", teacher_lr=1e-3)
-    with pytest.raises(tmkd.config.TMKDError, match=r"alpha=1.5 is outside \[0, 1\]"):
-        tmkd.config.make_config("smoke", alpha=1.5)
-    with pytest.raises(tmkd.config.TMKDError, match=r"alphas=-0.1 is outside \[0, 1\]"):
-        tmkd.config.make_config("smoke", alphas=(0.5, -0.1))
+    with pytest.raises(tmkd.core.config.TMKDError, match="unknown setting.*teacher_lr'"):
+        tmkd.core.config.make_config("smoke", teacher_lr=1e-3)
+    with pytest.raises(tmkd.core.config.TMKDError, match=r"alpha=1.5 is outside \[0, 1\]"):
+        tmkd.core.config.make_config("smoke", alpha=1.5)
+    with pytest.raises(tmkd.core.config.TMKDError, match=r"alphas=-0.1 is outside \[0, 1\]"):
+        tmkd.core.config.make_config("smoke", alphas=(0.5, -0.1))
 
 
 def test_offline_profile_without_data_dir():
-    with pytest.raises(tmkd.config.TMKDError, match="pass --data-dir"):
-        tmkd.config.make_config("offline")
+    with pytest.raises(tmkd.core.config.TMKDError, match="pass --data-dir"):
+        tmkd.core.config.make_config("offline")
 
 
 def test_data_dir_missing_a_split(tmp_path):
@@ -74,14 +74,14 @@ def test_empty_split_after_filtering(tmp_path):
 
 
 def test_teachers_of_another_label_set():
-    with pytest.raises(tmkd.config.TMKDError, match="teacher labels .* differ from the task's"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="teacher labels .* differ from the task's"):
         helpers.align_labels(np.zeros((2, 3)), ["entailment", "neutral", "contradiction"],
                              ["entailment", "not_entailment"])
 
 
 def test_student_heads_must_match_the_number_of_cached_teachers(teacher_run):
-    base = tmkd.base_model.base_model_path(teacher_run)
-    student = tmkd.students.build_student(base, 1, 3, tmkd.config.TASKS["rte"].labels)
+    base = tmkd.inputs.base_model.base_model_path(teacher_run)
+    student = tmkd.training.students.build_student(base, 1, 3, tmkd.core.config.TASKS["rte"].labels)
     batch = {"input_ids": torch.tensor([[2, 5, 3]]), "labels": torch.tensor([0]),
              "teacher_logits": torch.zeros(1, 2, 2)}
     with pytest.raises(ValueError, match="2 cached teachers but the student has 3 soft heads"):
@@ -93,16 +93,16 @@ def test_student_vocabulary_must_be_the_teachers(teacher_run, tmp_path):
     other = tmp_path / "other-vocab"
     BertModel(BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
                          intermediate_size=64)).save_pretrained(str(other))
-    student = tmkd.students.build_student(other, 1, 3, tmkd.config.TASKS["rte"].labels)
-    with pytest.raises(tmkd.config.TMKDError, match="student vocabulary \\(50 tokens\\) differs from teacher"):
-        tmkd.students.check_vocabulary(teacher_run, student, "rte", helpers.teacher_names(teacher_run))
+    student = tmkd.training.students.build_student(other, 1, 3, tmkd.core.config.TASKS["rte"].labels)
+    with pytest.raises(tmkd.core.config.TMKDError, match="student vocabulary \\(50 tokens\\) differs from teacher"):
+        tmkd.training.students.check_vocabulary(teacher_run, student, "rte", helpers.teacher_names(teacher_run))
 
 
 def test_run_dir_with_another_configuration_is_refused_unless_forced(run_copy):
-    changed = tmkd.config.make_config("smoke", run_dir=str(run_copy.run_path), teacher_epochs=1)
-    with pytest.raises(tmkd.config.TMKDError, match=r"holds a run with another configuration \(teacher_epochs: 4.0 -> 1.0\)"):
-        tmkd.rundir.check_run_dir(changed)
-    tmkd.rundir.check_run_dir(changed, force=True)      # --force takes the directory over
+    changed = tmkd.core.config.make_config("smoke", run_dir=str(run_copy.run_path), teacher_epochs=1)
+    with pytest.raises(tmkd.core.config.TMKDError, match=r"holds a run with another configuration \(teacher_epochs: 4.0 -> 1.0\)"):
+        tmkd.training.rundir.check_run_dir(changed)
+    tmkd.training.rundir.check_run_dir(changed, force=True)      # --force takes the directory over
     assert helpers.read_json(run_copy.run_path / "run.json")["teacher_epochs"] == 1
 
 
@@ -119,8 +119,8 @@ def test_run_chain_refuses_bad_input_with_exit_code_2(tmp_path):
 def test_results_of_a_student_that_is_not_trained_name_the_chapter_that_trains_it(tmp_path):
     """Chapter 06 at alpha = 1 compares TMKD with the one-stage m-o-1 at alpha = 1; asked before chapter 04 trained
     it, the reader is told which student is missing and which chapter makes it (not a Hub error about a repo id)."""
-    import tmkd.experiments
+    import tmkd.training.experiments
     cfg = smoke_config(tmp_path / "run", alpha=1.0)
-    spec = tmkd.experiments.method_specs(cfg, "qnli", "mo1")[0]
-    with pytest.raises(tmkd.config.TMKDError, match=r"qnli/mo1-k3-a1-s42 is not trained .* \(04: the one-stage"):
-        tmkd.students.student_predictions(cfg, spec, "validation")
+    spec = tmkd.training.experiments.method_specs(cfg, "qnli", "mo1")[0]
+    with pytest.raises(tmkd.core.config.TMKDError, match=r"qnli/mo1-k3-a1-s42 is not trained .* \(04: the one-stage"):
+        tmkd.training.students.student_predictions(cfg, spec, "validation")

@@ -6,9 +6,9 @@ import pandas as pd
 import pytest
 
 import helpers
-import tmkd.config
-import tmkd.method
-import tmkd.rundir
+import tmkd.core.config
+import tmkd.model.method
+import tmkd.training.rundir
 from conftest import REPO, run_chain
 from rules import expected_verdict, half_width_by_hand, holm_by_hand, interval_by_hand
 
@@ -32,11 +32,11 @@ def test_every_teacher_and_student_beats_chance_clearly(smoke_chain):
     run, _ = smoke_chain
     m = helpers.read_metrics(run)
     main = m[m["sweep"] == ""]
-    assert set(tmkd.method.METHOD_ORDER) <= set(main["method"])
+    assert set(tmkd.model.method.METHOD_ORDER) <= set(main["method"])
     quality = pd.read_csv(run / "tables" / "teacher_quality.csv")
     weak = {f"{r.task}/{r.teacher}" for r in quality.itertuples() if r.weak}     # flagged on the held-out slice
     for _, row in main.iterrows():
-        chance = 1 / len(tmkd.config.TASKS[row["task"]].labels)
+        chance = 1 / len(tmkd.core.config.TASKS[row["task"]].labels)
         if row["model"] in weak:
             continue
         assert row["accuracy"] > chance + 0.2, f"{row['method']} {row['model']} {row['split']}: {row['accuracy']}"
@@ -48,7 +48,7 @@ def test_every_teacher_and_student_beats_chance_clearly(smoke_chain):
 
 def test_metrics_have_one_row_per_model_and_no_duplicates(smoke_chain):
     m = helpers.read_metrics(smoke_chain[0])
-    assert not m.duplicated(list(tmkd.rundir.METRIC_KEY)).any()
+    assert not m.duplicated(list(tmkd.training.rundir.METRIC_KEY)).any()
     assert set(m[m["task"] == "mnli"]["split"]) == {"validation_matched", "validation_mismatched"}
     sweeps = m[m["sweep"] != ""]
     assert set(sweeps["sweep"]) == {"optimizer", "head_layers", "layers", "stage1", "alpha", "pooling", "stage1_size"}
@@ -65,7 +65,7 @@ def test_comparison_table_equals_the_metrics(smoke_chain):
     main = m[m["sweep"] == ""]
     checked = 0
     for (method, task), group in main.groupby(["method", "task"]):
-        if method not in tmkd.method.METHOD_ORDER:                        # variants have their own tables
+        if method not in tmkd.model.method.METHOD_ORDER:                        # variants have their own tables
             continue
         expected = group["accuracy"].astype(float).mean() * 100     # MNLI: mean of matched and mismatched
         assert table.loc[method, task] == pytest.approx(expected, abs=0.0051), (method, task)   # 2 decimals
@@ -90,7 +90,7 @@ def test_figures_are_valid_png_files(smoke_chain):
 
 def test_the_corpus_size_curve_trains_each_size_once_and_reuses_the_main_arms(smoke_chain):
     run, _ = smoke_chain
-    cfg = tmkd.config.make_config("smoke")
+    cfg = tmkd.core.config.make_config("smoke")
     curve = pd.read_csv(run / "tables" / "stage1_size.csv", index_col=0)
     corpus = int(pd.read_csv(run / "metrics.csv").query("sweep == 'stage1'")["train_pairs"].iloc[0])
     assert list(curve["stage-1 pairs"]) == sorted(set(cfg.stage1_sizes) | {corpus})
@@ -134,8 +134,8 @@ def test_interval_tables_say_what_their_intervals_say(smoke_chain):
     rules written out again (tests/rules.py): chapter 08's table holds the whole headline family of the run's tasks,
     Holm over all of it, and chapter 06's primary rows agree with it."""
     run, _ = smoke_chain
-    cfg = tmkd.config.make_config("smoke", run_dir=str(run))
-    splits = sum(len(tmkd.config.TASKS[t].dev_splits) for t in cfg.tasks)
+    cfg = tmkd.core.config.make_config("smoke", run_dir=str(run))
+    splits = sum(len(tmkd.core.config.TASKS[t].dev_splits) for t in cfg.tasks)
     tables = {name: pd.read_csv(run / "tables" / f"{name}.csv", index_col=0)
               for name in ("intervals_one_stage", "intervals_two_stage", "intervals")}
     for name, pairs in (("intervals_one_stage", helpers.ONE_STAGE_COMPARISONS),
@@ -178,10 +178,10 @@ def test_an_exercise_with_another_alpha_never_enters_a_table_the_readme_or_the_i
     intervals, the same README blocks from an export, and the same int8 table (rows come from the configuration's
     own models, never from whatever else the run directory holds; int8 is matched to its fp32 model by name)."""
     import shutil
-    from tmkd import publish
+    from tmkd.reporting import publish
     run = tmp_path / "run"
     shutil.copytree(smoke_chain[0], run)
-    cfg = tmkd.config.make_config("smoke", run_dir=str(run))
+    cfg = tmkd.core.config.make_config("smoke", run_dir=str(run))
     names = ("one_vs_many", "intervals_one_stage", "two_stage", "intervals_two_stage", "seeds", "comparison",
              "intervals")
     before = {n: (run / "tables" / f"{n}.csv").read_text() for n in names}

@@ -5,13 +5,13 @@ import re
 
 import pytest
 
-import tmkd.config
-import tmkd.environment
-from tmkd import publish
+import tmkd.core.config
+import tmkd.training.environment
+from tmkd.reporting import publish
 from conftest import REPO
 
 CHAPTERS = sorted((REPO / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-# Each answer chapter ends on its answer: its last code cell prints this generated function (tmkd.answers).
+# Each answer chapter ends on its answer: its last code cell prints this generated function (tmkd.reporting.answers).
 TAKEAWAYS = {"04_one_vs_many": "kd_takeaway", "05_stage1_pretraining": "stage1_takeaway",
              "06_stage2_finetuning": "matched_takeaway", "08_results": "conclusion"}
 
@@ -73,12 +73,12 @@ def test_the_smoke_chain_ran_chapter_03s_hand_computation(smoke_chain):
 
 
 def test_deviations_name_the_papers_values():
-    offline = tmkd.config.deviations(tmkd.config.make_config("offline", data_dir="x"))
+    offline = tmkd.core.config.deviations(tmkd.core.config.make_config("offline", data_dir="x"))
     assert {"pooling", "teacher_lrs", "stage1_corpus"} <= set(offline.index)
     assert offline.loc["pooling", "paper"] == "cls" and offline.loc["teacher_lrs", "paper"] == "(2e-05, 3e-05, 5e-05)"
-    paper = tmkd.config.deviations(tmkd.config.make_config("paper"))
+    paper = tmkd.core.config.deviations(tmkd.core.config.make_config("paper"))
     assert "teacher_lrs" not in paper.index and "pooling" not in paper.index
-    assert "departs from the paper" in tmkd.environment.departures(tmkd.config.make_config("offline", data_dir="x"))
+    assert "departs from the paper" in tmkd.training.environment.departures(tmkd.core.config.make_config("offline", data_dir="x"))
 
 
 MACHINE = re.compile(r"(/work/|/root/|/home/|/tmp/|/content/tmkd-runs|site-packages)")

@@ -6,8 +6,8 @@ import types
 import pytest
 
 import tmkd.colab
-import tmkd.config
-from tmkd.trainer import precision, work_dir
+import tmkd.core.config
+from tmkd.training.trainer import precision, work_dir
 
 
 @pytest.mark.parametrize("capability, expected", [
@@ -24,7 +24,7 @@ def test_precision_follows_compute_capability(capability, expected):
 
 @pytest.mark.parametrize("profile", ["colab", "paper"])
 def test_gpu_profiles_build(profile):
-    cfg = tmkd.config.make_config(profile)
+    cfg = tmkd.core.config.make_config(profile)
     assert cfg.base_model == "bert-base-uncased" and cfg.teacher_lrs == (2e-5, 3e-5, 5e-5)
     assert cfg.student_layers == 3 and cfg.student_lr == 1e-4 and not cfg.data_dir
 
@@ -40,7 +40,7 @@ def fake_colab(tmp_path, monkeypatch):
 
 
 def test_on_colab_the_run_directory_is_in_drive_and_checkpoints_on_local_disk(fake_colab, tmp_path):
-    cfg = tmkd.config.make_config("colab")
+    cfg = tmkd.core.config.make_config("colab")
     assert cfg.run_path == fake_colab / "tmkd-runs" / "colab"
     out = cfg.run_path / "teachers" / "rte" / "teacher-lr2e-05"
     local = work_dir(cfg, out)
@@ -49,10 +49,10 @@ def test_on_colab_the_run_directory_is_in_drive_and_checkpoints_on_local_disk(fa
 
 
 def test_outside_colab_checkpoints_stay_in_the_run_directory(tmp_path):
-    cfg = tmkd.config.make_config("smoke", run_dir=str(tmp_path / "run"))
+    cfg = tmkd.core.config.make_config("smoke", run_dir=str(tmp_path / "run"))
     out = cfg.run_path / "teachers" / "rte" / "x"
     assert work_dir(cfg, out) == out
-    local = tmkd.config.make_config("smoke", run_dir=str(tmp_path / "run"), checkpoint_dir=str(tmp_path / "local"))
+    local = tmkd.core.config.make_config("smoke", run_dir=str(tmp_path / "run"), checkpoint_dir=str(tmp_path / "local"))
     assert work_dir(local, out).parent.parent.parent.parent == tmp_path / "local"
 
 

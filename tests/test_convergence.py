@@ -2,9 +2,9 @@
 improving; a run with fixed epochs says so and draws nothing) and chapter 07's split of a student's parameters."""
 import pandas as pd
 
-import tmkd.config
-from tmkd.report import plot_convergence
-from tmkd.takeaways import convergence_sentence
+import tmkd.core.config
+from tmkd.reporting.report import plot_convergence
+from tmkd.reporting.takeaways import convergence_sentence
 
 
 def curves(rows):
@@ -17,7 +17,7 @@ def curves(rows):
 
 
 def test_an_arm_best_at_its_last_allowed_epoch_is_called_still_improving():
-    cfg = tmkd.config.make_config("smoke", student_epochs=4, student_patience=2)
+    cfg = tmkd.core.config.make_config("smoke", student_epochs=4, student_patience=2)
     c = curves([("qnli", "no_kd", e, a) for e, a in [(1, 60), (2, 65), (3, 64), (4, 63)]]
                + [("qnli", "mo1", e, a) for e, a in [(1, 58), (2, 62), (3, 66), (4, 68.5)]])
     text = convergence_sentence(c, cfg)
@@ -32,21 +32,21 @@ def test_an_arm_best_at_its_last_allowed_epoch_is_called_still_improving():
 
 
 def test_arms_that_peaked_earlier_are_each_compared_at_their_best():
-    cfg = tmkd.config.make_config("smoke", student_epochs=5, student_patience=2)
+    cfg = tmkd.core.config.make_config("smoke", student_epochs=5, student_patience=2)
     c = curves([("qnli", "mo1", e, a) for e, a in [(1, 58), (2, 66), (3, 66), (4, 65)]])   # a tie: the earlier kept
     text = convergence_sentence(c, cfg)
     assert "m-o-1 (MKD) 2 (66.0 %)" in text and "Every arm stopped improving" in text
 
 
 def test_fixed_epochs_draw_no_curve_and_say_why():
-    cfg = tmkd.config.make_config("smoke")
+    cfg = tmkd.core.config.make_config("smoke")
     empty = pd.DataFrame(columns=["task", "method", "epoch", "select_accuracy", "best", "last_epoch"])
     assert plot_convergence(empty) is None
     assert "student_patience = 0" in convergence_sentence(empty, cfg)
 
 
 def test_the_size_sentence_splits_parameters_into_layers_and_embeddings():
-    from tmkd.takeaways import size_sentence
+    from tmkd.reporting.takeaways import size_sentence
     rows = [("qnli/teacher", 22.0e6, 100.0), ("qnli/student-k1", 13.0e6, 500.0), ("qnli/student-k3", 17.0e6, 250.0),
             ("qnli/student-k5", 21.0e6, 150.0)]
     speed = pd.DataFrame(rows, columns=["model", "params", "examples_per_s"]).assign(device="cpu")

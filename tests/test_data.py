@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import helpers
-import tmkd.base_model
-import tmkd.config
-import tmkd.data
+import tmkd.inputs.base_model
+import tmkd.core.config
+import tmkd.inputs.data
 from conftest import REPO, smoke_config
 
 SHARED_GLUE = REPO.parent / "shared" / "data" / "glue"
@@ -41,15 +41,15 @@ def glue_dir(tmp_path):
 
 
 def test_local_rte_keeps_sentences_that_start_with_a_quote(glue_dir):
-    df = tmkd.data.read_local_split(glue_dir, "rte", "train")
+    df = tmkd.inputs.data.read_local_split(glue_dir, "rte", "train")
     assert len(df) == 3
     assert df.loc[0, "text_a"] == '"Quoted" start of a premise, with a second "quote.'
     assert df.loc[1, "text_b"] == '"Another quoted hypothesis'
 
 
 def test_labels_are_mapped_by_name_and_unlabeled_rows_dropped(glue_dir):
-    df = tmkd.data.frame_to_labelled(tmkd.data.read_local_split(glue_dir, "mnli", "train"), "mnli", "mnli/train")
-    order = tmkd.config.TASKS["mnli"].labels
+    df = tmkd.inputs.data.frame_to_labelled(tmkd.inputs.data.read_local_split(glue_dir, "mnli", "train"), "mnli", "mnli/train")
+    order = tmkd.core.config.TASKS["mnli"].labels
     assert order == ("entailment", "neutral", "contradiction")
     assert df["label"].tolist() == [1, 2]           # neutral, contradiction; the '-' row is gone
     assert df["idx"].tolist() == [0, 1]
@@ -75,10 +75,10 @@ def test_tokenized_once_and_reused(glue_dir, tmp_path):
 def test_subset_is_the_same_on_every_call():
     import pandas as pd
     df = pd.DataFrame({"idx": np.arange(100)})
-    a = tmkd.data.take_subset(df, 10, seed=7)["idx"].tolist()
-    assert a == tmkd.data.take_subset(df, 10, seed=7)["idx"].tolist()
-    assert a != tmkd.data.take_subset(df, 10, seed=8)["idx"].tolist()
-    assert len(tmkd.data.take_subset(df, 0, seed=7)) == 100
+    a = tmkd.inputs.data.take_subset(df, 10, seed=7)["idx"].tolist()
+    assert a == tmkd.inputs.data.take_subset(df, 10, seed=7)["idx"].tolist()
+    assert a != tmkd.inputs.data.take_subset(df, 10, seed=8)["idx"].tolist()
+    assert len(tmkd.inputs.data.take_subset(df, 0, seed=7)) == 100
 
 
 def data_readme_counts() -> dict:
@@ -97,12 +97,12 @@ def data_readme_counts() -> dict:
                                                    ("qnli", "train", "train"), ("qnli", "dev", "validation")])
 def test_shared_glue_files_load_completely(task, file_split, split):
     rows, first_label = data_readme_counts()[(task, file_split)]
-    df = tmkd.data.frame_to_labelled(tmkd.data.read_local_split(SHARED_GLUE, task, split), task, task)
+    df = tmkd.inputs.data.frame_to_labelled(tmkd.inputs.data.read_local_split(SHARED_GLUE, task, split), task, task)
     assert len(df) == rows and (df["label"] == 0).sum() == first_label
 
 
 def test_generated_smoke_data_has_no_unknown_tokens(tmp_path):
     cfg = smoke_config(tmp_path / "run")
     ids = helpers.task_data(cfg, "rte")["train"]["input_ids"]
-    unk = tmkd.base_model.load_tokenizer(tmkd.base_model.base_model_path(cfg)).unk_token_id
+    unk = tmkd.inputs.base_model.load_tokenizer(tmkd.inputs.base_model.base_model_path(cfg)).unk_token_id
     assert all(unk not in row for row in ids)

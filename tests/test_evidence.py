@@ -7,9 +7,9 @@ import pytest
 from scipy import stats
 
 from rules import expected_verdict, half_width_by_hand, holm_by_hand
-from tmkd.evidence import (OWN_ANSWERS, PAPER_VERDICTS, adjust_family, claim_verdict, claim_words, own_verdict,
+from tmkd.stats.evidence import (OWN_ANSWERS, PAPER_VERDICTS, adjust_family, claim_verdict, claim_words, own_verdict,
                            paper_resolution, verdict_kind)
-from tmkd.intervals import (detectable, holm, holm_levels, interval_at, interval_from_seeds, needed_size,
+from tmkd.stats.intervals import (detectable, holm, holm_levels, interval_at, interval_from_seeds, needed_size,
                             paired_bootstrap, variance_parts)
 
 rng = np.random.default_rng(1)
@@ -252,7 +252,7 @@ def test_paper_resolution_and_claim_words():
 # ---- the family adjustment on rows ------------------------------------------------------------------------------
 
 def row(a, b, per_seed, family, paper=None, resolution=None, se_examples=0.3):
-    from tmkd.evidence import comparison_row
+    from tmkd.stats.evidence import comparison_row
     interval = interval_from_seeds(per_seed, se_examples, 2000)
     r = comparison_row("qnli", "validation", a, b, interval)
     r.update(family=family, paper_difference=paper, paper_resolution=resolution,

@@ -17,7 +17,7 @@ import pytest
 from conftest import REPO
 
 import helpers
-import tmkd.config
+import tmkd.core.config
 
 NOTEBOOKS = REPO / "notebooks"
 
@@ -113,15 +113,15 @@ def test_every_exercise_override_is_valid_and_asks_only_what_the_run_directory_a
     """Every OVERRIDES literal is a valid setting on the smoke profile; a stage1_size it asks for exists in the smoke
     data (640 unused pairs); and one that changes the run's data or teachers, which a run directory refuses, is asked
     in a new run directory, on the smoke and on the offline profile."""
-    from tmkd.identity import identity
+    from tmkd.training.identity import identity
     glue = str(REPO.parent / "shared" / "data" / "glue")
-    bases = {p: tmkd.config.make_config(p, data_dir=glue if p == "offline" else "") for p in ("smoke", "offline")}
+    bases = {p: tmkd.core.config.make_config(p, data_dir=glue if p == "offline" else "") for p in ("smoke", "offline")}
     for (chapter, number), text in exercises().items():
         for overrides in overrides_in(text):
-            cfg = tmkd.config.make_config("smoke", overrides)
+            cfg = tmkd.core.config.make_config("smoke", overrides)
             assert cfg.stage1_size <= 640, f"{chapter} exercise {number}: the smoke corpus has 640 unused pairs"
             for profile, base in bases.items():
-                changed = tmkd.config.make_config(profile, overrides, data_dir=base.data_dir)
+                changed = tmkd.core.config.make_config(profile, overrides, data_dir=base.data_dir)
                 if identity(changed, "run") != identity(base, "run"):
                     assert new_run_dir(text), (f"{chapter} exercise {number}: {overrides} changes the {profile} run's "
                                                "data or teachers; the run directory refuses it: name a new RUN_DIR")

@@ -3,20 +3,20 @@
 from collections import Counter
 
 import helpers
-import tmkd.experiments
-import tmkd.logit_cache
+import tmkd.training.experiments
+import tmkd.training.logit_cache
 from conftest import stub_run
 
 
 def chapters_03_to_06(cfg, force):
     helpers.run_sweeps(cfg, ("optimizer", "head_layers", "layers"), force)   # chapter 03
     for task in cfg.tasks:                                         # chapter 04
-        tmkd.experiments.one_vs_many(cfg, task, force=force)
+        tmkd.training.experiments.one_vs_many(cfg, task, force=force)
     for method in ("tmkd", "tkd"):                                 # chapter 05
         helpers.run_stage1(cfg, method, force)
     for task in helpers.stage2_tasks(cfg):                         # chapter 06
         for method in ("tmkd", "tkd", "mo1_matched"):
-            tmkd.experiments.run_stage2(cfg, method, task, force=force)
+            tmkd.training.experiments.run_stage2(cfg, method, task, force=force)
     helpers.alpha_sweep(cfg, force)
 
 
@@ -50,14 +50,14 @@ def test_forced_logits_are_recomputed_once_per_run(tmp_path, stub_training, monk
     helpers.train_teachers(cfg)
     name = helpers.teacher_names(cfg)[0]
     path = helpers.logits_path(cfg, "rte", name, "train")
-    tmkd.logit_cache.teacher_logits(cfg, "rte", name, "train")
+    tmkd.training.logit_cache.teacher_logits(cfg, "rte", name, "train")
     monkeypatch.setenv("TMKD_RUN_TOKEN", "run-a")
-    tmkd.logit_cache.teacher_logits(cfg, "rte", name, "train", force=True)
+    tmkd.training.logit_cache.teacher_logits(cfg, "rte", name, "train", force=True)
     first = path.stat().st_mtime_ns
-    tmkd.logit_cache.teacher_logits(cfg, "rte", name, "train", force=True)
+    tmkd.training.logit_cache.teacher_logits(cfg, "rte", name, "train", force=True)
     assert path.stat().st_mtime_ns == first
     monkeypatch.setenv("TMKD_RUN_TOKEN", "run-b")
-    tmkd.logit_cache.teacher_logits(cfg, "rte", name, "train", force=True)
+    tmkd.training.logit_cache.teacher_logits(cfg, "rte", name, "train", force=True)
     assert path.stat().st_mtime_ns != first
 
 

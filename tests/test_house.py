@@ -12,23 +12,47 @@ PACKAGE = REPO / "tmkd"
 MAX_LINES = 450
 
 
+# The layers, bottom to top (docs/code.md): a module imports only from its own layer or the ones below it.
+LAYERS = ("model", "core", "inputs", "training", "stats", "reporting", "chain")
+
+
 def modules() -> dict:
-    return {p.stem: p for p in sorted(PACKAGE.glob("*.py")) if p.stem != "__init__"}
+    """module name -> file, over every layer's folder (module names are unique across the package)."""
+    found = {p.stem: p for p in sorted(PACKAGE.rglob("*.py")) if p.stem != "__init__"}
+    assert len(found) == len([p for p in PACKAGE.rglob("*.py") if p.stem != "__init__"]), "a module name used twice"
+    return found
+
+
+def layer_of(path) -> str:
+    """The layer folder of a module ('' for tmkd/colab.py, the chapters' Colab set-up script: no imports)."""
+    rel = path.relative_to(PACKAGE).parts
+    return rel[0] if len(rel) > 1 else ""
 
 
 def imports_of(path) -> set:
     """Every tmkd module `path` imports, at the top or inside a function: relative (`from .x import`,
-    `from . import x`) and absolute (`import tmkd.x`, `from tmkd.x import`, `from tmkd import x`)."""
+    `from . import x`) and absolute (`import tmkd.a.x`, `from tmkd.a.x import`, `from tmkd.a import x`)."""
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
-            if node.level == 1 or node.module == "tmkd":
-                found |= {node.module.split(".")[0]} if node.module and node.level else {a.name for a in node.names}
-            elif node.module and node.module.startswith("tmkd."):
-                found.add(node.module.split(".")[1])
+            if node.level:
+                found |= {node.module.split(".")[-1]} if node.module else {a.name for a in node.names}
+            elif node.module and (node.module == "tmkd" or node.module.startswith("tmkd.")):
+                found |= {node.module.split(".")[-1]} | {a.name for a in node.names}
         elif isinstance(node, ast.Import):
-            found |= {a.name.split(".")[1] for a in node.names if a.name.startswith("tmkd.")}
+            found |= {a.name.split(".")[-1] for a in node.names if a.name.startswith("tmkd.")}
     return found & set(modules())
+
+
+def test_the_package_is_in_layers_and_every_import_points_down():
+    """At least three layer folders, each module in one, and no module imports from a layer above its own."""
+    mods = modules()
+    layers = {m: layer_of(p) for m, p in mods.items()}
+    assert set(layers.values()) - {""} == set(LAYERS), sorted(set(layers.values()))
+    assert [m for m, l in layers.items() if not l] == ["colab"]
+    rank = {l: i for i, l in enumerate(LAYERS)} | {"": -1}
+    up = {(m, d) for m, p in mods.items() for d in imports_of(p) if rank[layers[d]] > rank[layers[m]]}
+    assert not up, f"imports that point up a layer (module, imported): {sorted(up)}"
 
 
 def find_cycle(graph: dict):
@@ -54,7 +78,7 @@ def find_cycle(graph: dict):
 
 def test_the_import_graph_reader_sees_function_level_imports(tmp_path):
     a = tmp_path / "a.py"
-    a.write_text("def f():\n    from .config import Config\n    import tmkd.files\n\n\nfrom tmkd import paper\n")
+    a.write_text("def f():\n    from .config import Config\n    import tmkd.core.files\n\n\nfrom tmkd import paper\n")
     assert imports_of(a) == {"config", "files", "paper"}
     assert find_cycle({"x": {"y"}, "y": {"z"}, "z": {"x"}}) == ["x", "y", "z", "x"]
     assert find_cycle({"x": {"y"}, "y": set()}) is None
@@ -148,11 +172,12 @@ def test_the_surface_check_fails_on_a_broken_helpers(broken, monkeypatch):
         test_helpers_exports_exactly_what_the_chapters_and_readme_use()
 
 
-def test_the_layers_helpers_lists_are_the_import_order():
-    """helpers.py's docstring lists every module of the package in layers; each imports only modules listed above
-    it (so the list is a reading order from the bottom up, and a new upward import fails here)."""
-    order = re.findall(r"^  tmkd/(\w+)\.py", (REPO / "helpers.py").read_text(encoding="utf-8"), re.M)
-    assert sorted(order) == sorted(modules()), "helpers.py's module list and the package differ"
+def test_the_code_map_lists_every_module_in_reading_order():
+    """docs/code.md, the code's map (written once), names every module of the package by its path, layer by layer
+    from the bottom; each imports only modules named before it (a reading order, and a new upward import fails)."""
+    text = (REPO / "docs" / "code.md").read_text(encoding="utf-8")
+    order = list(dict.fromkeys(re.findall(r"tmkd/(?:\w+/)?(\w+)\.py", text)))
+    assert sorted(order) == sorted(modules()), "docs/code.md's module list and the package differ"
     for i, m in enumerate(order):
         upward = imports_of(modules()[m]) - set(order[:i]) - {m}
-        assert not upward, f"{m} imports {sorted(upward)}, listed below it in helpers.py"
+        assert not upward, f"{m} imports {sorted(upward)}, named after it in docs/code.md"

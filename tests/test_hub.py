@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 import helpers
-import tmkd.base_model
-import tmkd.config
-import tmkd.data
-from tmkd.data import data_source, read_hub_split
+import tmkd.inputs.base_model
+import tmkd.core.config
+import tmkd.inputs.data
+from tmkd.inputs.data import data_source, read_hub_split
 
 TWO = ("entailment", "not_entailment")
 THREE = ("entailment", "neutral", "contradiction")
@@ -127,14 +127,14 @@ def check_frame(df, task, split, names=None):
 
 def labelled(task, split):
     """frame_to_labelled's labels for a split: the rows with a gold label, as indices into TASKS[task].labels."""
-    order = tmkd.config.TASKS[task].labels
+    order = tmkd.core.config.TASKS[task].labels
     text_a, _, labels = expected(task, split)
     return [t for t, n in zip(text_a, labels) if n], [order.index(n) for n in labels if n]
 
 
 def test_tasks_point_at_the_hub_repositories_and_columns():
     for task, (repo_id, config, columns, names, _splits) in HUB.items():
-        spec = tmkd.config.TASKS[task]
+        spec = tmkd.core.config.TASKS[task]
         assert spec.hub == ((repo_id, config) if repo_id == "nyu-mll/glue" else (repo_id,))
         assert spec.hub_columns == columns
         assert set(spec.labels) == set(names)
@@ -158,7 +158,7 @@ def test_mnli_validation_splits_are_kept_apart(hub):
 
 @pytest.mark.parametrize("split", ["train", "validation"])
 def test_snli_is_read_from_stanfordnlp_snli_with_its_columns(hub, split):
-    assert tmkd.config.TASKS["snli"].hub == ("stanfordnlp/snli",)
+    assert tmkd.core.config.TASKS["snli"].hub == ("stanfordnlp/snli",)
     check_frame(read_hub_split("snli", split), "snli", split)
 
 
@@ -166,7 +166,7 @@ def test_snli_is_read_from_stanfordnlp_snli_with_its_columns(hub, split):
                                         ("mnli", "validation_mismatched"), ("snli", "train"), ("snli", "validation"),
                                         ("rte", "train"), ("qnli", "validation")])
 def test_rows_without_gold_label_are_dropped_and_labels_follow_the_task_order(hub, task, split):
-    df = tmkd.data.frame_to_labelled(read_hub_split(task, split), task, f"{task}/{split} from hub")
+    df = tmkd.inputs.data.frame_to_labelled(read_hub_split(task, split), task, f"{task}/{split} from hub")
     text_a, labels = labelled(task, split)
     assert df["text_a"].tolist() == text_a
     assert df["label"].tolist() == labels
@@ -186,15 +186,15 @@ def test_label_ids_are_read_through_the_datasets_own_names(tmp_path, monkeypatch
     for task, names in reordered.items():
         df = read_hub_split(task, "train")
         check_frame(df, task, "train", names)
-        out = tmkd.data.frame_to_labelled(df, task, f"{task}/train")
+        out = tmkd.inputs.data.frame_to_labelled(df, task, f"{task}/train")
         ids = [i for i in HUB[task][4]["train"] if i >= 0]
-        assert out["label"].tolist() == [tmkd.config.TASKS[task].labels.index(names[i]) for i in ids]
+        assert out["label"].tolist() == [tmkd.core.config.TASKS[task].labels.index(names[i]) for i in ids]
         assert out["label"].tolist() != ids      # the reordering does change the ids
 
 
 def test_task_data_from_the_hub_has_mnli_train_and_both_dev_splits(hub, tmp_path):
-    base = tmkd.base_model.build_smoke_model(tmp_path / "base", seed=42)
-    cfg = tmkd.config.make_config("smoke", base_model=str(base), tasks=("mnli", "rte", "qnli"),
+    base = tmkd.inputs.base_model.build_smoke_model(tmp_path / "base", seed=42)
+    cfg = tmkd.core.config.make_config("smoke", base_model=str(base), tasks=("mnli", "rte", "qnli"),
                               run_dir=str(tmp_path / "run"), train_size=0, dev_size=0, select_size=0)
     assert data_source(cfg) == "hub"
     data = helpers.task_data(cfg, "mnli")

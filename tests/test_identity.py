@@ -6,13 +6,13 @@ import shutil
 import pytest
 
 import helpers
-import tmkd.base_model
-import tmkd.config
-import tmkd.data
-import tmkd.experiments
-import tmkd.identity
-import tmkd.students
-import tmkd.teachers
+import tmkd.inputs.base_model
+import tmkd.core.config
+import tmkd.inputs.data
+import tmkd.training.experiments
+import tmkd.training.identity
+import tmkd.training.students
+import tmkd.training.teachers
 from conftest import stub_run
 
 # A valid value other than stub_run's for every setting. A new Config field fails test_every_setting_has_an_alternate
@@ -30,36 +30,36 @@ ALTERNATES = {
     "stage1_shard_pairs": 1000, "nproc": 2, "student_workers": 2, "stage1_epochs": 2.0, "stage2_task": "rte", "alphas": (0.9,), "warmup": 0.2, "group_by_length": True,
     "checkpoint_dir": "/tmp/local-checkpoints", "checkpoint_sync_minutes": 1.0, "save_steps": 3, "logging_steps": 2, "eval_batch_size": 16, "speed_batch_size": 8, "speed_repeats": 1,
 }
-FIELDS = [f.name for f in dataclasses.fields(tmkd.config.Config)]
+FIELDS = [f.name for f in dataclasses.fields(tmkd.core.config.Config)]
 
 
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory):
     """A run whose teachers, logits and students (one stage, stage 1, stage 2) were 'trained' by the stub.
     Its data is the generated data written as a GLUE-layout folder, so that another base model reads the same."""
-    import tmkd.students
-    import tmkd.teachers
+    import tmkd.training.students
+    import tmkd.training.teachers
     from conftest import StubTrainer
     other = tmp_path_factory.mktemp("other")
     write_glue_folder(other / "glue")
     shutil.copytree(other / "glue", other / "glue2")
-    tmkd.base_model.build_smoke_model(other / "base", seed=7)
+    tmkd.inputs.base_model.build_smoke_model(other / "base", seed=7)
     mp = pytest.MonkeyPatch()
-    for module in (tmkd.teachers, tmkd.students):
+    for module in (tmkd.training.teachers, tmkd.training.students):
         mp.setattr(module, "fit", lambda model, ds, out, args, callbacks=(), sync_every_s=0: StubTrainer(model, args.output_dir))
     cfg = stub_run(tmp_path_factory.mktemp("identity") / "run", data_dir=str(other / "glue"))
     helpers.train_teachers(cfg)
     for spec in steps(cfg):
-        tmkd.students.train_student(cfg, spec)
+        tmkd.training.students.train_student(cfg, spec)
     mp.undo()
     return cfg, {"base_model": str(other / "base"), "data_dir": str(other / "glue2")}
 
 
 def write_glue_folder(folder):
     for task in ("rte", "qnli"):
-        spec = tmkd.config.TASKS[task]
+        spec = tmkd.core.config.TASKS[task]
         for split, name in (("train", "train.tsv"), ("validation", "dev.tsv")):
-            df = tmkd.data.generate_split(task, split, 200 if split == "train" else 64, 42).rename(columns={
+            df = tmkd.inputs.data.generate_split(task, split, 200 if split == "train" else 64, 42).rename(columns={
                 "text_a": spec.local_columns[0], "text_b": spec.local_columns[1], "label": spec.local_label})
             (folder / spec.folder).mkdir(parents=True, exist_ok=True)
             df.to_csv(folder / spec.folder / name, sep="\t", index=False)
@@ -67,7 +67,7 @@ def write_glue_folder(folder):
 
 def steps(cfg):
     """One student of each kind: one stage (m-o-1), stage 1 and stage 2 (TMKD)."""
-    return [tmkd.experiments.base_spec(cfg, cfg.sweep_task), tmkd.experiments.stage1_spec(cfg, "tmkd"), tmkd.experiments.stage2_spec(cfg, "tmkd")]
+    return [tmkd.training.experiments.base_spec(cfg, cfg.sweep_task), tmkd.training.experiments.stage1_spec(cfg, "tmkd"), tmkd.training.experiments.stage2_spec(cfg, "tmkd")]
 
 
 def changed(cfg, field, tmp_path, folders):
@@ -89,13 +89,13 @@ def test_every_setting_has_an_alternate():
 @pytest.mark.parametrize("field", FIELDS)
 def test_a_changed_setting_never_reuses_a_finished_teacher(field, finished, tmp_path, stub_training, capsys):
     cfg, folders = finished
-    if field in tmkd.identity.settings_excluded("teacher"):
+    if field in tmkd.training.identity.settings_excluded("teacher"):
         pytest.skip(f"{field} cannot change a teacher (identity.settings_excluded)")
     new = changed(cfg, field, tmp_path, folders)
     try:
-        tmkd.teachers.train_teacher(new, "rte", cfg.teacher_lrs[0])
+        tmkd.training.teachers.train_teacher(new, "rte", cfg.teacher_lrs[0])
         assert stub_training, f"{field}: the teacher was neither retrained nor refused"
-    except tmkd.config.TMKDError as e:
+    except tmkd.core.config.TMKDError as e:
         assert "another configuration" in str(e) and field in str(e), str(e)
     assert "finished earlier, skipped" not in capsys.readouterr().out
 
@@ -106,14 +106,14 @@ def test_a_changed_setting_never_reuses_a_finished_student(field, finished, tmp_
     new = changed(cfg, field, tmp_path, folders)
     checked = 0
     for kind, spec in zip(("student", "stage1", "stage2"), ("one stage", "stage 1", "stage 2")):
-        if field in tmkd.identity.settings_excluded(kind):
+        if field in tmkd.training.identity.settings_excluded(kind):
             continue
         checked += 1
         before = len(stub_training)
         try:
-            tmkd.students.train_student(new, steps(new)[("student", "stage1", "stage2").index(kind)])
+            tmkd.training.students.train_student(new, steps(new)[("student", "stage1", "stage2").index(kind)])
             assert len(stub_training) == before + 1, f"{field}: {spec} student neither retrained nor refused"
-        except tmkd.config.TMKDError as e:
+        except tmkd.core.config.TMKDError as e:
             assert "another configuration" in str(e) or "not finished" in str(e) or "not trained" in str(e), str(e)
         assert "finished earlier, skipped" not in capsys.readouterr().out, f"{field}: {kind} reused"
     if not checked:
@@ -123,22 +123,22 @@ def test_a_changed_setting_never_reuses_a_finished_student(field, finished, tmp_
 def test_unchanged_settings_reuse_every_finished_step(finished, tmp_path, stub_training, capsys):
     cfg, folders = finished
     new = changed(cfg, "speed_repeats", tmp_path, folders)      # a setting that changes no result
-    tmkd.teachers.train_teacher(new, "rte", cfg.teacher_lrs[0])
+    tmkd.training.teachers.train_teacher(new, "rte", cfg.teacher_lrs[0])
     for spec in steps(cfg):
-        tmkd.students.train_student(new, spec)
+        tmkd.training.students.train_student(new, spec)
     assert not stub_training
     assert capsys.readouterr().out.count("finished earlier, skipped") == 4
 
 
 def test_excluded_settings_each_have_a_reason():
-    from tmkd.identity import NO_EFFECT, SELECTION
+    from tmkd.training.identity import NO_EFFECT, SELECTION
     for reasons in (NO_EFFECT, SELECTION):
         assert all(isinstance(r, str) and len(r) > 10 for r in reasons.values())
         assert set(reasons) <= set(FIELDS)
-    assert tmkd.identity.settings_excluded("stage2") < tmkd.identity.settings_excluded("student")   # stage 2 sees stage 1's
+    assert tmkd.training.identity.settings_excluded("stage2") < tmkd.training.identity.settings_excluded("student")   # stage 2 sees stage 1's
 
 
 def test_step_specs_differ_by_seed():
     cfg = stub_run("x")
-    a, b = tmkd.experiments.base_spec(cfg, "rte"), tmkd.experiments.base_spec(cfg, "rte", seed=7)
+    a, b = tmkd.training.experiments.base_spec(cfg, "rte"), tmkd.training.experiments.base_spec(cfg, "rte", seed=7)
     assert a.name != b.name and a.name.endswith("-s42") and b.name.endswith("-s7")

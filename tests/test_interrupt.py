@@ -9,7 +9,7 @@ import time
 import pandas as pd
 
 import helpers
-import tmkd.rundir
+import tmkd.training.rundir
 from conftest import REPO
 
 KILL_POINTS = [   # (what is happening, a file that shows it is happening now)
@@ -43,7 +43,7 @@ def kill_when(run, happening, timeout=600):
 
 
 def comparable(metrics):
-    return metrics.sort_values(list(tmkd.rundir.METRIC_KEY)).reset_index(drop=True)
+    return metrics.sort_values(list(tmkd.training.rundir.METRIC_KEY)).reset_index(drop=True)
 
 
 def test_chain_killed_at_many_points_ends_like_an_uninterrupted_run(smoke_chain, tmp_path):

@@ -13,10 +13,12 @@ import re
 import pandas as pd
 import pytest
 
-from tmkd import numbers, publish
-from tmkd.estimate import CHAIN_MEASURED
-from tmkd.report import seed_table, sweep_table
-from tmkd.takeaways import result_sentence, sweep_sentence
+from tmkd.core import numbers
+
+from tmkd.reporting import publish
+from tmkd.chain.estimate import CHAIN_MEASURED
+from tmkd.reporting.report import seed_table, sweep_table
+from tmkd.reporting.takeaways import result_sentence, sweep_sentence
 from conftest import REPO
 
 MAX_LOG_LINES = 5
@@ -139,7 +141,7 @@ def test_the_alpha_sweep_says_when_it_cannot_test_table_8():
 
 
 def test_a_saved_table_numbers_its_rows_only_where_the_index_means_something(tmp_path):
-    from tmkd.report import save_table
+    from tmkd.reporting.report import save_table
     rows = pd.DataFrame({"stage-1 pairs": [0, 2000], "accuracy": [64.9, 66.5]})
     save_table(tmp_path, "plain", rows)
     assert (tmp_path / "tables" / "plain.md").read_text().startswith("| stage-1 pairs | accuracy |")
@@ -169,7 +171,7 @@ def test_a_published_json_file_holds_no_machine_path(tmp_path):
 def test_a_run_made_in_another_checkout_or_linked_into_this_one_reads_as_it_ran(tmp_path):
     """The reference ran in a git worktree beside this checkout and was re-executed through a link in this one:
     its published paths read `results/offline` and `notebooks/...`, never `../ref/...`."""
-    from tmkd.environment import shown_path
+    from tmkd.training.environment import shown_path
     other = tmp_path / "ref"
     (other / "results" / "offline").mkdir(parents=True)
     (other / "run_chain.py").write_text("")
@@ -279,24 +281,24 @@ def test_the_reference_estimate_is_within_its_target_of_the_measured_run():
 def test_chapter_01_prints_the_rates_its_chain_measured_before_it(tmp_path, monkeypatch, capsys):
     """run_chain.py measures the rates once, alone on the machine, before chapter 01; chapter 01's estimate reads them
     (same chain, same settings) instead of timing a step again beside whatever runs by then; anything else measures."""
-    import tmkd.config
-    import tmkd.estimate
+    import tmkd.core.config
+    import tmkd.chain.estimate
     calls = []
     fake = {"teacher_train": 10.0, "teacher_predict": 100.0, "student_train": 50.0, "student_predict": 300.0,
             "params_teacher": 1000, "params_student": 100}
-    monkeypatch.setattr(tmkd.estimate, "measure_rates", lambda cfg: calls.append(cfg) or dict(fake))
-    cfg = tmkd.config.make_config("smoke", run_dir=str(tmp_path / "run"))
+    monkeypatch.setattr(tmkd.chain.estimate, "measure_rates", lambda cfg: calls.append(cfg) or dict(fake))
+    cfg = tmkd.core.config.make_config("smoke", run_dir=str(tmp_path / "run"))
     monkeypatch.setenv("TMKD_RUN_TOKEN", "chain-1")
-    assert tmkd.estimate.record_rates(cfg) == fake and len(calls) == 1
-    assert tmkd.estimate.recorded_rates(cfg) == fake
-    chapter = tmkd.estimate.estimate(cfg)
+    assert tmkd.chain.estimate.record_rates(cfg) == fake and len(calls) == 1
+    assert tmkd.chain.estimate.recorded_rates(cfg) == fake
+    chapter = tmkd.chain.estimate.estimate(cfg)
     assert len(calls) == 1 and chapter["student_train"] == 50.0           # nothing timed again
     assert CHAIN_MEASURED in capsys.readouterr().out
-    assert tmkd.estimate.recorded_rates(tmkd.config.make_config("smoke", run_dir=cfg.run_dir, max_seq_len=32)) is None
+    assert tmkd.chain.estimate.recorded_rates(tmkd.core.config.make_config("smoke", run_dir=cfg.run_dir, max_seq_len=32)) is None
     monkeypatch.setenv("TMKD_RUN_TOKEN", "chain-2")                         # another chain measures for itself
-    assert tmkd.estimate.recorded_rates(cfg) is None
+    assert tmkd.chain.estimate.recorded_rates(cfg) is None
     monkeypatch.delenv("TMKD_RUN_TOKEN")                                    # a notebook on its own too
-    tmkd.estimate.estimate(cfg)
+    tmkd.chain.estimate.estimate(cfg)
     assert len(calls) == 2 and CHAIN_MEASURED not in capsys.readouterr().out
 
 

@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 import helpers
-import tmkd.config
-import tmkd.rundir
+import tmkd.core.config
+import tmkd.training.rundir
 from conftest import REPO
-from tmkd import lock
+from tmkd.core import lock
 
 
 def write_lock(run, **holder):
@@ -36,7 +36,7 @@ def test_a_lock_still_being_written_is_read_again_and_its_holder_named(tmp_path)
     later = threading.Timer(0.3, lambda: write_lock(run))
     later.start()
     try:
-        with pytest.raises(tmkd.config.TMKDError, match=rf"in use by another run: run_chain.py \(pid {os.getppid()} on"):
+        with pytest.raises(tmkd.core.config.TMKDError, match=rf"in use by another run: run_chain.py \(pid {os.getppid()} on"):
             lock.acquire(run)
     finally:
         later.join()
@@ -44,7 +44,7 @@ def test_a_lock_still_being_written_is_read_again_and_its_holder_named(tmp_path)
 
 def test_a_second_writer_is_refused_naming_the_holder(tmp_path):
     write_lock(tmp_path / "run")                                     # held by a live process (our parent)
-    with pytest.raises(tmkd.config.TMKDError, match=rf"in use by another run: run_chain.py \(pid {os.getppid()} on "
+    with pytest.raises(tmkd.core.config.TMKDError, match=rf"in use by another run: run_chain.py \(pid {os.getppid()} on "
                                                 rf"{socket.gethostname()}, started 2026-11-28T03:00:00\+00:00\)"):
         lock.acquire(tmp_path / "run")
 
@@ -62,7 +62,7 @@ def test_a_dead_holders_lock_is_taken_over(tmp_path, capsys):
 
 def test_another_machines_lock_counts_until_its_heartbeat_stops(tmp_path):
     path = write_lock(tmp_path / "run", host="another-colab-runtime", pid=1)
-    with pytest.raises(tmkd.config.TMKDError, match="in use by another run"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="in use by another run"):
         lock.acquire(tmp_path / "run")
     old = time.time() - lock.STALE_AFTER_S - 10
     os.utime(path, (old, old))
@@ -85,7 +85,7 @@ def start(run, *args):
 
 
 def comparable(metrics):
-    return metrics.sort_values(list(tmkd.rundir.METRIC_KEY)).reset_index(drop=True)
+    return metrics.sort_values(list(tmkd.training.rundir.METRIC_KEY)).reset_index(drop=True)
 
 
 @pytest.mark.slow

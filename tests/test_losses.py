@@ -6,9 +6,9 @@ import pytest
 import torch
 
 import helpers
-import tmkd.config
-import tmkd.logit_cache
-import tmkd.method
+import tmkd.core.config
+import tmkd.training.logit_cache
+import tmkd.model.method
 
 
 def test_golden_loss_is_cross_entropy_with_the_gold_label():
@@ -52,9 +52,9 @@ def test_kl_alternative_with_temperature():
     student = torch.tensor([[[0.0, math.log(3.0)]]])      # p = [0.25, 0.75]
     teacher = torch.tensor([[[0.0, 0.0]]])                # q = [0.5, 0.5]
     # KL(q||p) = 0.5 ln(0.5/0.25) + 0.5 ln(0.5/0.75) = 0.143841
-    assert tmkd.method.kl_soft_loss(student, teacher, 1.0).item() == pytest.approx(0.143841, abs=1e-5)
+    assert tmkd.model.method.kl_soft_loss(student, teacher, 1.0).item() == pytest.approx(0.143841, abs=1e-5)
     # T = 2: p = softmax([0, ln3 / 2]) = [0.366025, 0.633975]; KL = 0.155952 - 0.118700 = 0.037252; x T^2 = 0.149009
-    assert tmkd.method.kl_soft_loss(student, teacher, 2.0).item() == pytest.approx(0.149009, abs=1e-5)
+    assert tmkd.model.method.kl_soft_loss(student, teacher, 2.0).item() == pytest.approx(0.149009, abs=1e-5)
 
 
 def test_eq6_prediction_averages_all_heads_probabilities():
@@ -77,20 +77,20 @@ TOY = np.array([
 
 def test_mom_average_and_vote_differ_where_they_should():
     # example 3: votes 1, 1, 0 -> class 1; mean probabilities (.2+.45+.9)/3 = .517 for class 0 -> class 0
-    assert tmkd.method.combine_students(TOY, "avg").tolist() == [0, 1, 1, 0]
-    assert tmkd.method.combine_students(TOY, "vote").tolist() == [0, 1, 1, 1]
+    assert tmkd.model.method.combine_students(TOY, "avg").tolist() == [0, 1, 1, 0]
+    assert tmkd.model.method.combine_students(TOY, "vote").tolist() == [0, 1, 1, 1]
 
 
 def test_mom_vote_breaks_a_three_way_tie_by_mean_probability():
     probs = np.array([[[.5, .3, .2]], [[.1, .6, .3]], [[.05, .25, .7]]])   # votes 0, 1, 2
     # mean = [.217, .383, .4] -> class 2
-    assert tmkd.method.combine_students(probs, "vote").tolist() == [2]
+    assert tmkd.model.method.combine_students(probs, "vote").tolist() == [2]
 
 
 def test_mom_aligns_students_by_example_id_not_position():
     ids_a, ids_b = np.array([10, 11, 12]), np.array([12, 10, 11])
     probs_b = np.array([[.1, .9], [.8, .2], [.7, .3]])                 # rows for ids 12, 10, 11
-    aligned = tmkd.logit_cache.align_examples(probs_b, ids_b, ids_a)
+    aligned = tmkd.training.logit_cache.align_examples(probs_b, ids_b, ids_a)
     assert aligned.tolist() == [[.8, .2], [.7, .3], [.1, .9]]
-    with pytest.raises(tmkd.config.TMKDError, match="no cached value"):
-        tmkd.logit_cache.align_examples(probs_b, ids_b, np.array([10, 99]))
+    with pytest.raises(tmkd.core.config.TMKDError, match="no cached value"):
+        tmkd.training.logit_cache.align_examples(probs_b, ids_b, np.array([10, 99]))

@@ -5,9 +5,9 @@ import shutil
 
 import pytest
 
-import tmkd.files
+import tmkd.core.files
 import run_chain
-from tmkd import rundir
+from tmkd.training import rundir
 
 
 def ledger_of(tmp_path, monkeypatch, files):
@@ -24,7 +24,7 @@ def test_a_marker_counts_only_while_its_artifacts_are_intact(tmp_path, monkeypat
     a.write_text('{"spec": "x"}')
     b.write_text("| a |")
     marker, stamp = tmp_path / "executed" / "01.done.json", {"parameters": {"PROFILE": "smoke"}, "notebook": "n", "code": "c"}
-    tmkd.files.write_json_atomic(marker, stamp | {"artifacts": ledger_of(tmp_path, monkeypatch, [a, b, a])})
+    tmkd.core.files.write_json_atomic(marker, stamp | {"artifacts": ledger_of(tmp_path, monkeypatch, [a, b, a])})
     assert [e["path"] for e in json.loads(marker.read_text())["artifacts"]] == ["done.json", "table.md"]
     assert run_chain.chapter_done(marker, stamp)
     assert not run_chain.chapter_done(marker, stamp | {"code": "other"})          # the helpers changed
@@ -51,7 +51,7 @@ def test_code_fingerprint_covers_every_module(tmp_path, monkeypatch):
     shutil.copy(run_chain.REPO / "helpers.py", repo / "helpers.py")
     monkeypatch.setattr(run_chain, "REPO", repo)
     before = run_chain.code_fingerprint()
-    for module in sorted((repo / "tmkd").glob("*.py")) + [repo / "helpers.py"]:
+    for module in sorted((repo / "tmkd").rglob("*.py")) + [repo / "helpers.py"]:
         original = module.read_text()
         module.write_text(original + "\n# changed\n")
         assert run_chain.code_fingerprint() != before, module.name

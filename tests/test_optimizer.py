@@ -5,15 +5,15 @@ import copy
 import torch
 from transformers import Trainer
 
-import tmkd.config
-import tmkd.base_model
-import tmkd.students
-import tmkd.trainer
+import tmkd.core.config
+import tmkd.inputs.base_model
+import tmkd.training.students
+import tmkd.training.trainer
 from conftest import smoke_config
 
 
 def smoke_student(cfg):
-    return tmkd.students.build_student(tmkd.base_model.base_model_path(cfg), cfg.student_layers, 2, ("a", "b"),
+    return tmkd.training.students.build_student(tmkd.inputs.base_model.base_model_path(cfg), cfg.student_layers, 2, ("a", "b"),
                                        pooling=cfg.pooling, seed=0)
 
 
@@ -21,7 +21,7 @@ def test_the_trainer_builds_adamw_with_the_fused_kernel_and_sgd_as_sgd(tmp_path)
     cfg = smoke_config(tmp_path / "run")
     model = smoke_student(cfg)
     for ours, expected in (("adamw", torch.optim.AdamW), ("sgd", torch.optim.SGD)):
-        args = tmkd.trainer.training_args(tmp_path / ours, 1e-3, 1.0, 4, cfg, optimizer=ours)
+        args = tmkd.training.trainer.training_args(tmp_path / ours, 1e-3, 1.0, 4, cfg, optimizer=ours)
         opt = Trainer(model=model, args=args).create_optimizer()
         opt = getattr(opt, "optimizer", opt)                     # accelerate may wrap it
         assert isinstance(opt, expected), type(opt)

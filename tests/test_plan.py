@@ -11,11 +11,11 @@ import pandas as pd
 import pytest
 
 import run_chain
-import tmkd.config
-import tmkd.data
+import tmkd.core.config
+import tmkd.inputs.data
 from conftest import REPO, smoke_config
-from tmkd.config import PROFILES, TMKDError, make_config
-from tmkd.plan import HUB_SIZES, T4_RATES, build_plan, check_plan, hours
+from tmkd.core.config import PROFILES, TMKDError, make_config
+from tmkd.chain.plan import HUB_SIZES, T4_RATES, build_plan, check_plan, hours
 
 SHARED_GLUE = REPO.parent / "shared" / "data" / "glue"
 
@@ -110,11 +110,11 @@ def test_the_smoke_plan_is_what_the_data_gives(tmp_path, share):
     cfg = smoke_config(tmp_path / "run", stage1_share=share)
     plan = build_plan(cfg)
     for task in cfg.tasks:
-        data = tmkd.data.task_data(cfg, task)
+        data = tmkd.inputs.data.task_data(cfg, task)
         p = plan["tasks"][task]
         assert {s: len(data[s]) for s in ("train", "select", "unused")} == {s: p[s] for s in ("train", "select", "unused")}
         assert {s: len(data[s]) for s in p["dev"]} == p["dev"]
-    assert len(tmkd.data.split_dataset(cfg, cfg.stage1_task, "stage1")) == plan["stage1"]["pairs"]
+    assert len(tmkd.inputs.data.split_dataset(cfg, cfg.stage1_task, "stage1")) == plan["stage1"]["pairs"]
 
 
 def write_tsv(path, rows, header):
@@ -138,17 +138,17 @@ def test_a_local_folder_is_counted_without_rows_that_have_no_gold_label(tmp_path
     plan = check_plan(cfg)
     assert plan["tasks"]["rte"]["file"] == 50 and plan["tasks"]["qnli"]["file"] == 90   # the "-" rows are not pairs
     for task in cfg.tasks:
-        parts = tmkd.data.subsets(cfg, "train", tmkd.data.labelled_file(cfg, task, "train"))
+        parts = tmkd.inputs.data.subsets(cfg, "train", tmkd.inputs.data.labelled_file(cfg, task, "train"))
         assert {k: len(v) for k, v in parts.items()} == {k: plan["tasks"][task][k] for k in parts}
     assert plan["stage1"]["sources"] == {"rte": 50 - 10 - 30, "qnli": 90 - 10 - 30}
 
 
 def test_a_held_out_share_comes_first_and_leaves_the_old_cut_at_zero():
     df = pd.DataFrame({"x": np.arange(100)})
-    old = tmkd.data.train_parts(df, 30, 20, seed=7)
+    old = tmkd.inputs.data.train_parts(df, 30, 20, seed=7)
     order = np.random.default_rng(7).permutation(100)
     assert sorted(old["select"]["x"]) == sorted(order[:20]) and sorted(old["train"]["x"]) == sorted(order[20:50])
-    parts = tmkd.data.train_parts(df, 30, 20, seed=7, share=0.25)
+    parts = tmkd.inputs.data.train_parts(df, 30, 20, seed=7, share=0.25)
     ids = {k: set(v["x"]) for k, v in parts.items()}
     assert ids["select"] == set(order[:20]) and ids["train"] == set(order[40:70])     # 20 of the 80 held out first
     assert ids["unused"] == set(order[20:40]) | set(order[70:])
@@ -186,7 +186,7 @@ def test_the_chapters_default_profile_is_colab_on_a_colab_gpu_runtime(monkeypatc
 
 
 def test_chapter_01_says_which_profile_runs_and_how_to_change_it():
-    from tmkd.environment import profile_note
+    from tmkd.training.environment import profile_note
     cfg = make_config("smoke")
     note = profile_note("auto", cfg)
     assert "smoke profile" in note and "not a Colab runtime with a GPU" in note
@@ -204,7 +204,7 @@ def test_the_readme_colab_section_says_which_profile_runs():
 
 
 def test_the_estimate_is_examples_at_the_rates_plus_measured_fixed_costs():
-    from tmkd.plan import CHAPTERS, PER_CHAPTER_S, PER_MODEL_S
+    from tmkd.chain.plan import CHAPTERS, PER_CHAPTER_S, PER_MODEL_S
     cfg = make_config("smoke")
     plan = {"teacher_examples": 1000, "student_examples": 6000, "predict_examples": 4000, "teachers": 2, "students": 8}
     rates = {"teacher_train": 100.0, "student_train": 300.0, "teacher_predict": 1000.0}
@@ -216,7 +216,7 @@ def test_the_estimate_is_examples_at_the_rates_plus_measured_fixed_costs():
 
 def test_a_rate_is_timed_by_its_fastest_step_so_a_busy_moment_does_not_count():
     import time
-    from tmkd.estimate import _timed
+    from tmkd.chain.estimate import _timed
     calls = []
 
     def step():
@@ -228,7 +228,7 @@ def test_a_rate_is_timed_by_its_fastest_step_so_a_busy_moment_does_not_count():
 def test_timings_name_the_cpu_model_and_its_vector_instructions(tmp_path):
     """Two machines both called '2-core x86_64' trained the offline teachers 1.4x apart: the device a rate or a
     speed row was measured on names the CPU model and its widest vector instructions."""
-    from tmkd.environment import cpu_model
+    from tmkd.training.environment import cpu_model
     zen3, zen4 = tmp_path / "zen3", tmp_path / "zen4"
     zen3.write_text("processor\t: 0\ncpu family\t: 25\nmodel\t\t: 1\nmodel name\t: AMD EPYC\nflags\t\t: fpu sse2 avx2 fma\n"
                     "\nprocessor\t: 1\nflags\t\t: fpu avx512f\n")

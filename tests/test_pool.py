@@ -1,4 +1,4 @@
-"""Students side by side (student_workers, tmkd.pool): the same students and rows as one at a time, nothing counted
+"""Students side by side (student_workers, tmkd.training.pool): the same students and rows as one at a time, nothing counted
 as reused that was just trained, a worker's failure raised with its message, and refused where it cannot apply."""
 import multiprocessing
 import os
@@ -11,33 +11,33 @@ from pathlib import Path
 import pytest
 
 import helpers
-import tmkd.config
-import tmkd.experiments
-import tmkd.identity
-import tmkd.pool
-import tmkd.rundir
-import tmkd.students
+import tmkd.core.config
+import tmkd.training.experiments
+import tmkd.training.identity
+import tmkd.training.pool
+import tmkd.training.rundir
+import tmkd.training.students
 from conftest import REPO, run_chain, smoke_config
 
 
 def test_workers_beside_several_processes_per_step_are_refused(tmp_path):
-    with pytest.raises(tmkd.config.TMKDError, match="student_workers=2 and nproc=2: set one to 1"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="student_workers=2 and nproc=2: set one to 1"):
         smoke_config(tmp_path, nproc=2, student_workers=2)
 
 
 def test_workers_are_not_part_of_any_identity(tmp_path):
     one, two = smoke_config(tmp_path), smoke_config(tmp_path, student_workers=2)
     for step in ("run", "teacher", "student", "stage1", "stage2"):
-        assert "student_workers" in tmkd.identity.settings_excluded(step)
-    assert tmkd.identity.identity(one, "run") == tmkd.identity.identity(two, "run")
+        assert "student_workers" in tmkd.training.identity.settings_excluded(step)
+    assert tmkd.training.identity.identity(one, "run") == tmkd.training.identity.identity(two, "run")
 
 
 def test_worker_count_never_exceeds_the_students_and_is_one_on_a_gpu(tmp_path, monkeypatch, capsys):
     import torch
     cfg = smoke_config(tmp_path, student_workers=3)
-    assert [tmkd.pool.worker_count(cfg, n) for n in (0, 1, 2, 5)] == [1, 1, 2, 3]
+    assert [tmkd.training.pool.worker_count(cfg, n) for n in (0, 1, 2, 5)] == [1, 1, 2, 3]
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert tmkd.pool.worker_count(cfg, 5) == 1
+    assert tmkd.training.pool.worker_count(cfg, 5) == 1
     assert "on a GPU the students train one at a time" in capsys.readouterr().out
 
 
@@ -45,7 +45,7 @@ def test_a_workers_output_keeps_its_lines_and_drops_the_trainers_loss_logs():
     class Box(list):
         put = list.append
     box = Box()
-    out = tmkd.pool._Lines(box)
+    out = tmkd.training.pool._Lines(box)
     out.write("> qnli/mo1-k3-a0.7-s42: 800 examples\n{'loss': '0.69', 'epoch': '0.5'}\n  kept ep")
     out.write("och 2\n")
     assert box == ["> qnli/mo1-k3-a0.7-s42: 800 examples", "  kept epoch 2"]
@@ -55,9 +55,9 @@ def test_the_last_busy_worker_takes_every_core(monkeypatch):
     """Two workers on 2 cores train with one thread each; when one has no student left, the other widens to both
     cores at its next step (and narrows again if a second one were busy)."""
     import torch
-    monkeypatch.setattr(tmkd.pool.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(tmkd.training.pool.os, "cpu_count", lambda: 2)
     busy = multiprocessing.get_context("spawn").Value("i", 2)
-    widen, other = tmkd.pool._widening(busy), tmkd.pool._widening(busy)
+    widen, other = tmkd.training.pool._widening(busy), tmkd.training.pool._widening(busy)
     before = torch.get_num_threads()
     try:
         widen.on_step_begin(None, None, None)
@@ -71,7 +71,7 @@ def test_the_last_busy_worker_takes_every_core(monkeypatch):
 
 
 def train_arm(cfg, method="mo1"):
-    return {r["model"]: (r["accuracy"], r["top_class_share"]) for r in tmkd.experiments.run_method(cfg, "rte", method)}
+    return {r["model"]: (r["accuracy"], r["top_class_share"]) for r in tmkd.training.experiments.run_method(cfg, "rte", method)}
 
 
 @pytest.mark.slow
@@ -89,8 +89,8 @@ def test_two_workers_train_the_students_one_at_a_time_would(run_copy, tmp_path, 
     def predict_logits(model, ds, batch_size=64, desc="", **kwargs):
         predicted.append(desc)
         return real_predict(model, ds, batch_size, desc, **kwargs)
-    real_predict = tmkd.students.predict_logits
-    monkeypatch.setattr(tmkd.students, "predict_logits", predict_logits)
+    real_predict = tmkd.training.students.predict_logits
+    monkeypatch.setattr(tmkd.training.students, "predict_logits", predict_logits)
     side_by_side = train_arm(two)
     out = capfd.readouterr().out
     assert "3 students on 2 processes x 1 thread(s)" in out  # the third goes to whichever worker is free first
@@ -111,7 +111,7 @@ def test_a_failure_in_a_worker_is_raised_with_its_message_and_stops_the_others(r
         path = config / teacher / "final" / "config.json"
         path.write_text(path.read_text().replace('"vocab_size":', '"vocab_size": 7, "was_vocab_size":'))
     cfg = smoke_config(run_copy.run_path, seeds=(42, 43), student_workers=2)
-    with pytest.raises(tmkd.config.TMKDError, match="student vocabulary .* differs from teacher"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="student vocabulary .* differs from teacher"):
         train_arm(cfg)
     assert not multiprocessing.active_children()
 
@@ -124,7 +124,7 @@ def test_the_chain_with_two_workers_records_what_one_at_a_time_records(smoke_cha
     logs = "".join(p.read_text() for p in (tmp_path / "run" / "executed").glob(".*.progress.log"))
     assert "students on 2 processes x 1 thread(s)" in logs                 # the live run's log, not the chapters
     assert not any("processes x" in p.read_text() for p in (tmp_path / "run" / "executed").glob("*.ipynb"))
-    key = list(tmkd.rundir.METRIC_KEY)
+    key = list(tmkd.training.rundir.METRIC_KEY)
     alone = helpers.read_metrics(run).set_index(key).sort_index()
     workers = helpers.read_metrics(tmp_path / "run").set_index(key).sort_index()
     assert len(alone) > 100 and list(workers.index) == list(alone.index)
@@ -157,10 +157,10 @@ def running(pid: int) -> bool:
 def test_workers_end_when_their_parent_is_killed(run_copy):
     """A killed kernel or chain takes its workers with it: none goes on writing a student the re-run resumes."""
     script = (f"import sys; sys.path.insert(0, {str(REPO)!r})\n"
-              "import tmkd.config, tmkd.experiments\n"
-              f"cfg = tmkd.config.make_config('smoke', run_dir={str(run_copy.run_path)!r}, student_workers=2, "
+              "import tmkd.core.config, tmkd.training.experiments\n"
+              f"cfg = tmkd.core.config.make_config('smoke', run_dir={str(run_copy.run_path)!r}, student_workers=2, "
               "seeds=(42, 43), student_epochs=400.0)\n"
-              "tmkd.experiments.run_method(cfg, 'rte', 'no_kd')\n")
+              "tmkd.training.experiments.run_method(cfg, 'rte', 'no_kd')\n")
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
                             text=True, env=os.environ | {"PYTHONUNBUFFERED": "1"})
     for line in proc.stdout:

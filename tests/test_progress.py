@@ -1,7 +1,7 @@
 """Progress lines belong to the live run: printed in a notebook or script, written to the chapter's progress log
 (not into the executed copy a reader meets) when run_chain.py executes the chapter."""
 import run_chain
-from tmkd.progress import LOG_ENV, progress
+from tmkd.core.progress import LOG_ENV, progress
 
 
 def test_progress_is_printed_in_a_notebook_or_script(monkeypatch, capsys):

@@ -5,10 +5,10 @@ import math
 import pandas as pd
 import pytest
 
-import tmkd.config
-import tmkd.method
-import tmkd.paper
-from tmkd import publish
+import tmkd.core.config
+import tmkd.model.method
+import tmkd.model.paper
+from tmkd.reporting import publish
 from conftest import REPO, run_chain
 from rules import expected_verdict, holm_by_hand, holm_levels_by_hand, interval_by_hand
 
@@ -29,7 +29,7 @@ def test_readme_table_is_the_one_generated_from_the_reference_metrics():
 
 def configured_by_name(metrics, cfg):
     """The main rows of the configuration's models, chosen by their names alone (independently of
-    tmkd.experiments.configured_models): teachers and ensembles; students of the configured seeds whose name
+    tmkd.training.experiments.configured_models): teachers and ensembles; students of the configured seeds whose name
     carries the configured alpha (the no-KD student has none)."""
     main = metrics[metrics["sweep"].astype(str) == ""]
     seed = main["model"].str.extract(r"-s(\d+)(?:-int8)?$")[0]
@@ -46,7 +46,7 @@ def test_every_readme_accuracy_equals_the_mean_of_the_configured_models_rows():
     mine = configured_by_name(m, cfg)
     main = m[m["sweep"].astype(str) == ""]
     assert len(mine) == len(main), f"rows of other settings in the reference: {sorted(set(main.model) - set(mine.model))}"
-    method_of = {label: key for key, label in tmkd.method.METHOD_LABELS.items()}
+    method_of = {label: key for key, label in tmkd.model.method.METHOD_LABELS.items()}
     header, rows = table_cells(publish.readme_block())
     assert {"QNLI (this run)", "QNLI (paper)"} <= set(header)
     checked = 0
@@ -66,7 +66,7 @@ def test_every_readme_accuracy_equals_the_mean_of_the_configured_models_rows():
                     assert len(seeds) > 1 and float(sd) == pytest.approx(seeds.std(), abs=0.006), (method, task)
                 checked += 1
             elif column.endswith("(paper)"):
-                paper = tmkd.paper.PUBLISHED["paper"].get(method, {}).get(task)
+                paper = tmkd.model.paper.PUBLISHED["paper"].get(method, {}).get(task)
                 assert (cell == "" and paper is None) or float(cell) == paper, (method, task)
     assert checked >= 10
     assert {method_of[r[0]] for r in rows} >= {"teacher", "no_kd", "1o1", "mom_avg", "mo1", "tkd", "tmkd"}
@@ -111,7 +111,7 @@ def test_every_verdict_in_the_readme_follows_from_its_interval():
     assert len(raw) >= 7 and (primary["seeds"] >= 3).all(), "the headline intervals rest on at least 3 seeds"
     d = publish.verdict_rows(publish.reference_intervals(), REF)
     text = publish.readme_verdicts_block()
-    paper = tmkd.paper.PUBLISHED["paper"]
+    paper = tmkd.model.paper.PUBLISHED["paper"]
     dev = {"rte": 277, "qnli": 5463, "mnli": 9815, "snli": 9842}
     m = pd.read_csv(REF / "metrics.csv", keep_default_na=False)
     main = m[m["sweep"].astype(str) == ""]
@@ -225,7 +225,7 @@ def test_export_and_readme_update_on_a_fresh_run(smoke_chain, tmp_path):
     own = times.assign(minutes=times["minutes"] + 60)         # the run's times, kept over a re-execution from cache
     again = publish.export_reference(run, tmp_path / "again", times=own)
     assert pd.read_csv(again / "tables" / "chapter_times.csv", index_col="chapter").equals(own)
-    with pytest.raises(tmkd.config.TMKDError, match="the times given hold chapters"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="the times given hold chapters"):
         publish.export_reference(run, tmp_path / "wrong", times=own.drop(index="08_results"))
     readme = tmp_path / "README.md"
     readme.write_text(f"intro\n{publish.TABLE_START}\nold table\n{publish.TABLE_END}\nmiddle\n"
@@ -239,16 +239,16 @@ def test_export_and_readme_update_on_a_fresh_run(smoke_chain, tmp_path):
 
 
 def test_bad_exports_are_refused_with_a_clear_message(tmp_path):
-    with pytest.raises(tmkd.config.TMKDError, match="no metrics.csv: run the chain to the end"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="no metrics.csv: run the chain to the end"):
         publish.export_reference(tmp_path / "empty", tmp_path / "ref")
     (tmp_path / "unrun").mkdir()
     (tmp_path / "unrun" / "metrics.csv").write_text("task,method,model,split,accuracy\n")
-    with pytest.raises(tmkd.config.TMKDError, match="holds no executed chapter"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="holds no executed chapter"):
         publish.export_reference(tmp_path / "unrun", tmp_path / "ref")
     assert not (tmp_path / "ref").exists() and not list(tmp_path.glob(".ref.tmp-*")), "a refused export wrote files"
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")
-    with pytest.raises(tmkd.config.TMKDError, match="no <!-- reference-table:start -->"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="no <!-- reference-table:start -->"):
         publish.update_readme(REF, readme)
     assert readme.read_text() == "no markers here\n"
     proc = run_chain(tmp_path / "run", "--publish")

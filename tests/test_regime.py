@@ -9,12 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tmkd.config
-from tmkd.answers import stage1_size_sentence
-from tmkd.experiments import arm_seeds
-from tmkd.report import stage1_size_table
-from tmkd.plan import build_plan, stage1_sentence
-from tmkd.students import corpus_subset
+import tmkd.core.config
+from tmkd.reporting.answers import stage1_size_sentence
+from tmkd.training.experiments import arm_seeds
+from tmkd.reporting.report import stage1_size_table
+from tmkd.chain.plan import build_plan, stage1_sentence
+from tmkd.training.students import corpus_subset
 from conftest import REPO
 
 REF = REPO / "results" / "reference"
@@ -22,41 +22,41 @@ DATA = REPO.parent / "shared" / "data" / "glue"
 
 
 def offline(**settings):
-    return tmkd.config.make_config("offline", data_dir=str(DATA), **settings)
+    return tmkd.core.config.make_config("offline", data_dir=str(DATA), **settings)
 
 
 def test_main_arms_train_every_seed_and_side_arms_the_first_side_seeds():
-    cfg = tmkd.config.make_config("smoke", seeds=(1, 2, 3, 4, 5), side_seeds=2)
+    cfg = tmkd.core.config.make_config("smoke", seeds=(1, 2, 3, 4, 5), side_seeds=2)
     for method in ("no_kd", "mo1", "tmkd"):
         assert arm_seeds(cfg, method) == (1, 2, 3, 4, 5)
     for method in ("1o1", "1avgo1", "mom_avg", "mom_vote", "tkd", "mo1_matched", "mo1_strong"):
         assert arm_seeds(cfg, method) == (1, 2)
-    assert arm_seeds(tmkd.config.make_config("smoke", seeds=(1, 2, 3)), "tkd") == (1, 2, 3)     # 0 = every seed
+    assert arm_seeds(tmkd.core.config.make_config("smoke", seeds=(1, 2, 3)), "tkd") == (1, 2, 3)     # 0 = every seed
 
 
 def test_side_seeds_above_the_seed_count_is_refused():
-    with pytest.raises(tmkd.config.TMKDError, match="side_seeds=4 is more than the 3 seeds"):
-        tmkd.config.make_config("smoke", seeds=(1, 2, 3), side_seeds=4)
+    with pytest.raises(tmkd.core.config.TMKDError, match="side_seeds=4 is more than the 3 seeds"):
+        tmkd.core.config.make_config("smoke", seeds=(1, 2, 3), side_seeds=4)
 
 
 def test_corpus_size_subsets_are_nested_and_a_subset_larger_than_the_corpus_is_refused():
-    cfg = tmkd.config.make_config("smoke")
+    cfg = tmkd.core.config.make_config("smoke")
     small, large = corpus_subset(cfg, 1000, 100), corpus_subset(cfg, 1000, 400)
     assert len(small) == 100 and len(large) == 400 and set(small) <= set(large)
     assert np.all(np.diff(large) > 0)                                  # the corpus' own order, no repeats
-    with pytest.raises(tmkd.config.TMKDError, match="holds 1,000"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="holds 1,000"):
         corpus_subset(cfg, 1000, 1001)
 
 
 def test_the_plan_counts_the_side_seeds_and_the_curve():
-    plan = build_plan(tmkd.config.make_config("smoke", seeds=(1, 2, 3), side_seeds=1, stage1_sizes=(0, 100)))
+    plan = build_plan(tmkd.core.config.make_config("smoke", seeds=(1, 2, 3), side_seeds=1, stage1_sizes=(0, 100)))
     rows = {what: count for _, what, count, _, _ in plan["models"]}
     assert rows["stage-1 students (TMKD, TKD)"] == 3 + 1
     assert rows["stage-1 student on 100 of the pairs (corpus-size curve)"] == 1
     assert rows["qnli stage-2 students of the corpus-size curve"] == 1
     assert rows["qnli compute-matched m-o-1"] == 1
     assert rows["qnli one-stage students"] == 2 * 3 + (1 + 3) * 1        # no KD, m-o-1 x 3; 1avg-o-1, 3 x 1-o-1 x 1
-    beyond = build_plan(tmkd.config.make_config("smoke", stage1_sizes=(0, 10**6)))      # a size beyond the corpus
+    beyond = build_plan(tmkd.core.config.make_config("smoke", stage1_sizes=(0, 10**6)))      # a size beyond the corpus
     assert not beyond["problems"] and not [m for m in beyond["models"] if "corpus-size" in m[1]]   # is the corpus
 
 
@@ -71,7 +71,7 @@ def test_the_offline_plan_is_in_the_papers_regime():
 def test_the_offline_corpus_says_why_it_reads_no_rte_pairs():
     text = stage1_sentence(offline())
     assert "QNLI-style question-sentence pairs only, not RTE's pairs" in text and "majority class" in text
-    assert "not RTE's pairs" not in stage1_sentence(tmkd.config.make_config("smoke"))      # smoke pools RTE's
+    assert "not RTE's pairs" not in stage1_sentence(tmkd.core.config.make_config("smoke"))      # smoke pools RTE's
 
 
 def curve(after2, after1=None):
@@ -151,9 +151,9 @@ def test_reference_tmkd_comparisons_are_detectable_at_three_points():
 
 
 def test_a_one_seed_comparison_gets_no_verdict_however_narrow_its_dev_interval():
-    from tmkd.evidence import adjust_family, comparison_row
-    from tmkd.intervals import paired_bootstrap
-    from tmkd.takeaways import span
+    from tmkd.stats.evidence import adjust_family, comparison_row
+    from tmkd.stats.intervals import paired_bootstrap
+    from tmkd.reporting.takeaways import span
     rng = np.random.default_rng(0)
     b = rng.random((1, 5000)) < 0.70
     a = b | (rng.random((1, 5000)) < 0.30)                   # A fixes a third of B's errors: +9 points at one seed

@@ -4,9 +4,9 @@ import re
 import pytest
 
 import helpers
-import tmkd.files
-import tmkd.rundir
-import tmkd.teachers
+import tmkd.core.files
+import tmkd.training.rundir
+import tmkd.training.teachers
 from conftest import REPO, smoke_config
 
 
@@ -17,7 +17,7 @@ def test_final_folders_hold_no_pickles(smoke_chain):
     suffixes = {p.suffix for f in finals for p in f.iterdir()}
     assert suffixes <= {".json", ".safetensors", ".npz"}, suffixes
     for path in run.rglob("*.npz"):
-        tmkd.files.load_npz(path)                      # allow_pickle=False: an object array would raise
+        tmkd.core.files.load_npz(path)                      # allow_pickle=False: an object array would raise
 
 
 PICKLE_LOADS = [r"\bimport pickle\b", r"\bpickle\.loads?\(", r"torch\.load\((?![^)]*weights_only=True)[^)]*\)",
@@ -36,7 +36,7 @@ def test_the_pickle_scan_finds_what_it_looks_for():
 
 
 def test_code_never_loads_a_pickle():
-    files = [REPO / "helpers.py", REPO / "run_chain.py", *sorted((REPO / "tmkd").glob("*.py")),
+    files = [REPO / "helpers.py", REPO / "run_chain.py", *sorted((REPO / "tmkd").rglob("*.py")),
              *sorted((REPO / "benchmarks").glob("*.py"))]
     assert len(files) > 10
     found = {f.name: pickle_loads(f.read_text()) for f in files}
@@ -46,10 +46,10 @@ def test_code_never_loads_a_pickle():
 @pytest.mark.slow
 def test_truncated_done_marker_is_detected_and_the_teacher_rebuilt(tmp_path, capsys):
     cfg = smoke_config(tmp_path / "run", teacher_lrs=(2e-3,))
-    final = tmkd.teachers.train_teacher(cfg, "rte", 2e-3)
+    final = tmkd.training.teachers.train_teacher(cfg, "rte", 2e-3)
     weights = (final / "model.safetensors").read_bytes()
     (final / "done.json").write_text('{"spec": "4')              # cut short by a crash
-    tmkd.teachers.train_teacher(cfg, "rte", 2e-3)
+    tmkd.training.teachers.train_teacher(cfg, "rte", 2e-3)
     assert "final model is incomplete or corrupt" in capsys.readouterr().out
     assert helpers.read_json(final / "done.json") is not None
     assert (final / "model.safetensors").read_bytes() == weights   # same seed, same model
@@ -57,20 +57,20 @@ def test_truncated_done_marker_is_detected_and_the_teacher_rebuilt(tmp_path, cap
 
 def test_truncated_spec_marker_starts_the_step_afresh(tmp_path, capsys):
     out = tmp_path / "step"
-    tmkd.rundir.claim_step(out, {"a": 1})
+    tmkd.training.rundir.claim_step(out, {"a": 1})
     (out / "spec.json").write_text('{"a"')
-    assert tmkd.rundir.claim_step(out, {"a": 1}) is False
+    assert tmkd.training.rundir.claim_step(out, {"a": 1}) is False
     assert "spec.json is unreadable" in capsys.readouterr().out
     assert helpers.read_json(out / "spec.json") == {"a": 1}
 
 
 def test_metrics_rows_are_replaced_not_duplicated(tmp_path):
     row = {"task": "rte", "method": "mo1", "model": "rte/x", "split": "validation", "sweep": "", "accuracy": 0.5}
-    tmkd.rundir.record_metrics(tmp_path, [row])
-    tmkd.rundir.record_metrics(tmp_path, [row | {"accuracy": 0.75}, row | {"split": "other"}])
+    tmkd.training.rundir.record_metrics(tmp_path, [row])
+    tmkd.training.rundir.record_metrics(tmp_path, [row | {"accuracy": 0.75}, row | {"split": "other"}])
     m = helpers.read_metrics(tmp_path)
     assert len(m) == 2 and m[m["split"] == "validation"]["accuracy"].tolist() == [0.75]
     assert not list(tmp_path.glob(".*tmp*"))
     before = (tmp_path / "metrics.csv").read_bytes()
-    tmkd.rundir.record_metrics(tmp_path, [])        # nothing new (a corpus-size curve whose every size is the corpus)
+    tmkd.training.rundir.record_metrics(tmp_path, [])        # nothing new (a corpus-size curve whose every size is the corpus)
     assert (tmp_path / "metrics.csv").read_bytes() == before

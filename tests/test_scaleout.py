@@ -1,4 +1,4 @@
-"""Several processes for the heavy steps (tmkd.parallel): 2 gloo processes on the CPU give a consistent run directory
+"""Several processes for the heavy steps (tmkd.core.parallel): 2 gloo processes on the CPU give a consistent run directory
 and teachers as good as one process's; 1-process and 2-process steps never mix; the batch stays the configured one."""
 import os
 import subprocess
@@ -7,13 +7,13 @@ import sys
 import pytest
 
 import helpers
-import tmkd.config
-import tmkd.files
-import tmkd.identity
-import tmkd.logit_cache
-import tmkd.parallel
-import tmkd.rundir
-import tmkd.teachers
+import tmkd.core.config
+import tmkd.core.files
+import tmkd.training.identity
+import tmkd.training.logit_cache
+import tmkd.core.parallel
+import tmkd.training.rundir
+import tmkd.training.teachers
 from conftest import REPO, smoke_config
 
 # Two processes train on other batches in another order than one process (per-device batch 8 x 2 instead of 16):
@@ -30,7 +30,7 @@ def one_task(run_dir, **settings):
 def optimizer_steps(cfg, name) -> int:
     """Steps a finished teacher took: examples x epochs / effective batch when the processes share the data (each
     process training on all of it with its per-device batch would take world_size times more)."""
-    log = helpers.read_json(tmkd.teachers.teacher_dir(cfg, "rte", name) / "final" / "log_history.json")
+    log = helpers.read_json(tmkd.training.teachers.teacher_dir(cfg, "rte", name) / "final" / "log_history.json")
     return max(r["step"] for r in log)
 
 
@@ -43,16 +43,16 @@ def assert_consistent(cfg, world: int):
     """Every final model complete with its marker (hash of its weights), spec.json with the world size, no
     leftover temporary folders or checkpoints, one metrics row per model and split."""
     for name in helpers.teacher_names(cfg):
-        out = tmkd.teachers.teacher_dir(cfg, "rte", name)
+        out = tmkd.training.teachers.teacher_dir(cfg, "rte", name)
         done = helpers.read_json(out / "final" / "done.json")
         assert done is not None, f"{name}: no done marker"
-        assert tmkd.files.file_sha256(out / "final" / "model.safetensors") == done["weights_sha256"]
+        assert tmkd.core.files.file_sha256(out / "final" / "model.safetensors") == done["weights_sha256"]
         assert (out / "final" / "config.json").exists() and (out / "final" / "log_history.json").exists()
         spec = helpers.read_json(out / "spec.json")
         assert spec.get("processes") == ({"world_size": world, "per_device_batch": 16 // world} if world > 1 else None)
         assert not list(out.glob(".final.tmp-*")) and not list(out.glob("checkpoint-*"))
     m = helpers.read_metrics(cfg.run_path)
-    assert not m.duplicated(list(tmkd.rundir.METRIC_KEY)).any()
+    assert not m.duplicated(list(tmkd.training.rundir.METRIC_KEY)).any()
     assert len(m) == len(cfg.teacher_lrs) + 1                       # each teacher and the ensemble on rte's dev
 
 
@@ -75,10 +75,10 @@ def test_teachers_on_two_processes_give_a_consistent_run_and_the_accuracy_of_one
         assert acc_two[model] == pytest.approx(acc, abs=ACCURACY_TOLERANCE), model
     # the logit files are the same whichever process computed them (the 2-process run's teachers, read back)
     for name in helpers.teacher_names(two):
-        again = tmkd.logit_cache.teacher_logits(two, "rte", name, "validation")
+        again = tmkd.training.logit_cache.teacher_logits(two, "rte", name, "validation")
         assert again["logits"].shape == (len(helpers.task_data(two, "rte")["validation"]), 2)
     # a finished 2-process teacher is skipped without starting any process
-    tmkd.teachers.train_teacher(two, "rte", two.teacher_lrs[0])
+    tmkd.training.teachers.train_teacher(two, "rte", two.teacher_lrs[0])
     out = capfd.readouterr().out
     assert "finished earlier, skipped" in out and "CPU processes" not in out
 
@@ -92,10 +92,10 @@ def test_a_script_under_torchrun_writes_one_consistent_run_directory(tmp_path):
     script.write_text(
         "import os, sys\n"
         f"sys.path.insert(0, {str(REPO)!r})\n"
-        "import helpers, tmkd.config, tmkd.rundir\n"
-        f"cfg = tmkd.config.make_config('smoke', run_dir={str(run)!r}, tasks=('rte',), sweep_task='rte', "
+        "import helpers, tmkd.core.config, tmkd.training.rundir\n"
+        f"cfg = tmkd.core.config.make_config('smoke', run_dir={str(run)!r}, tasks=('rte',), sweep_task='rte', "
         "stage1_task='rte', stage2_task='rte', stage1_pool_tasks=('rte',), teacher_lrs=(2e-3,))\n"
-        "tmkd.rundir.check_run_dir(cfg)\n"
+        "tmkd.training.rundir.check_run_dir(cfg)\n"
         "helpers.train_teachers(cfg)\n"
         "helpers.cache_all_logits(cfg)\n"
         "helpers.evaluate_teachers(cfg)\n"
@@ -105,17 +105,17 @@ def test_a_script_under_torchrun_writes_one_consistent_run_directory(tmp_path):
                           env=os.environ | {"OMP_NUM_THREADS": "1"})
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "rank 0 done" in proc.stdout and "rank 1 done" in proc.stdout
-    cfg = tmkd.config.make_config("smoke", run_dir=str(run), tasks=("rte",), sweep_task="rte", stage1_task="rte",
+    cfg = tmkd.core.config.make_config("smoke", run_dir=str(run), tasks=("rte",), sweep_task="rte", stage1_task="rte",
                               stage2_task="rte", stage1_pool_tasks=("rte",), teacher_lrs=(2e-3,))
-    out = tmkd.teachers.teacher_dir(cfg, "rte", helpers.teacher_names(cfg)[0])
+    out = tmkd.training.teachers.teacher_dir(cfg, "rte", helpers.teacher_names(cfg)[0])
     done = helpers.read_json(out / "final" / "done.json")
-    assert done and tmkd.files.file_sha256(out / "final" / "model.safetensors") == done["weights_sha256"]
+    assert done and tmkd.core.files.file_sha256(out / "final" / "model.safetensors") == done["weights_sha256"]
     assert helpers.read_json(out / "spec.json")["processes"] == {"world_size": 2, "per_device_batch": 8}
     assert optimizer_steps(cfg, helpers.teacher_names(cfg)[0]) == 320 // 16 * 4     # DDP: each rank half the data
     m = helpers.read_metrics(run)
-    assert len(m) == 2 and not m.duplicated(list(tmkd.rundir.METRIC_KEY)).any()
+    assert len(m) == 2 and not m.duplicated(list(tmkd.training.rundir.METRIC_KEY)).any()
     assert len(list((run / "data").glob("rte-*"))) == 1 and not list((run / "data").glob("*.tmp-*"))
-    logits = tmkd.logit_cache.teacher_logits(cfg, "rte", helpers.teacher_names(cfg)[0], "validation")   # valid, not rebuilt
+    logits = tmkd.training.logit_cache.teacher_logits(cfg, "rte", helpers.teacher_names(cfg)[0], "validation")   # valid, not rebuilt
     assert logits["logits"].shape[0] == 160
 
 
@@ -123,25 +123,25 @@ def test_one_and_two_process_steps_never_mix(tmp_path, stub_training):
     one = one_task(tmp_path / "run", teacher_lrs=(2e-3,))
     helpers.train_teachers(one)
     two = one_task(tmp_path / "run", teacher_lrs=(2e-3,), nproc=2)
-    spec = tmkd.identity.identity(two, "teacher", task="rte", lr=2e-3, labels=tmkd.config.TASKS["rte"].labels,
+    spec = tmkd.training.identity.identity(two, "teacher", task="rte", lr=2e-3, labels=tmkd.core.config.TASKS["rte"].labels,
                             data=helpers.task_data(two, "rte")["train"]._fingerprint)
     assert spec["processes"] == {"world_size": 2, "per_device_batch": 8}
-    out = tmkd.teachers.teacher_dir(one, "rte", helpers.teacher_names(one)[0])
-    assert not tmkd.rundir.step_finished(out, spec)
-    with pytest.raises(tmkd.config.TMKDError, match="another configuration.*processes"):
-        tmkd.rundir.claim_step(out, spec)
-    tmkd.rundir.check_run_dir(two)                      # the data and the run are the same: only the steps differ
+    out = tmkd.training.teachers.teacher_dir(one, "rte", helpers.teacher_names(one)[0])
+    assert not tmkd.training.rundir.step_finished(out, spec)
+    with pytest.raises(tmkd.core.config.TMKDError, match="another configuration.*processes"):
+        tmkd.training.rundir.claim_step(out, spec)
+    tmkd.training.rundir.check_run_dir(two)                      # the data and the run are the same: only the steps differ
 
 
 def test_the_configured_batch_is_the_effective_one(monkeypatch):
-    from tmkd.trainer import per_device_batch
+    from tmkd.training.trainer import per_device_batch
     assert per_device_batch(16) == 16
     monkeypatch.setenv("WORLD_SIZE", "4")
     assert per_device_batch(16) == 4
-    with pytest.raises(tmkd.config.TMKDError, match="does not split over 4"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="does not split over 4"):
         per_device_batch(18)
-    with pytest.raises(tmkd.config.TMKDError, match="teacher_batch_size=15 does not split over nproc=2"):
-        tmkd.config.make_config("smoke", nproc=2, teacher_batch_size=15)
+    with pytest.raises(tmkd.core.config.TMKDError, match="teacher_batch_size=15 does not split over nproc=2"):
+        tmkd.core.config.make_config("smoke", nproc=2, teacher_batch_size=15)
 
 
 def test_run_chain_takes_nproc_into_every_chapter(tmp_path):
@@ -153,9 +153,9 @@ def test_run_chain_takes_nproc_into_every_chapter(tmp_path):
 
 def fail_in(rank: int, error: str):
     """A worker that raises in one process while the other waits at a barrier."""
-    from tmkd import parallel
+    from tmkd.core import parallel
     if parallel.rank() == rank:
-        raise {"TMKDError": tmkd.config.TMKDError, "RuntimeError": RuntimeError}[error]("the corpus file is missing")
+        raise {"TMKDError": tmkd.core.config.TMKDError, "RuntimeError": RuntimeError}[error]("the corpus file is missing")
     parallel.barrier()
 
 
@@ -163,7 +163,7 @@ def fail_in(rank: int, error: str):
 @pytest.mark.parametrize("error", ["TMKDError", "RuntimeError"])
 def test_a_worker_failure_is_raised_here_with_its_own_message(error):
     """Not the lost connection the other process sees: what the failing one raised (a TMKDError as it is)."""
-    expected = tmkd.config.TMKDError if error == "TMKDError" else RuntimeError
+    expected = tmkd.core.config.TMKDError if error == "TMKDError" else RuntimeError
     with pytest.raises(expected, match="the corpus file is missing") as info:
-        tmkd.parallel.launch(fail_in, 1, error, nproc=2)
+        tmkd.core.parallel.launch(fail_in, 1, error, nproc=2)
     assert "Connection" not in str(info.value)

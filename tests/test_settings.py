@@ -8,21 +8,21 @@ import time
 import pytest
 
 import helpers
-import tmkd.config
+import tmkd.core.config
 import run_chain
-from tmkd.config import coerce
+from tmkd.core.config import coerce
 from test_data import write_tsv
 
-FIELDS = dataclasses.fields(tmkd.config.Config)
+FIELDS = dataclasses.fields(tmkd.core.config.Config)
 
 
 def as_text(value):
     return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
-@pytest.mark.parametrize("profile", sorted(tmkd.config.PROFILES))
+@pytest.mark.parametrize("profile", sorted(tmkd.core.config.PROFILES))
 def test_every_setting_round_trips_through_its_text_form(profile):
-    cfg = tmkd.config.make_config(profile, data_dir="/data" if profile == "offline" else "")
+    cfg = tmkd.core.config.make_config(profile, data_dir="/data" if profile == "offline" else "")
     for f in FIELDS:
         value = getattr(cfg, f.name)
         if value == () or f.name in ("run_dir", "data_dir"):
@@ -32,15 +32,15 @@ def test_every_setting_round_trips_through_its_text_form(profile):
 
 
 def test_overrides_however_papermill_passed_them():
-    as_json = tmkd.config.make_config("smoke", '{"teacher_lrs": [2e-5, 3e-5], "teacher_epochs": "1"}')
-    as_yaml_strings = tmkd.config.make_config("smoke", {"teacher_lrs": "2e-5,3e-5", "teacher_epochs": "1"})
-    as_values = tmkd.config.make_config("smoke", {"teacher_lrs": [2e-5, 3e-5], "teacher_epochs": 1})
+    as_json = tmkd.core.config.make_config("smoke", '{"teacher_lrs": [2e-5, 3e-5], "teacher_epochs": "1"}')
+    as_yaml_strings = tmkd.core.config.make_config("smoke", {"teacher_lrs": "2e-5,3e-5", "teacher_epochs": "1"})
+    as_values = tmkd.core.config.make_config("smoke", {"teacher_lrs": [2e-5, 3e-5], "teacher_epochs": 1})
     assert as_json == as_yaml_strings == as_values
     assert as_values.teacher_lrs == (2e-5, 3e-5) and as_values.teacher_epochs == 1.0
-    single = tmkd.config.make_config("smoke", {"tasks": "rte", "sweep_task": "rte", "stage1_task": "rte",
+    single = tmkd.core.config.make_config("smoke", {"tasks": "rte", "sweep_task": "rte", "stage1_task": "rte",
                                            "stage2_task": "rte"})
     assert single.tasks == ("rte",)                    # not ('r', 't', 'e')
-    assert tmkd.config.make_config("smoke", "") == tmkd.config.make_config("smoke", None) == tmkd.config.Config()
+    assert tmkd.core.config.make_config("smoke", "") == tmkd.core.config.make_config("smoke", None) == tmkd.core.config.Config()
 
 
 @pytest.mark.parametrize("key, value, message", [
@@ -56,15 +56,15 @@ def test_overrides_however_papermill_passed_them():
     ("teacher_lr", 1e-3, r"unknown setting 'teacher_lr': valid ones are \['alpha', 'alphas'"),
 ])
 def test_bad_values_are_refused_naming_the_setting(key, value, message):
-    with pytest.raises(tmkd.config.TMKDError, match=message):
-        tmkd.config.make_config("smoke", {key: value})
+    with pytest.raises(tmkd.core.config.TMKDError, match=message):
+        tmkd.core.config.make_config("smoke", {key: value})
 
 
 def test_overrides_that_are_not_a_mapping():
-    with pytest.raises(tmkd.config.TMKDError, match="not a JSON object"):
-        tmkd.config.make_config("smoke", "{teacher_epochs: 1}")
-    with pytest.raises(tmkd.config.TMKDError, match="must be a mapping"):
-        tmkd.config.make_config("smoke", "[1, 2]")
+    with pytest.raises(tmkd.core.config.TMKDError, match="not a JSON object"):
+        tmkd.core.config.make_config("smoke", "{teacher_epochs: 1}")
+    with pytest.raises(tmkd.core.config.TMKDError, match="must be a mapping"):
+        tmkd.core.config.make_config("smoke", "[1, 2]")
 
 
 def test_set_and_config_file(tmp_path):
@@ -72,9 +72,9 @@ def test_set_and_config_file(tmp_path):
     settings.write_text(json.dumps({"teacher_epochs": 2, "tasks": ["rte", "qnli"], "sweep_task": "qnli"}))
     got = run_chain.parse_settings(["teacher_epochs=1", "teacher_lrs=1e-3,2e-3"], str(settings))
     assert got == {"teacher_epochs": 1.0, "tasks": ("rte", "qnli"), "sweep_task": "qnli", "teacher_lrs": (1e-3, 2e-3)}
-    with pytest.raises(tmkd.config.TMKDError, match="write KEY=VALUE"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="write KEY=VALUE"):
         run_chain.parse_settings(["teacher_epochs"], "")
-    with pytest.raises(tmkd.config.TMKDError, match="use --run-dir"):
+    with pytest.raises(tmkd.core.config.TMKDError, match="use --run-dir"):
         run_chain.parse_settings(["run_dir=/x"], "")
 
 
@@ -152,7 +152,7 @@ def test_settings_reach_every_chapter_as_overrides_and_the_run_records_them(tmp_
     assert [name for name, _ in seen] == ["02_teacher_logits", "03_student_sweeps"]
     for _, parameters in seen:
         assert parameters["OVERRIDES"] == {"teacher_epochs": 1.0, "tasks": ["rte", "qnli"]}
-        assert tmkd.config.make_config("smoke", parameters["OVERRIDES"]).tasks == ("rte", "qnli")
+        assert tmkd.core.config.make_config("smoke", parameters["OVERRIDES"]).tasks == ("rte", "qnli")
     assert helpers.read_json(run / "chain.json")["overrides"] == {"teacher_epochs": 1.0, "tasks": ["rte", "qnli"]}
     assert helpers.read_json(run / "run.json")["teacher_epochs"] == 1.0
     assert not (run / ".lock.json").exists()

@@ -5,9 +5,9 @@ findings) must not come back."""
 import pandas as pd
 import pytest
 
-from tmkd import publish
-from tmkd.answers import conclusion, kd_takeaway, matched_takeaway, stage1_takeaway
-from tmkd.takeaways import power_sentences, verdict_summary
+from tmkd.reporting import publish
+from tmkd.reporting.answers import conclusion, kd_takeaway, matched_takeaway, stage1_takeaway
+from tmkd.reporting.takeaways import power_sentences, verdict_summary
 
 
 def hand_row(a, b, difference, low, high, verdict, family="exploratory", whose="paper", level=0.95, paper=None,
@@ -207,7 +207,7 @@ def test_a_one_seed_control_is_never_said_to_be_beaten_and_its_detectable_is_a_l
     """The reference's control trained one seed: its interval excludes 0 on the dev sample alone, which reads no
     verdict; the answer must not count it among what TMKD beats, the table writes its detectable as a bound, and no
     power sentence claims what one seed could have shown."""
-    from tmkd.evidence import interval_table
+    from tmkd.stats.evidence import interval_table
     d = overclaim_table()
     d.loc[d["b"] == "mo1_matched", ["seeds", "verdict", "detectable"]] = [1, "stage 1 beats more steps: cannot tell",
                                                                            1.56]

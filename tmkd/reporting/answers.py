@@ -1,0 +1,359 @@
+"""Each chapter's answer to its question, generated from this run's numbers and stated first, in plain words: does
+any KD method beat no KD (04), what stage 1 alone gives (05), does TMKD beat one-stage m-o-1, the compute-matched
+control and no KD (06), how close the student comes to its teachers (08); and the sentences that say why a section
+trains nothing (no weak teacher, one stage-2 task). An answer never claims more than its interval: "beats" only when
+the interval its verdict reads lies above 0."""
+from __future__ import annotations
+
+from tmkd.core.config import Config
+from tmkd.inputs.data import split_dataset
+from tmkd.stats.evidence import one_seed
+from tmkd.training.experiments import arm_seeds, configured_metrics, configured_variants, matched_spec, stage1_spec, stage2_tasks
+from tmkd.reporting.figures import loss_ends
+from tmkd.model.method import METHOD_LABELS
+from tmkd.core.numbers import gap, mean_sd, pct
+from tmkd.reporting.report import log_history, per_seed, relative_table
+from tmkd.reporting.takeaways import (GROUPS, SHORT_NAMES, group_rows, not_learning, power_sentences, result_sentences,
+                        row_sentence, span, verdict_summary, where)
+from tmkd.training.teacher_selection import best_teacher, select_accuracies, teacher_quality, weak_teachers
+
+KD_METHODS = ("1o1", "1avgo1", "mom_avg", "mom_vote", "mo1")
+
+
+def _row(intervals, a: str, b: str, task: str):
+    r = intervals[(intervals["a"] == a) & (intervals["b"] == b) & (intervals["task"] == task)]
+    return None if not len(r) else r.iloc[0].to_dict()
+
+
+def _side(r) -> int:
+    """+1 when the interval the verdict reads lies above 0, -1 below, 0 when it holds 0 or rests on one seed (no
+    verdict is read from it)."""
+    if one_seed(r):
+        return 0
+    return 1 if float(r["verdict_low"]) > 0 else -1 if float(r["verdict_high"]) < 0 else 0
+
+
+def plainly(r, a: str, b: str) -> str:
+    """What a comparison says, plainly: "TMKD beats no KD", "... is worse than ...", "... does not beat ...", and
+    on one seed that it cannot tell."""
+    if one_seed(r):
+        return f"one seed cannot tell whether {a} beats {b}"
+    return {1: f"{a} beats {b}", -1: f"{a} is worse than {b}"}.get(_side(r), f"{a} does not beat {b} beyond this "
+                                                                               "run's noise (nor fall behind it)")
+
+
+def _means(metrics, methods, task) -> dict:
+    seeds = per_seed(metrics, tuple(methods))
+    return seeds[seeds["task"] == task].groupby("method")["accuracy"].mean().to_dict()
+
+
+# ---- chapter 04: does any KD method beat the no-KD student? ------------------------------------------------------
+
+def kd_takeaway(metrics, intervals, tasks) -> str:
+    """Chapter 04's answer first: does any KD method beat the no-KD student here? Only m-o-1 minus no KD (the
+    paper's headline claim) has an interval that can say "beats"; the other methods' means are compared in words.
+    Then, per task, the means and that interval with its verdict."""
+    lines, beaten, above, lifted = [], [], [], False
+    for task in tasks:
+        means = _means(metrics, ("no_kd",) + KD_METHODS, task)
+        kd = {m: means[m] for m in KD_METHODS if m in means}
+        if "no_kd" not in means or not kd:
+            continue
+        best = max(kd, key=kd.get)
+        text = (f"{task.upper()}: no KD {pct(means['no_kd'])} %; the best KD method, {METHOD_LABELS[best]}, "
+                f"{pct(kd[best])} % ({gap(kd[best], means['no_kd'])} points, means over seeds).")
+        r = _row(intervals, "mo1", "no_kd", task)
+        higher = [m for m in kd if kd[m] > means["no_kd"]]
+        lifted |= bool(higher)
+        listed = [METHOD_LABELS[m] for m in higher if m != "mo1" or r is None]
+        above += [f"{', '.join(listed)} on {task.upper()}"] if listed else []
+        if r is not None:
+            text += f" m-o-1 minus no KD (the paper's headline claim): {span(r)}: {plainly(r, 'm-o-1', 'no KD')}; " \
+                    f"verdict: {r['verdict']}."
+            if _side(r) > 0:
+                beaten.append(task.upper())
+        lines.append(text)
+    if not lines:
+        return "No KD method and no-KD student on the same task in this run."
+    if beaten:
+        answer = f"Does any KD method beat the no-KD student? Yes: m-o-1 beats it beyond noise on {', '.join(beaten)}."
+    else:
+        answer = ("Does any KD method beat the no-KD student? No: m-o-1 does not beat it beyond this run's noise on any "
+                  "task" + (f"; where another KD method's mean is above no KD's ({'; '.join(above)}), no interval "
+                            "here tests it." if above else "." if lifted else
+                            "; no KD method's mean is above no KD's either."))
+    return "\n".join([answer] + lines)
+
+
+def best_teacher_sentence(cfg: Config) -> str:
+    """Chapter 04: which teacher 1-o-1 learns from on each task, and the select accuracies that chose it."""
+    lines = []
+    for task in cfg.tasks:
+        accs, best = select_accuracies(cfg, task), best_teacher(cfg, task)
+        others = " and ".join(f"{t} {pct(100 * a)} %" for t, a in accs.items() if t != best)
+        lines.append(f"{task.upper()}: 1-o-1 learns from {best}, {pct(100 * accs[best])} % on the held-out select "
+                     f"slice" + (f" (the others: {others})." if others else "."))
+    return "\n".join(lines)
+
+
+def weak_teacher_sentence(cfg: Config, majority=None) -> str:
+    """Chapter 04's section without the weak teachers: per task, which teachers chapter 02 flagged and what was
+    trained; when nothing was, why not (and that m-o-1 and 1avg-o-1 above already stand with every teacher)."""
+    lines = []
+    for task in cfg.tasks:
+        flagged = list(teacher_quality(cfg, task).query("weak")["teacher"])
+        if not flagged:
+            lines.append(f"{task.upper()}: chapter 02 flagged no teacher as weak, so no variant is trained here: m-o-1 "
+                         "and 1avg-o-1 above already learn from every teacher.")
+            continue
+        left = [t for t in flagged if t not in weak_teachers(cfg, task)]
+        kept = f" ({', '.join(left)} kept: the best teacher never leaves)" if left else ""
+        variants = configured_variants(cfg, task)
+        lines.append(f"{task.upper()}: chapter 02 flagged {', '.join(flagged)} as weak{kept}. " + (
+            "Without the weak teacher(s):\n" + result_sentences(configured_metrics(cfg), variants, (task,), majority) if variants else
+            "Without them one teacher would be left, and m-o-1 and 1avg-o-1 would both be 1-o-1: nothing is trained."))
+    return "\n".join(lines)
+
+
+# ---- chapter 05: what stage 1 alone gives ---------------------------------------------------------------------
+
+def stage1_loss_sentence(curves: dict) -> str:
+    """How far each stage-1 soft loss fell, in the figure's unit (epochs): the mean of its first and of its last
+    quarter of logged values (figures.loss_ends), each against its own start (the methods' targets differ)."""
+    lines = []
+    for label, folder in curves.items():
+        h = log_history(folder)
+        if len(h) < 2:
+            continue
+        e = loss_ends(h)
+        change = (1 - e["last"] / e["first"]) * 100 if e["first"] else 0.0
+        span_of = lambda ends: f"{ends[0]:.1f}-{ends[1]:.1f}"  # noqa: E731
+        lines.append(f"{label} stage 1: soft loss {e['first']:.3f} over epochs {span_of(e['first_epochs'])}, "
+                     f"{e['last']:.3f} over epochs {span_of(e['last_epochs'])}: {abs(change):.0f} % "
+                     f"{'lower' if change >= 0 else 'higher'} than its own start.")
+    if len(lines) > 1:
+        lines.append("Each loss has its own target (TKD copies one teacher, TMKD several): compare how far each fell, "
+                     "never their heights.")
+    return "\n".join(lines) or "No stage-1 loss was logged."
+
+
+def seeds_sentence(cfg: Config) -> str:
+    """Which seeds each arm trains: every seed for the main arms, the first side_seeds for the side arms."""
+    every = f"{len(cfg.seeds)} seed(s) ({', '.join(map(str, cfg.seeds))})"
+    side = arm_seeds(cfg, "1o1")
+    if len(side) == len(cfg.seeds):
+        return f"Every method trains one student (m-o-m: N) per seed: {every}."
+    return (f"The main arms (no KD, m-o-1, TMKD and its stage 1) train one student per seed: {every}. The side arms "
+            f"(1-o-1, 1avg-o-1, m-o-m, TKD, the compute-matched control) train "
+            + (f"the first seed only ({side[0]}" if len(side) == 1 else f"the first {len(side)} ({', '.join(map(str, side))}")
+            + f", side_seeds = {len(side)}), to fit the time; a comparison pairs the seeds both arms have"
+            + (", so one with a side arm has no seed level and reads no verdict." if len(side) == 1 else "."))
+
+
+def stage1_students_sentence(cfg: Config, method: str) -> str:
+    """What one stage-1 section trained: its students (one per seed), their soft heads and teachers, the corpus."""
+    spec = stage1_spec(cfg, method)
+    pairs = len(split_dataset(cfg, cfg.stage1_task, "stage1"))
+    seeds = arm_seeds(cfg, method)
+    return (f"{METHOD_LABELS.get(method, method)} stage 1: {len(seeds)} student(s), seed(s) "
+            f"{', '.join(map(str, seeds))}, each with {spec.n_heads} soft head(s) ({', '.join(spec.teachers)} of "
+            f"{cfg.stage1_task.upper()}), soft loss only, {cfg.stage1_epochs:g} epoch(s) of the {pairs:,} stage-1 pairs; "
+            "their loss and what they score are below.")
+
+
+def stage1_takeaway(metrics, majority=None) -> str:
+    """Chapter 05's answer first: what stage 1 alone gives, per method and task: dev accuracy from soft heads never
+    trained on a gold label, against the majority class and the no-KD student trained on gold labels."""
+    s1 = metrics[metrics["sweep"].astype(str) == "stage1"]
+    lines = []
+    for (method, task), g in s1.groupby(["method", "task"]):
+        acc = g["accuracy"].astype(float) * 100
+        seeds = f" over {len(acc)} seeds" if len(acc) > 1 else " (one seed)"
+        text = f"{METHOD_LABELS.get(method, method)} after stage 1 alone: {mean_sd(acc)} %{seeds} on {task.upper()} dev"
+        lean = not_learning(acc.mean(), majority, task)
+        if majority and task in majority and not lean:
+            text += f", {gap(acc.mean(), majority[task]).lstrip('+')} points above the {pct(majority[task])} % majority class"
+        text += lean
+        no_kd = _means(metrics, ("no_kd",), task).get("no_kd")
+        if no_kd is not None:
+            text += f"; the no-KD student, trained on gold labels, has {pct(no_kd)} % ({gap(acc.mean(), no_kd)} points)"
+        lines.append(text + ".")
+    if not lines:
+        return "What stage 1 alone gives: no stage-1 student was scored in this run."
+    return "What stage 1 alone gives, from soft heads never trained on a gold label:\n" + "\n".join(lines)
+
+
+# ---- chapter 06: does TMKD beat one-stage m-o-1, the control and no KD? ------------------------------------------
+
+def stage2_sentence(cfg: Config) -> str:
+    """Which tasks stage 2 runs on, and why only those: the tasks of the run with teachers."""
+    tasks = stage2_tasks(cfg)
+    return (f"Stage 2 runs on {', '.join(t.upper() for t in tasks)}: " + (
+        "the only task of this run (its `tasks` setting); the paper also reports RTE, MNLI and SNLI." if len(tasks) == 1
+        else f"every task of this run, {tasks[0].upper()} first."))
+
+
+def control_budget_sentence(cfg: Config) -> str:
+    """The compute-matched control's budget on each stage-2 task, against one-stage m-o-1's."""
+    most = "at most " if cfg.student_patience else ""
+    return "\n".join(f"{task.upper()}: the control trains {most}{matched_spec(cfg, task).epochs:g} epochs of the "
+                     f"stage-2 pairs, against {most}{cfg.student_epochs:g} for one-stage m-o-1 (the difference: stage "
+                     f"1's examples, as epochs of these pairs)." for task in stage2_tasks(cfg))
+
+
+def control_sentence(curves) -> str:
+    """Chapter 06: where each arm beside the compute-matched control kept its best epoch, of the epochs it ran
+    (first seed; control_curves), and whether the control's best select score reached m-o-1's."""
+    if not len(curves):
+        return ("No curve: with student_patience = 0 every arm trains its fixed epochs to the end of its schedule "
+                "(the control: its whole budget).")
+    lines = []
+    for task, on in curves.groupby("task", sort=False):
+        best = on[on["best"]].set_index("method")
+        kept = "; ".join(f"{SHORT_NAMES.get(m, METHOD_LABELS.get(m, m))} kept epoch {r.epoch:g} of the {r.last_epoch:g} "
+                         f"it ran ({pct(r.select_accuracy)} %)" for m, r in best.iterrows())
+        text = f"{task.upper()}: {kept}."
+        if {"mo1", "mo1_matched"} <= set(best.index):
+            text += (f" The control's best select score is {gap(best.loc['mo1_matched', 'select_accuracy'], best.loc['mo1', 'select_accuracy'])}"
+                     " points from m-o-1's.")
+        lines.append(text)
+    return "\n".join(lines)
+
+
+def matched_takeaway(metrics, intervals, tasks) -> str:
+    """Chapter 06's answer first, per task: does TMKD beat one-stage m-o-1 (the paper's claim), the compute-matched
+    control (the series' own question) and no KD? With the means, in plain words (67.9 against 68.0 is "does not
+    beat"). Then each comparison's interval and verdict."""
+    lines = []
+    for task in tasks:
+        one, none, matched = (_row(intervals, "tmkd", b, task) for b in ("mo1", "no_kd", "mo1_matched"))
+        if one is None:
+            continue
+        means = _means(metrics, ("tmkd", "mo1", "mo1_matched", "no_kd"), task)
+        arms = [(r, b) for r, b in ((one, "mo1"), (matched, "mo1_matched"), (none, "no_kd")) if r is not None]
+        beats = [SHORT_NAMES[b] for r, b in arms if _side(r) > 0]
+        against = ", ".join(f"{SHORT_NAMES[b]} {pct(means[b])} %" for b in ("mo1", "mo1_matched", "no_kd") if b in means)
+        answer = (f"{task.upper()}: does TMKD beat one-stage m-o-1, the compute-matched control and no KD? TMKD "
+                  f"{pct(means.get('tmkd'))} % against {against} (means over seeds): " +
+                  (f"it beats {' and '.join(beats)} beyond this run's noise" if beats else
+                   "it beats none of them beyond this run's noise"))
+        untold = [SHORT_NAMES[b] for r, b in arms if one_seed(r)]
+        if untold:
+            answer += f" ({' and '.join(untold)}: one seed, so no verdict)"
+        if "no_kd" in means and "tmkd" in means and (none is None or _side(none) <= 0):
+            lower = means["tmkd"] <= means["no_kd"]
+            answer += (f"; TMKD ({pct(means['tmkd'])} %) does not beat the no-KD student ({pct(means['no_kd'])} %)"
+                       + ((", not even on its mean" if lower else " (this table has no interval for it)") if none is None
+                          else "" if lower else " beyond this run's noise")
+                       + ": two-stage distillation does not pay here")
+        lines.append(answer + ".")
+        detail = f"  TMKD minus one-stage m-o-1 {span(one)}: {plainly(one, 'TMKD', 'one-stage m-o-1')} " \
+                 f"(verdict on the paper's claim: {one['verdict']})."
+        if none is not None:
+            detail += f" TMKD minus no KD {span(none)}: {plainly(none, 'TMKD', 'the no-KD student')}."
+        if matched is not None:
+            control = float(one["difference"]) - float(matched["difference"])
+            detail += (f" The series' own question, stage 1 against more steps: TMKD minus m-o-1 given as many "
+                       f"examples {span(matched)} -> {matched['verdict']} (the control itself is {control:+.2f} points "
+                       "from one-stage m-o-1).")
+        lines.append(detail)
+    return "\n".join(lines) or "No two-stage comparison in this run."
+
+
+# ---- chapter 08: how close the student comes to its teachers ------------------------------------------------------
+
+def closeness(metrics, intervals) -> list:
+    """The question, then per task: TMKD (and the no-KD student) against the mean teacher and the ensemble, as
+    relative_table shows them, and the paper's headline claims on that task in plain words."""
+    rel = relative_table(metrics)
+    lines = []
+    for task in dict.fromkeys(per_seed(metrics, ("tmkd",))["task"]):
+        means = _means(metrics, ("tmkd", "no_kd", "teacher", "teacher_ensemble"), task)
+        col = lambda label, ref: rel.loc[label, f"{task.upper()}: % of {ref}"]  # noqa: E731
+        text = f"{task.upper()}: TMKD reaches {pct(means['tmkd'])} %, {col('TMKD', 'mean teacher')} % of the mean teacher " \
+               f"({pct(means.get('teacher'))} %)"
+        if "teacher_ensemble" in means:
+            text += f" and {col('TMKD', 'ensemble')} % of the ensemble ({pct(means['teacher_ensemble'])} %)"
+        if "no_kd" in means:
+            text += (f"; the no-KD student {pct(means['no_kd'])} %, {col('student, no KD', 'mean teacher')} % of the "
+                     "mean teacher")
+        lines.append(text + "." + headline_words(group_rows(intervals[intervals["task"] == task], "primary")))
+    return ["How close does the student come to its teachers?"] + lines if lines else []
+
+
+def headline_words(rows) -> str:
+    """The paper's headline claims on one task in plain words: which hold beyond this run's noise (on every dev
+    split), which are reversed (on any), which are not shown."""
+    if not rows:
+        return ""
+    sides = {}
+    for r in rows:
+        sides.setdefault((r["a"], r["b"]), []).append(_side(r))
+    name = lambda a, b: f"{SHORT_NAMES.get(a, METHOD_LABELS.get(a, a))} over {SHORT_NAMES.get(b, METHOD_LABELS.get(b, b))}"  # noqa: E731
+    held = [name(*k) for k, v in sides.items() if min(v) > 0]
+    reversed_ = [name(*k) for k, v in sides.items() if min(v) < 0]
+    unshown = [name(*k) for k, v in sides.items() if min(v) == 0 and max(v) >= 0]
+    parts = [f"beyond this run's noise: {', '.join(held) or 'none'}"] + (
+        [f"reversed: {', '.join(reversed_)}"] if reversed_ else []) + (
+        [f"not shown: {', '.join(unshown)}"] if unshown else [])
+    return f" The paper's headline claims here, {'; '.join(parts)}."
+
+
+def conclusion(intervals, metrics=None) -> str:
+    """Chapter 08: the answer first (how close TMKD comes to its teachers, and the headline claims in plain words),
+    then the verdicts counted apart, every comparison in one line, the paper's headline family first and the
+    series' own questions last (never among the paper's), and what an undecided claim of the paper would need."""
+    lines = (closeness(metrics, intervals) + [""]) if metrics is not None else []
+    lines.append(verdict_summary(intervals))
+    for group, title in GROUPS:
+        rows = group_rows(intervals, group)
+        if rows:
+            lines += ["", f"{title}:"] + [f"- {row_sentence(r)}" for r in rows]
+    power = power_sentences(intervals)
+    return "\n".join(lines + ([""] + power if power else []))
+
+
+# ---- chapter 05: stage 1's corpus size ------------------------------------------------------------------------
+
+def size_lines(metrics, task: str) -> dict:
+    """{label: %} the corpus-size figure's reference lines: the teachers' ensemble and the no-KD student (means
+    over seeds), as far as this run has them."""
+    means = _means(metrics, ("teacher_ensemble", "no_kd"), task)
+    names = {"teacher_ensemble": "teachers' ensemble", "no_kd": f"no KD (mean of {_count(metrics, 'no_kd', task)} seeds)"}
+    return {names[m]: means[m] for m in ("teacher_ensemble", "no_kd") if m in means}
+
+
+def _count(metrics, method: str, task: str) -> int:
+    seeds = per_seed(metrics, (method,))
+    return int((seeds["task"] == task).sum())
+
+
+def stage1_size_sentence(curve, lines: dict) -> str:
+    """Chapter 05's answer on the corpus size: TMKD after stage 2 from no stage 1 (m-o-1) to the whole corpus, in
+    the order of the sizes, against the reference lines; one seed per size, so a step smaller than one student's
+    spread (chapters 04 and 06 measure it) is not read as a trend."""
+    rows = curve.sort_values("stage-1 pairs").to_dict("records")
+    labelled = int(rows[0]["labelled pairs"])
+    steps = ", ".join(f"{int(r['stage-1 pairs']):,} pairs ({r['x labelled pairs']:g}x) {pct(r['after stage 2 (%)'])} %"
+                      for r in rows)
+    first, last = rows[0], rows[-1]
+    change = float(last["after stage 2 (%)"]) - float(first["after stage 2 (%)"])
+    trend = [float(r["after stage 2 (%)"]) for r in rows]
+    rising = all(b >= a for a, b in zip(trend, trend[1:]))
+    text = (f"TMKD after stage 2, by stage-1 corpus size ({labelled:,} labelled pairs; one seed per size): {steps}. "
+            f"From no stage 1 to the whole corpus it {'gains' if change > 0 else 'loses' if change < 0 else 'keeps'} "
+            f"{gap(last['after stage 2 (%)'], first['after stage 2 (%)'])[1:] if change else ''}"
+            f"{' points' if change else 'its accuracy'}"
+            f"{', rising at every size' if rising and change > 0 else ', not at every step' if change > 0 else ''}.")
+    ens = next((v for k, v in lines.items() if k.startswith("teachers")), None)
+    nokd = next((v for k, v in lines.items() if k.startswith("no KD")), None)
+    if ens is not None and nokd is not None and ens > nokd:
+        closed = (float(last["after stage 2 (%)"]) - nokd) / (ens - nokd)
+        text += (f" The teachers' ensemble is {pct(ens)} % and no KD {pct(nokd)} %: the whole corpus closes "
+                 f"{100 * closed:.0f} % of that gap" + (" (beyond it: above the teachers)." if closed > 1 else
+                                                 " (none: below no KD)." if closed < 0 else "."))
+    one = [r for r in rows if r["after stage 1 (%)"] == r["after stage 1 (%)"] and r["after stage 1 (%)"] is not None]
+    if one:
+        text += (" After stage 1 alone (no gold label seen): " + ", ".join(
+            f"{int(r['stage-1 pairs']):,} pairs {pct(r['after stage 1 (%)'])} %" for r in one) + ".")
+    return text

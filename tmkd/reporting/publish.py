@@ -1,0 +1,385 @@
+"""The committed reference run: results/reference/ and the README table generated from it."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+from tmkd.core.config import REPO, TMKDError, make_config
+from tmkd.stats.evidence import (OWN_ANSWERS, PAPER_VERDICTS, PRIMARY_COMPARISONS, adjust_family, comparison_row,
+                       detectable_text, family_size, group_of, verdict_kind)
+from tmkd.training.experiments import configured_models
+from tmkd.core.files import read_json, replace_dir, write_json_atomic, write_text_atomic
+from tmkd.stats.intervals import interval_from_seeds
+from tmkd.model.method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
+from tmkd.core.numbers import TABLE4, pct
+from tmkd.reporting.report import collapsed_count, comparison_table, main_rows, per_seed, save_table, to_markdown
+from tmkd.training.rundir import read_metrics
+from tmkd.reporting.takeaways import GROUPS, counted, pair_name, power_sentences, span, where
+
+REFERENCE = REPO / "results" / "reference"
+README = REPO / "README.md"
+TABLE_START, TABLE_END = "<!-- reference-table:start -->", "<!-- reference-table:end -->"
+VERDICTS_START, VERDICTS_END = "<!-- reference-verdicts:start -->", "<!-- reference-verdicts:end -->"
+FINDINGS_START, FINDINGS_END = "<!-- reference-findings:start -->", "<!-- reference-findings:end -->"
+README_METHODS = METHOD_ORDER + tuple(m for m in VARIANT_ORDER if m != "mom_member")
+# The comparisons (A, B), named without a direction: the direction and size are the paper's own numbers, put into
+# words by tmkd.stats.evidence.claim_words beside each verdict; the series' own questions are tmkd.stats.evidence.OWN_QUESTIONS.
+CLAIMS = {("tmkd", "mo1"): "TMKD (two stages) vs m-o-1 (stage 2 alone)",
+          ("tmkd", "no_kd"): "TMKD vs the no-KD student",
+          ("mo1", "no_kd"): "m-o-1 vs the no-KD student",
+          ("mo1", "1o1"): "m-o-1 (all teachers) vs 1-o-1 (the best teacher)",
+          ("mo1", "1avgo1"): "m-o-1 (a head per teacher) vs 1avg-o-1 (their average)",
+          ("mom_avg", "mo1"): "m-o-m (N students) vs m-o-1 (one student)",
+          ("tmkd", "tkd"): "TMKD vs TKD (one teacher in both stages); the paper's TMKD row compared is TMKD_base, "
+                           "whose 4M-pair stage 1 is the smaller of its two corpora, as ours is",
+          ("tmkd", "mo1_matched"): "TMKD vs m-o-1 trained for as many examples (a control the paper lacks)",
+          ("mo1_strong", "mo1"): "m-o-1 without the weak teachers vs with them",
+          ("1avgo1_strong", "1avgo1"): "1avg-o-1 without the weak teachers vs with them"}
+REFERENCE_CONTENT = {".": (".csv", ".json"), "tables": (".csv", ".md"), "figures": (".png",),
+                     "executed": (".ipynb",)}
+
+def export_reference(run, dest=None, times=None) -> Path:
+    """Copy a finished run's results to `dest` (default results/reference): metrics.csv, speed.csv, run.json,
+    tables, figures and executed notebooks. No model, checkpoint, logit or dataset file is copied.
+    The copy is assembled in a temporary folder and renamed into place. tables/chapter_times is each chapter's wall
+    time from its executed copy; `times` (that table, from an earlier export of the same run) keeps the run's own
+    times when some chapters were executed again from its cache (they train nothing, so their new times are not
+    the run's)."""
+    run, dest = Path(run), Path(dest or REFERENCE)
+    if not (run / "metrics.csv").exists():
+        raise TMKDError(f"{run} has no metrics.csv: run the chain to the end before exporting it")
+    found = chapter_times(run)                     # refuses a run without executed chapters before writing
+    if times is not None and set(times.index) != set(found.index):
+        raise TMKDError(f"the times given hold chapters {sorted(times.index)}, the run {sorted(found.index)}")
+    times = found if times is None else times
+    models = configured_models(run_config(run))
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for folder, suffixes in REFERENCE_CONTENT.items():
+        for f in sorted((run / folder).glob("*")):
+            if f.is_file() and f.suffix in suffixes and not f.name.startswith("."):
+                (tmp / folder).mkdir(parents=True, exist_ok=True)
+                if f.suffix == ".ipynb":
+                    write_json_atomic(tmp / folder / f.name, clean_notebook(read_json(f), run))
+                elif f.suffix == ".json":                  # chain.json, run.json: their data folder, relative
+                    write_json_atomic(tmp / folder / f.name, relative_paths(read_json(f), path_swaps(run)))
+                else:
+                    shutil.copy2(f, tmp / folder / f.name)
+    save_table(tmp, "chapter_times", times)
+    write_text_atomic(tmp / "metrics.csv", configured_rows(run / "metrics.csv", models))
+    replace_dir(tmp, dest)
+    return dest
+
+
+def run_config(run):
+    """The configuration the chain last ran with in `run` (its chain.json: profile, data folder, overrides)."""
+    chain = read_json(Path(run) / "chain.json")
+    if chain is None:
+        raise TMKDError(f"{run} has no chain.json: publish a run made by run_chain.py (it records its settings)")
+    data = chain.get("data_dir") or ""
+    if data and not Path(data).is_absolute():          # published relative to the repository ("../shared/...")
+        data = os.path.normpath(REPO / data)
+    return make_config(chain["profile"], chain.get("overrides") or {}, run_dir=str(run), data_dir=data)
+
+
+def configured_rows(path, models) -> str:
+    """metrics.csv as published: its main rows limited to the configuration's models (`models`, from
+    tmkd.training.experiments.configured_models), so that a student an exercise trained with other settings in the run
+    directory never reaches the README; sweep rows kept (each sweep names its knob). The kept rows' text is as
+    the run wrote it."""
+    import pandas as pd
+    m = pd.read_csv(path, dtype=str, keep_default_na=False)
+    return m[(m["sweep"] != "") | m["model"].isin(set(models))].to_csv(index=False)
+
+
+def without_widget_state(nb: dict) -> dict:
+    """An executed notebook without its saved widget state: about 1 MB of progress-bar models per chapter that
+    no viewer renders once the kernel is gone; the cells' text and figures are kept."""
+    return dict(nb, metadata={k: v for k, v in nb.get("metadata", {}).items() if k != "widgets"})
+
+
+def path_swaps(run, as_parameter=False) -> list:
+    """What a machine path becomes in a published file: the run directory RUN_DIR, the repository's folder
+    itself '.' (a path inside it: relative), its parent '..' (the shared data: "../shared/data/glue"). A run made
+    in another checkout of the series (a git worktree beside this one) is relative to its own checkout, as it ran.
+    `as_parameter`: the injected RUN_DIR parameter, which reads as the run was started (relative to its checkout
+    when inside one, so a reader can run it again) rather than as RUN_DIR. The swaps are applied most specific
+    first whatever their order here (relative_paths), so the folders around the clone never change what wins."""
+    run = Path(run).resolve()
+    checkouts = list(dict.fromkeys([c for c in run.parents if (c / "run_chain.py").exists()][:1] + [REPO.resolve()]))
+    inside = [c for c in checkouts if run.is_relative_to(c)]
+    swaps = [(str(run), run.relative_to(inside[0]).as_posix() if as_parameter and inside else "RUN_DIR")]
+    for repo in checkouts:
+        swaps += [(str(repo) + "/", ""), (str(repo), ".")]
+    return swaps + [(str(REPO.resolve().parent) + "/", "../")]
+
+
+def relative_paths(obj, swaps):
+    """Every string inside a JSON value with the machine's paths swapped (path_swaps): no absolute path of the
+    developer's machine reaches a published file. At each place the longest path that matches wins (one regular
+    expression, alternatives longest first), so a run directory beside the clone is RUN_DIR, never '../...'."""
+    if isinstance(obj, dict):
+        return {k: relative_paths(v, swaps) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [relative_paths(v, swaps) for v in obj]
+    if isinstance(obj, str):
+        table = dict(sorted(swaps, key=lambda s: -len(s[0])))
+        pattern = re.compile("|".join(re.escape(old) for old in table))
+        return pattern.sub(lambda m: table[m.group(0)], obj)
+    return obj
+
+
+# A published chapter says where its progress went: a reference made before issue 30 lacks this field.
+PUBLISHED_MARK = {"progress": "in the run's executed/.<chapter>.progress.log, not in the chapter"}
+PROGRESS = re.compile(r"(\d+%\|)|(it/s\])|(s/it\])|(\d+/\d+ \[\d)")
+NOISE = re.compile(r"(Warning|warnings\.warn|warn\(|^\s*_validate\()")
+
+
+def clean_notebook(nb: dict, run) -> dict:
+    """An executed chapter as the reference publishes it: no widget state, no frozen progress bars (the live bars
+    a reader saw while it ran), no library warnings, and no machine-specific paths (the run directory reads RUN_DIR,
+    the repository's folder '.', its parent '..'). The parameters appear once: papermill's injected cell (the values
+    the run used, its run directory relative to the repository when inside it) replaces the chapter's defaults.
+    Cells, results and figures are kept."""
+    nb = without_widget_state(nb)
+    swaps, as_run = path_swaps(run), path_swaps(run, as_parameter=True)
+    nb = dict(nb, metadata=relative_paths(nb.get("metadata", {}), swaps) | {"tmkd": PUBLISHED_MARK})
+    tags = [c.get("metadata", {}).get("tags", []) for c in nb.get("cells", [])]
+    injected = any("injected-parameters" in t for t in tags)
+
+    def lines(text):
+        return "".join(text) if isinstance(text, list) else text
+    cells = []
+    for c, tag in zip(nb.get("cells", []), tags):
+        if injected and "parameters" in tag:
+            continue                         # the defaults; the injected cell below holds what ran
+        c = dict(c, source=relative_paths(lines(c.get("source", "")), as_run if "injected-parameters" in tag else swaps))
+        outputs = []
+        for o in c.get("outputs", []):
+            o = dict(o)
+            if "application/vnd.jupyter.widget-view+json" in o.get("data", {}):
+                continue                     # a progress widget: without its kernel it shows only a frozen bar
+            if "<progress" in lines(o.get("data", {}).get("text/html", "")):
+                continue                     # the Trainer's live progress and loss log (the curves are in figures)
+            if o.get("output_type") == "stream":
+                kept = [line for line in lines(o.get("text", "")).replace("\r", "\n").split("\n")
+                        if not PROGRESS.search(line) and not NOISE.search(line)]
+                text = re.sub(r"\n{3,}", "\n\n", "\n".join(kept)).strip("\n")   # paragraphs kept, no empty runs
+                if not text.strip():
+                    continue
+                o["text"] = relative_paths(text + "\n", swaps)
+            for key in ("data",):
+                if key in o:
+                    o[key] = {k: (relative_paths(lines(v), swaps) if k.startswith("text/") else v) for k, v in o[key].items()}
+            outputs.append(o)
+        if c.get("cell_type") == "code":
+            c["outputs"] = outputs
+        cells.append(c)
+    return dict(nb, cells=cells)
+
+
+def chapter_times(run):
+    """Wall time of each executed chapter (papermill's own record in the executed notebook) and the total."""
+    import pandas as pd
+    seconds = {}
+    for nb in sorted((Path(run) / "executed").glob("[0-9][0-9]_*.ipynb")):
+        duration = (read_json(nb) or {}).get("metadata", {}).get("papermill", {}).get("duration")
+        if duration is not None:
+            seconds[nb.stem] = float(duration)
+    if not seconds:
+        raise TMKDError(f"{run}/executed holds no executed chapter: run the chain before exporting it")
+    seconds["total"] = sum(seconds.values())
+    minutes = (pd.Series(seconds, name="minutes") / 60).round(1)
+    return minutes.rename_axis("chapter").to_frame()
+
+
+def readme_table(reference=None) -> str:
+    """The README's comparison table: this run's dev accuracy (mean ± sd over seeds where there are several) next
+    to the paper's, params and speed. Built from `reference`/metrics.csv (the configuration's models only:
+    export_reference filters them) and speed.csv only."""
+    import pandas as pd
+    reference = Path(reference or REFERENCE)
+    metrics = read_metrics(reference)
+    speed_file = reference / "speed.csv"
+    speed = pd.read_csv(speed_file, keep_default_na=False) if speed_file.exists() else None
+    table = comparison_table(metrics, speed, README_METHODS)
+    spread = per_seed(metrics, README_METHODS).groupby(["method", "task"])["accuracy"].agg(["std", "count"])
+    tasks = [t for t in ("qnli", "rte", "mnli", "snli") if t in table.columns]
+    out = pd.DataFrame(index=[METHOD_LABELS.get(m, m) for m in table.index])
+    out.index.name = "method"
+
+    def cell(method, task):
+        mean = table.loc[method, task]
+        if mean != mean:
+            return None
+        text = pct(mean, TABLE4)
+        if (method, task) in spread.index and spread.loc[(method, task), "count"] > 1:
+            text += f" ± {pct(spread.loc[(method, task), 'std'], TABLE4)}"
+        n_bad = collapsed_count(metrics, method, task)
+        return text + (f" ({n_bad} collapsed)" if n_bad else "")
+    for t in tasks:
+        out[f"{t.upper()} (this run)"] = [cell(m, t) for m in table.index]
+        out[f"{t.upper()} (paper)"] = table[f"{t} (paper)"].to_numpy()
+    out["params (M)"] = table["params_M"].to_numpy()
+    if "examples_per_s" in table.columns:
+        out["examples/s"] = table["examples_per_s"].to_numpy()
+    return to_markdown(out.astype(object).where(out.notna(), None))
+
+
+def reference_intervals(reference=None):
+    """Every interval of the reference run (chapters 04 and 06): tables/intervals.csv."""
+    import pandas as pd
+    path = Path(reference or REFERENCE) / "tables" / "intervals.csv"
+    if not path.exists():
+        raise TMKDError(f"{path} is missing: run chapter 08 (results) before publishing")
+    return pd.read_csv(path, index_col=0, keep_default_na=False)
+
+
+def verdict_rows(d, reference=None):
+    """The reference's comparisons as chapter 08 writes them. A reference made before issue 29 (no `family` column:
+    percentile-bootstrap intervals, no adjustment) is read again by legacy_rows."""
+    import pandas as pd
+    if "family" in d.columns:
+        return d.copy()
+    cfg = run_config(Path(reference or REFERENCE))
+    rows, intervals = legacy_rows(d, read_metrics(Path(reference or REFERENCE)))
+    tasks = list(dict.fromkeys(d["task"]))
+    return pd.DataFrame(adjust_family(rows, intervals, family_size(tasks), cfg.equivalence_margin))
+
+
+def legacy_rows(d, metrics) -> tuple:
+    """A pre-issue-29 interval table read with this code, without the predictions it was made from: each row's
+    per-seed differences from metrics.csv's per-seed accuracies (the seed level, t with S - 1 degrees of freedom),
+    and the dev sample's level from the old two-level bootstrap's standard error (its `detectable` / 2.8) less that
+    bootstrap's seed part (the per-seed differences' variance with divisor S, over S). What remains also holds some
+    of the seed x example interaction, which the seed level holds already: these intervals are a little wider than
+    the predictions would give (conservative). The old table's own intervals are not used. Returns (rows,
+    intervals) for tmkd.stats.evidence.adjust_family."""
+    main = main_rows(metrics)
+    rows, intervals = [], []
+    for r in d.to_dict("records"):
+        acc = {m: main[(main["method"] == m) & (main["task"] == r["task"]) & (main["split"] == r["split"])]
+               .groupby("seed")["accuracy"].mean() * 100 for m in (r["a"], r["b"])}
+        per_seed = (acc[r["a"]] - acc[r["b"]]).dropna().to_numpy()
+        seed_part = per_seed.var() / len(per_seed)
+        se_examples = max((float(r["detectable"]) / 2.8) ** 2 - seed_part, 0.0) ** 0.5
+        intervals.append(interval_from_seeds(per_seed, se_examples, int(r["examples"])))
+        rows.append(comparison_row(r["task"], r["split"], r["a"], r["b"], intervals[-1]))
+    return rows, intervals
+
+
+LEGEND = ("Differences in dev accuracy points, A − B, the mean over {seeds} seeds. Each interval puts a t multiplier "
+          "with S − 1 degrees of freedom on the seed level (seed s of A paired with seed s of B, stage 1 included) and "
+          "a normal one on the dev sample's, in quadrature: it holds its level at 2 to 7 seeds "
+          "([benchmarks/README.md](benchmarks/README.md)). The paper's headline claims are one family, named before "
+          "the run and adjusted together (Holm): their verdicts read intervals at Holm-consistent levels. Its other "
+          "claims are exploratory (unadjusted 95 %); the series' own questions are neither counted nor headlined as "
+          "the paper's. Verdicts: *reproduced* (on the paper's side, its gap inside or beyond), *right direction, "
+          "smaller than the paper's*, *no difference shown* (holds 0, excludes the paper's gap), *opposite*, and "
+          "*inconclusive* (holds both); where the paper's gap is below what its single run can show it claims no "
+          "difference: *a difference the paper has none of*, *equivalent within ±m*, or *inconclusive*.")
+LEGACY = ("This reference predates these intervals (issue 29): each is recomputed from the reference's per-seed "
+          "accuracies and the dev-sample error of its old percentile bootstrap, a little wider than its predictions "
+          "would give; a headline comparison it did not make counts in the family as not rejected.")
+
+
+def _missing_primary(d) -> list:
+    """The headline comparisons of the family that the table lacks, as 'TASK: A vs B'."""
+    have = set(zip(d["task"], d["split"], d["a"], d["b"]))
+    return [f"{where({'task': t, 'split': sp})} {pair_name({'a': a, 'b': b})}"
+            for t, sp in dict.fromkeys(zip(d["task"], d["split"])) for a, b in PRIMARY_COMPARISONS
+            if (t, sp, a, b) not in have]
+
+
+def readme_verdicts(reference=None) -> str:
+    """The README's verdicts, generated from the reference run's intervals: the paper's headline claims first
+    (Holm-adjusted), then its other claims (exploratory), then the series' own questions; per comparison and task
+    the paper's claim in its own direction and size, this run's difference with the interval its verdict reads,
+    the smallest difference it could detect, and the verdict (tmkd.stats.evidence)."""
+    raw = reference_intervals(reference)
+    d = verdict_rows(raw, reference)
+    seeds = " or ".join(map(str, sorted(set(d["seeds"].astype(int)))))
+    lines = [LEGEND.format(seeds=seeds) + ("" if "family" in raw.columns else " " + LEGACY)]
+    for group, title in GROUPS:
+        rows = [r for r in d.to_dict("records") if group_of(r) == group]
+        if not rows and group != "primary":
+            continue
+        kinds = OWN_ANSWERS if group == "own" else PAPER_VERDICTS
+        lines += ["", f"**{title}**: {counted(rows, kinds)}."
+                  + (f" Not measured: {'; '.join(_missing_primary(d))}." if group == "primary" and _missing_primary(d)
+                     else ""), ""]
+        for r in rows:
+            lines.append(f"- {CLAIMS[(r['a'], r['b'])]}. {where(r)}: {r['claim']}; here {span(r)}, detectable "
+                         f"{detectable_text(r)}: **{r['verdict']}**.")
+    power = power_sentences(d)
+    if power:
+        lines += ["", "What an undecided claim of the paper's size would need here, from the measured parts of each "
+                  "comparison's variance:", ""] + [f"- {line}" for line in power]
+    return "\n".join(lines) + "\n"
+
+
+def readme_findings(reference=None) -> str:
+    """The README's first-screen summary, generated from the reference verdicts: the paper's headline claims
+    first, each with its adjusted interval and verdict; then its other claims counted; what this run reproduces
+    and finds opposite among the paper's claims; and last, apart, the series' own questions."""
+    raw = reference_intervals(reference)
+    d = verdict_rows(raw, reference)
+    rows = {g: [r for r in d.to_dict("records") if group_of(r) == g] for g, _ in GROUPS}
+    paper = rows["primary"] + rows["exploratory"]
+    size = rows["primary"][0]["adjustment"] if rows["primary"] else f"Holm over {family_size(set(d['task']))}"
+
+    def listed(found) -> str:
+        return "; ".join(f"{where(r)} {pair_name(r)}: {span(r)}" for r in found) or "none"
+    head = "; ".join(f"{where(r)} {pair_name(r)}: {span(r)}, **{r['verdict']}**"
+                     for r in rows["primary"]) or "none measured"
+    missing = _missing_primary(d)
+    lines = [f"- The paper's headline claims ({size}, 95 % family-wise): {head}"
+             + (f"; not measured: {'; '.join(missing)}" if missing else "") + ".",
+             f"- The paper's other claims (exploratory, unadjusted 95 %): {len(rows['exploratory'])} comparisons, "
+             f"{counted(rows['exploratory'], PAPER_VERDICTS)}.",
+             f"- Reproduced among the paper's claims: {listed([r for r in paper if verdict_kind(r['verdict']) == 'reproduced'])}"
+             f". Opposite to the paper: {listed([r for r in paper if verdict_kind(r['verdict']) == 'opposite'])}.",
+             "- The series' own questions, not the paper's: " + ("; ".join(
+                 f"{where(r)}, {r['verdict']} ({pair_name(r)}: {span(r)})" for r in rows["own"]) or "none")
+             + "."]
+    if "family" not in raw.columns:
+        lines.append("- " + LEGACY)
+    return "\n".join(lines) + "\n"
+
+
+def _block(text: str, start: str, end: str, where) -> str:
+    if start not in text or end not in text:
+        raise TMKDError(f"{where} has no {start} ... {end} block for the reference results")
+    return text.split(start, 1)[1].split(end, 1)[0].strip("\n") + "\n"
+
+
+def readme_findings_block(readme=None) -> str:
+    return _block(Path(readme or README).read_text(encoding="utf-8"), FINDINGS_START, FINDINGS_END, readme or README)
+
+
+def readme_verdicts_block(readme=None) -> str:
+    return _block(Path(readme or README).read_text(encoding="utf-8"), VERDICTS_START, VERDICTS_END, readme or README)
+
+
+def readme_block(readme=None) -> str:
+    """The text between the reference-table markers of the README."""
+    return _block(Path(readme or README).read_text(encoding="utf-8"), TABLE_START, TABLE_END, readme or README)
+
+
+def update_readme(reference=None, readme=None) -> Path:
+    """Rewrite the README's reference table and, where the README has its markers, the verdicts on the paper's
+    claims, from `reference` (the rest of the README is kept)."""
+    readme = Path(readme or README)
+    readme_block(readme)                           # refuses a README without the table markers
+    text = readme.read_text(encoding="utf-8")
+    blocks = [(TABLE_START, TABLE_END, readme_table(reference))]
+    if VERDICTS_START in text:
+        blocks.append((VERDICTS_START, VERDICTS_END, readme_verdicts(reference)))
+    if FINDINGS_START in text:
+        blocks.append((FINDINGS_START, FINDINGS_END, readme_findings(reference)))
+    for start, end, body in blocks:
+        head, rest = text.split(start, 1)
+        text = f"{head}{start}\n{body}{end}{rest.split(end, 1)[1]}"
+    return write_text_atomic(readme, text)

@@ -1,0 +1,211 @@
+"""Students side by side on a CPU: `student_workers` processes, each training whole students with its share of the
+cores (one thread each on two cores).
+
+Why: a small student does not keep two cores busy. On this project's 2-core CPU two 1-thread processes trained more
+examples per second together than one 2-thread process (benchmarks/bench_workers.py prints the ratio, measured in
+one run). The students of a call do not depend on each other (every seed of an arm, every value of a sweep), so
+nothing changes but the wall time: each worker calls train_student, the one training path (identity, resume,
+checkpoints, atomic files), then scores its student on dev (the predictions are cached beside it), and takes the
+next. The caller then reads the finished students as usual. A stage-2 student needs its stage-1 student first:
+callers hand them over in waves.
+
+The workers are spawned, not forked (a kernel that already holds threads or a GPU cannot fork safely); their
+progress lines reach the caller's output, and the first failure stops the others and is raised here."""
+from __future__ import annotations
+
+import os
+import queue
+import sys
+import time
+import traceback
+
+from tmkd.core.config import Config, TMKDError
+from tmkd.core.progress import progress
+
+POLL_S = 0.2
+
+
+def worker_count(cfg: Config, unfinished: int) -> int:
+    """How many processes to start for `unfinished` students: student_workers, never more than the students, 1 on a
+    GPU (the device is shared, not the cores) and under nproc (each step is already several processes)."""
+    import torch
+    if cfg.student_workers > 1 and torch.cuda.is_available():
+        progress("! student_workers shares a CPU's cores; on a GPU the students train one at a time")
+        return 1
+    return max(1, min(cfg.student_workers, unfinished))
+
+
+def train_students(cfg: Config, specs, force: bool = False) -> None:
+    """Train the unfinished students of `specs` (independent of each other), student_workers at a time; a worker
+    left alone at the end takes every core (5 students, 2 workers: the 5th ends with both). One unfinished student
+    trains here. The caller's own loop then reuses them all without calling them reused. With student_workers=1
+    nothing happens here: the loop trains."""
+    from tmkd.training.rundir import step_finished
+    from tmkd.training.students import TRAINED_HERE, check_stage1_done, student_dir, student_identity, train_student
+    if cfg.student_workers < 2:
+        return
+    specs = list(dict.fromkeys(specs))
+    for spec in specs:
+        check_stage1_done(cfg, spec)
+    todo = [s for s in specs if not step_finished(student_dir(cfg, s), student_identity(cfg, s), force)]
+    workers = worker_count(cfg, len(todo))
+    if workers > 1:
+        train_side_by_side(cfg, todo, force, workers)
+    for spec in todo if workers == 1 else ():
+        train_student(cfg, spec, force)
+        TRAINED_HERE.add(str(student_dir(cfg, spec)))
+
+
+def train_side_by_side(cfg: Config, todo: list, force: bool, workers: int) -> None:
+    """`todo` trained and scored by `workers` processes, their data prepared here first."""
+    from tmkd.training.students import TRAINED_HERE, student_dir, student_train_data
+    for spec in todo:                            # data and teacher logits prepared here, once, before any worker reads
+        student_train_data(cfg, spec)
+        prepare_scored_splits(cfg, spec)
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    progress(f"  {len(todo)} students on {workers} processes x {threads} thread(s) (the last one busy: every core)")
+    for spec in run_pool(cfg, todo, force, workers, threads):
+        TRAINED_HERE.add(str(student_dir(cfg, spec)))
+
+
+def prepare_scored_splits(cfg: Config, spec) -> None:
+    """Prepare (tokenize) once each split a student is scored on: its select slice and its dev splits."""
+    from tmkd.inputs.data import dev_splits, split_dataset
+    for split in list(dev_splits(spec.task)) + (["select"] if cfg.student_patience and spec.stage != 1 else []):
+        split_dataset(cfg, spec.task, split)
+
+
+def run_pool(cfg: Config, specs: list, force: bool, workers: int, threads: int):
+    """Yield each spec as its worker finishes it; raise the first failure (TMKDError as itself) after stopping
+    every worker. An interrupt (a stopped cell) stops them too: each student resumes from its last checkpoint."""
+    import multiprocessing as mp
+    from tmkd.core.lock import lock_token
+    from tmkd.core.parallel import child_environment, run_token
+    ctx = mp.get_context("spawn")
+    tasks, results, lines = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    busy = ctx.Value("i", workers)               # workers still training: each takes os.cpu_count() // busy threads
+    for item in enumerate(specs):
+        tasks.put(item)
+    for _ in range(workers):
+        tasks.put(None)
+    env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false",
+           "TMKD_RUN_TOKEN": run_token(), "TMKD_LOCK_TOKEN": lock_token()}
+    procs = [ctx.Process(target=_worker, args=(cfg, force, threads, tasks, results, lines, os.getpid(), busy),
+                         daemon=True) for _ in range(workers)]
+    with child_environment(env):
+        for p in procs:
+            p.start()
+    started, left = time.time(), len(specs)
+    try:
+        while left:
+            _relay(lines)
+            try:
+                i, failure = results.get(timeout=POLL_S)
+            except queue.Empty:
+                dead = [p for p in procs if p.exitcode not in (None, 0)]
+                if dead:
+                    raise RuntimeError(f"a student worker ended early (exit code {dead[0].exitcode}): killed (out of "
+                                       "memory?), or a script without `if __name__ == '__main__':` around its calls "
+                                       "(workers are spawned and import it). Finished students are kept: run it again")
+                continue
+            if failure:
+                kind, message, stack = failure
+                _relay(lines)
+                if kind == "TMKDError":
+                    raise TMKDError(message)
+                raise RuntimeError(f"{specs[i].task}/{specs[i].name} failed in a worker: {kind}: {message}\n{stack}")
+            left -= 1
+            progress(f"  {len(specs) - left}/{len(specs)} {specs[i].task}/{specs[i].name} finished "
+                     f"({time.time() - started:.0f} s since the first started)")
+            yield specs[i]
+        for p in procs:
+            p.join()
+        _relay(lines)
+    finally:
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+                p.join(5)
+
+
+def _relay(lines) -> None:
+    """Print what the workers printed (their progress and warnings), in the order it arrived."""
+    while True:
+        try:
+            line = lines.get_nowait()
+        except queue.Empty:
+            return
+        progress(line)
+
+
+def _orphaned(parent: int) -> None:
+    """End this worker within a second of its parent's death (a killed kernel or chain): a worker left running would
+    go on writing its student's folder beside the re-run that resumes it."""
+    while os.getppid() == parent:
+        time.sleep(1)
+    os._exit(1)
+
+
+class _Lines:
+    """A worker's stdout: each line goes to the caller, who prints it where its own output goes."""
+    def __init__(self, lines):
+        self.lines, self.buffer = lines, ""
+
+    def write(self, text):
+        self.buffer += text
+        *done, self.buffer = self.buffer.split("\n")
+        for line in done:
+            if line.strip() and not line.lstrip().startswith("{'"):    # the Trainer's per-step loss logs stay here
+                self.lines.put(line)
+        return len(text)
+
+    def flush(self):
+        pass
+
+
+def _widening(busy):
+    """A worker's share of the cores as a TrainerCallback, checked before each training step and each scoring:
+    os.cpu_count() // the workers still busy, so the last one left trains on every core, not beside an idle one."""
+    import torch
+    from transformers import TrainerCallback
+
+    class Widen(TrainerCallback):
+        def __call__(self, *args, **kwargs):
+            threads = max(1, (os.cpu_count() or 1) // max(1, busy.value))
+            if threads != torch.get_num_threads():
+                torch.set_num_threads(threads)
+
+        on_step_begin = on_epoch_end = __call__
+
+        def done(self):
+            with busy.get_lock():
+                busy.value -= 1
+    return Widen()
+
+
+def _worker(cfg: Config, force: bool, threads: int, tasks, results, lines, parent: int, busy) -> None:
+    """One worker: its threads, then students from `tasks` until the end marker; each is trained and scored on dev."""
+    import threading
+
+    import torch
+    threading.Thread(target=_orphaned, args=(parent,), daemon=True).start()
+    torch.set_num_threads(threads)
+    widen = _widening(busy)
+    sys.stdout = _Lines(lines)
+    sys.stderr = open(os.devnull, "w")           # progress bars of two processes would interleave; failures are sent
+    from tmkd.inputs.data import dev_splits
+    from tmkd.training.environment import quiet
+    from tmkd.training.students import student_predictions, train_student
+    quiet()
+    while (item := tasks.get()) is not None:
+        i, spec = item
+        try:
+            train_student(cfg, spec, force, callbacks=(widen,))
+            widen()
+            for split in dev_splits(spec.task):
+                student_predictions(cfg, spec, split)
+            results.put((i, None))
+        except BaseException as e:  # noqa: BLE001 - every failure is sent to the caller, who raises it
+            results.put((i, (type(e).__name__, str(e), traceback.format_exc())))
+            break
+    widen.done()
