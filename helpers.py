@@ -11,6 +11,7 @@ from tmkd.chain.plan import plan_table, stage1_sentence
 from tmkd.core.files import read_json
 from tmkd.inputs.data import peek, task_data
 from tmkd.model.method import golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss, TMKDStudent
+from tmkd.model.methods import ALL_COMPARISONS, ONE_STAGE_COMPARISONS, table_rows, TWO_STAGE_COMPARISONS
 from tmkd.reporting.answers import (best_teacher_sentence, conclusion, control_budget_sentence, control_sentence,
                                     kd_takeaway, matched_takeaway, seeds_sentence, size_lines, stage1_loss_sentence,
                                     stage1_size_sentence, stage1_students_sentence, stage1_takeaway, stage2_sentence,
@@ -22,10 +23,9 @@ from tmkd.reporting.report import (collapsed, comparison_table, int8_table, majo
 from tmkd.reporting.speed import int8_accuracy, measure_speed, speedup_sentence
 from tmkd.reporting.takeaways import (convergence_sentence, int8_sentence, interval_sentences, majority_sentences,
                                       result_sentences, size_sentence, sweep_sentence)
-from tmkd.stats.evidence import (ALL_COMPARISONS, compare_methods, interval_table, ONE_STAGE_COMPARISONS,
-                                 plot_intervals, TWO_STAGE_COMPARISONS)
+from tmkd.stats.evidence import compare_methods, interval_table, plot_intervals
 from tmkd.training.environment import departures, profile_note, start_chapter
-from tmkd.training.experiments import (alpha_sweep, configured_metrics, configured_variants, control_curves,
+from tmkd.training.experiments import (alpha_sweep, chapter_arms, configured_metrics, control_curves,
                                        convergence_curves, pooling_check, run_arms, run_stage1, run_sweeps,
                                        stage1_overlap, stage1_size_curve, stage2_tasks)
 from tmkd.training.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits

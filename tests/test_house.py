@@ -106,7 +106,7 @@ def test_one_source_per_constant():
                     where.setdefault(t.id, []).append(m)
     twice = {k: v for k, v in where.items() if len(v) > 1}
     assert not twice, f"constants defined in more than one module: {twice}"
-    assert {"POOLINGS", "SOFT_LOSS_NAMES", "METHOD_LABELS"} <= set(where)
+    assert {"POOLINGS", "SOFT_LOSS_NAMES", "REGISTRY"} <= set(where)
 
 
 # ---- helpers.py: the chapters' import surface -------------------------------------------------------------------

@@ -5,6 +5,7 @@ import torch
 import helpers
 import tmkd.training.experiments
 import tmkd.model.method
+import tmkd.model.methods
 import tmkd.training.students
 import tmkd.training.experiments
 from conftest import stub_run
@@ -14,7 +15,7 @@ BEST = "teacher-lr2e-03"
 
 
 def test_method_students_pure():
-    ms = tmkd.model.method.method_students
+    ms = tmkd.model.methods.method_students
     assert [s.teachers for s in ms("no_kd", TEACHERS, BEST)] == [()]
     assert [s.teachers for s in ms("1o1", TEACHERS, BEST)] == [(BEST,)]
     assert [(s.teachers, s.average) for s in ms("1avgo1", TEACHERS, BEST)] == [(TEACHERS, True)]

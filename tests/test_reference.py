@@ -7,6 +7,7 @@ import pytest
 
 import tmkd.core.config
 import tmkd.model.method
+import tmkd.model.methods
 import tmkd.model.paper
 from tmkd.reporting import publish
 from conftest import REPO, run_chain
@@ -46,7 +47,7 @@ def test_every_readme_accuracy_equals_the_mean_of_the_configured_models_rows():
     mine = configured_by_name(m, cfg)
     main = m[m["sweep"].astype(str) == ""]
     assert len(mine) == len(main), f"rows of other settings in the reference: {sorted(set(main.model) - set(mine.model))}"
-    method_of = {label: key for key, label in tmkd.model.method.METHOD_LABELS.items()}
+    method_of = {m.label: key for key, m in tmkd.model.methods.REGISTRY.items()}
     header, rows = table_cells(publish.readme_block())
     assert {"QNLI (this run)", "QNLI (paper)"} <= set(header)
     checked = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 from tmkd.core.config import MINILM_MODEL, SMOKE_MODEL, Config, TMKDError, stage1_tasks
 from tmkd.inputs.corpus import count_pairs
 from tmkd.inputs.data import dev_splits, generated_rows, labelled_rows, part_sizes
+from tmkd.model.methods import arm_seeds, arms, method, method_students
 
 # Pairs with a gold label on the Hub (nyu-mll/glue; stanfordnlp/snli without its 785 train and 158 dev pairs that
 # have none): the plan of a Hub profile reads no dataset.
@@ -81,30 +82,57 @@ def _source(cfg: Config) -> str:
     return "the Hugging Face Hub (sizes written in tmkd/chain/plan.py)"
 
 
+def students_per_task(cfg: Config, chapter: str, stage: int = 0) -> list:
+    """(method key, students) that `chapter` trains on one task, counted from the registry (tmkd.model.methods)
+    exactly as the chapters train them: each method's students on each of its seeds, a student that two methods
+    share (m-o-m's members, 1-o-1's student among them, m-o-m's average and vote) counted once. stage 1: the
+    two-stage methods' stage-1 students. The best teacher is not known before chapter 02: any one stands for it;
+    the weak-teacher variants are not counted (whether a teacher is weak is known after chapter 02)."""
+    teachers = tuple(f"t{i}" for i in range(len(cfg.teacher_lrs)))
+    seen, out = set(), []
+    for key in arms(chapter if stage != 1 else "06", stages=2 if stage == 1 else None):
+        m = method(key)
+        if m.needs_weak:
+            continue
+        students = {(s, m.stages, m.variant, seed) for seed in arm_seeds(key, cfg.seeds, cfg.side_seeds)
+                    for s in method_students(key, teachers, teachers[0])} - seen
+        seen |= students
+        if students:
+            out.append((key, len(students)))
+    return out
+
+
 def workload(cfg: Config, tasks: dict, corpus: int) -> dict:
     """The models each chapter trains and their training examples (examples x epochs; with student_patience the
-    epochs are the most a student trains), and the examples predicted."""
-    n, seeds = len(cfg.teacher_lrs), len(cfg.seeds)
-    side = cfg.side_seeds or seeds          # the side arms' seeds (config.side_seeds)
+    epochs are the most a student trains), and the examples predicted. The students of chapters 04-06 are counted
+    from the methods' registry (students_per_task), the source the chapters train from."""
+    n = len(cfg.teacher_lrs)
     train = {t: tasks[t]["train"] for t in cfg.tasks}
     curve = [k for k in set(cfg.stage1_sizes) if 0 < k < corpus]   # the curve's own stage-1 students (0 is m-o-1)
     s_ep, c_ep = cfg.student_epochs, cfg.stage1_epochs
     sweeps = max(len(set(cfg.sweep_optimizers) | {cfg.optimizer}) + len(set(cfg.sweep_head_layers))
                  + len(set(cfg.sweep_layers)) - 2, 1)
-    one_stage = 2 * seeds + (1 + n) * side   # no_kd, m-o-1; 1avg-o-1 and one 1-o-1 per teacher (m-o-m's members)
     alphas = len(set(cfg.alphas) - {cfg.alpha})
+
+    def count(chapter, stage=0, keys=None):
+        return sum(k for key, k in students_per_task(cfg, chapter, stage) if keys is None or key in keys)
+    two_stage = sorted(arms("06", stages=2), key=lambda k: method(k).arm != "main")     # TMKD first, then TKD
+    matched = [k for k in arms("06") if method(k).budget == "matched"]
+    names = ", ".join(method(k).label for k in two_stage)
     models = [   # (chapter, what, count, training examples of each, a teacher?)
         *[("01", f"{t} teachers", n, train[t] * cfg.teacher_epochs, True) for t in cfg.tasks],
         *[("03", f"{t} teacher with the other pooling", 1, train[t] * cfg.teacher_epochs, True) for t in cfg.tasks],
         ("03", f"{cfg.sweep_task} sweep students", sweeps, train[cfg.sweep_task] * s_ep, False),
         *[("03", f"{t} student with the other pooling", 1, train[t] * s_ep, False) for t in cfg.tasks],
-        *[("04", f"{t} one-stage students", one_stage, train[t] * s_ep, False) for t in cfg.tasks],
-        ("05", "stage-1 students (TMKD, TKD)", seeds + side, corpus * c_ep, False),
+        *[("04", f"{t} one-stage students", count("04"), train[t] * s_ep, False) for t in cfg.tasks],
+        ("05", f"stage-1 students ({names})", count("06", stage=1), corpus * c_ep, False),
         *[("05", f"stage-1 student on {k:,} of the pairs (corpus-size curve)", 1, k * c_ep, False) for k in sorted(curve)],
         ("05", f"{cfg.stage2_task} stage-2 students of the corpus-size curve", len(curve),
          train[cfg.stage2_task] * s_ep, False),
-        *[("06", f"{t} stage-2 students (TMKD, TKD)", seeds + side, train[t] * s_ep, False) for t in cfg.tasks],
-        *[("06", f"{t} compute-matched m-o-1", side, train[t] * s_ep + corpus * c_ep, False) for t in cfg.tasks],
+        *[("06", f"{t} stage-2 students ({names})", count("06", keys=two_stage), train[t] * s_ep, False)
+          for t in cfg.tasks],
+        *[("06", f"{t} compute-matched m-o-1", count("06", keys=matched), train[t] * s_ep + corpus * c_ep, False)
+          for t in cfg.tasks],
         ("06", f"{cfg.stage2_task} alpha sweep", alphas, train[cfg.stage2_task] * s_ep, False),
     ]
     models = [m for m in models if m[2]]

@@ -1,4 +1,5 @@
-"""The paper in code: the multi-header student, its losses, Eq. 6, and what each KD method is.
+"""The paper in code: the multi-header student, its losses, Eq. 6, and how a method's students
+combine (what each KD method is: tmkd.model.methods).
 
 Yang, Shou, Gong, Lin, Jiang. "Model Compression with Two-stage Multi-teacher Knowledge Distillation for Web
 Question Answering System", WSDM 2020 (arXiv 1910.08381). Read beside ../shared/docs/PAPER.md.
@@ -13,8 +14,6 @@ out. Where files come from, how training runs and where results go lives in the 
 """
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import torch
 import torch.nn as nn
@@ -23,6 +22,7 @@ from transformers import AutoConfig, BertConfig, BertModel, BertPreTrainedModel
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from tmkd.model.choices import POOLINGS, SOFT_LOSS_NAMES
+from tmkd.model.methods import Student
 
 # ------------------------------------------------------------------------------------------------
 # Losses (Sec. 3.1): golden head = cross-entropy; soft head i = MSE on teacher i's pre-softmax logits.
@@ -268,55 +268,8 @@ def carry_over_stage1(stage1: TMKDStudent, stage2: TMKDStudent) -> str:
 
 
 # ------------------------------------------------------------------------------------------------
-# The KD methods (Table 4): which teachers each student learns from, how many students, how outputs combine.
+# A method's students (tmkd.model.methods, one record per method): their soft heads; how m-o-m combines them.
 # ------------------------------------------------------------------------------------------------
-
-class Student(NamedTuple):
-    """One student a method trains: the teachers whose logits it learns from (in order: one soft head each),
-    `average` = their mean logits as a single teacher (one soft head). No teachers: gold labels only (alpha = 0)."""
-    teachers: tuple
-    average: bool = False
-
-
-METHODS = {
-    "no_kd": "BERT-k: one student on gold labels only (alpha = 0)",
-    "1o1": "one student, gold labels + the best single teacher (one soft head)",
-    "1avgo1": "one student, gold labels + the mean of the N teachers' logits as one teacher (one soft head)",
-    "mom_avg": "N students, one per teacher (each a 1-o-1 student); their probabilities averaged",
-    "mom_vote": "the same N students; majority vote of their predictions (the reimplementation in the slides)",
-    "mo1": "MKD: one student with N soft heads, all teachers at once (Eq. 6 at inference)",
-    "tkd": "two stages, 1-o-1 in both (the best teacher of each stage's task)",
-    "tmkd": "two stages, m-o-1 in both",
-}
-ONE_STAGE_METHODS = ("no_kd", "1o1", "1avgo1", "mom_avg", "mom_vote", "mo1")
-TWO_STAGE_METHODS = ("tkd", "tmkd")
-# How tables, figures and sentences name each method and variant (the `method` column of metrics.csv), in table order.
-METHOD_LABELS = {"teacher": "teacher (mean of 3)", "teacher_ensemble": "teacher ensemble (3)",
-                 "no_kd": "student, no KD", "1o1": "1-o-1", "1avgo1": "1avg-o-1", "mom_avg": "m-o-m (average)",
-                 "mom_vote": "m-o-m (vote)", "mo1": "m-o-1 (MKD)", "tkd": "TKD", "tmkd": "TMKD",
-                 "tmkd_int8": "TMKD, int8", "mom_member": "m-o-m member (1 teacher)",
-                 "mo1_strong": "m-o-1 without weak teachers", "1avgo1_strong": "1avg-o-1 without weak teachers",
-                 "mo1_matched": "m-o-1, compute-matched to TMKD"}
-METHOD_ORDER = ("teacher", "teacher_ensemble", "no_kd", "1o1", "1avgo1", "mom_avg", "mom_vote", "mo1", "tkd",
-                "tmkd", "tmkd_int8")
-VARIANT_ORDER = ("mom_member", "mo1_strong", "1avgo1_strong", "mo1_matched")
-
-
-def method_students(method: str, teachers: tuple, best: str) -> list:
-    """The students `method` trains, given the task's teachers and the best of them (chosen by the caller)."""
-    teachers = tuple(teachers)
-    if method == "no_kd":
-        return [Student(())]
-    if method in ("1o1", "tkd"):
-        return [Student((best,))]
-    if method == "1avgo1":
-        return [Student(teachers, average=True)]
-    if method in ("mom_avg", "mom_vote"):
-        return [Student((t,)) for t in teachers]
-    if method in ("mo1", "tmkd"):
-        return [Student(teachers)]
-    raise ValueError(f"unknown method {method!r}: choose from {list(METHODS)}")
-
 
 def soft_heads(student: Student) -> int:
     """N for the multi-header layer: one per teacher, one for an averaged teacher, none without teachers."""

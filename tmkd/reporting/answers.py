@@ -10,14 +10,13 @@ from tmkd.inputs.data import split_dataset
 from tmkd.stats.evidence import one_seed
 from tmkd.training.experiments import arm_seeds, configured_metrics, configured_variants, matched_spec, stage1_spec, stage2_tasks
 from tmkd.reporting.figures import loss_ends
-from tmkd.model.method import METHOD_LABELS
+from tmkd.model.methods import arms, label, short_name
 from tmkd.core.numbers import gap, mean_sd, pct
 from tmkd.reporting.report import log_history, per_seed, relative_table
-from tmkd.reporting.takeaways import (GROUPS, SHORT_NAMES, group_rows, not_learning, power_sentences, result_sentences,
+from tmkd.reporting.takeaways import (GROUPS, group_rows, not_learning, power_sentences, result_sentences,
                         row_sentence, span, verdict_summary, where)
 from tmkd.training.teacher_selection import best_teacher, select_accuracies, teacher_quality, weak_teachers
 
-KD_METHODS = ("1o1", "1avgo1", "mom_avg", "mom_vote", "mo1")
 
 
 def _row(intervals, a: str, b: str, task: str):
@@ -55,17 +54,18 @@ def kd_takeaway(metrics, intervals, tasks) -> str:
     Then, per task, the means and that interval with its verdict."""
     lines, beaten, above, lifted = [], [], [], False
     for task in tasks:
-        means = _means(metrics, ("no_kd",) + KD_METHODS, task)
-        kd = {m: means[m] for m in KD_METHODS if m in means}
+        kd_methods = [m for m in arms("04", variants=False) if m != "no_kd"]
+        means = _means(metrics, ("no_kd", *kd_methods), task)
+        kd = {m: means[m] for m in kd_methods if m in means}
         if "no_kd" not in means or not kd:
             continue
         best = max(kd, key=kd.get)
-        text = (f"{task.upper()}: no KD {pct(means['no_kd'])} %; the best KD method, {METHOD_LABELS[best]}, "
+        text = (f"{task.upper()}: no KD {pct(means['no_kd'])} %; the best KD method, {label(best)}, "
                 f"{pct(kd[best])} % ({gap(kd[best], means['no_kd'])} points, means over seeds).")
         r = _row(intervals, "mo1", "no_kd", task)
         higher = [m for m in kd if kd[m] > means["no_kd"]]
         lifted |= bool(higher)
-        listed = [METHOD_LABELS[m] for m in higher if m != "mo1" or r is None]
+        listed = [label(m) for m in higher if m != "mo1" or r is None]
         above += [f"{', '.join(listed)} on {task.upper()}"] if listed else []
         if r is not None:
             text += f" m-o-1 minus no KD (the paper's headline claim): {span(r)}: {plainly(r, 'm-o-1', 'no KD')}; " \
@@ -155,7 +155,7 @@ def stage1_students_sentence(cfg: Config, method: str) -> str:
     spec = stage1_spec(cfg, method)
     pairs = len(split_dataset(cfg, cfg.stage1_task, "stage1"))
     seeds = arm_seeds(cfg, method)
-    return (f"{METHOD_LABELS.get(method, method)} stage 1: {len(seeds)} student(s), seed(s) "
+    return (f"{label(method)} stage 1: {len(seeds)} student(s), seed(s) "
             f"{', '.join(map(str, seeds))}, each with {spec.n_heads} soft head(s) ({', '.join(spec.teachers)} of "
             f"{cfg.stage1_task.upper()}), soft loss only, {cfg.stage1_epochs:g} epoch(s) of the {pairs:,} stage-1 pairs; "
             "their loss and what they score are below.")
@@ -169,7 +169,7 @@ def stage1_takeaway(metrics, majority=None) -> str:
     for (method, task), g in s1.groupby(["method", "task"]):
         acc = g["accuracy"].astype(float) * 100
         seeds = f" over {len(acc)} seeds" if len(acc) > 1 else " (one seed)"
-        text = f"{METHOD_LABELS.get(method, method)} after stage 1 alone: {mean_sd(acc)} %{seeds} on {task.upper()} dev"
+        text = f"{label(method)} after stage 1 alone: {mean_sd(acc)} %{seeds} on {task.upper()} dev"
         lean = not_learning(acc.mean(), majority, task)
         if majority and task in majority and not lean:
             text += f", {gap(acc.mean(), majority[task]).lstrip('+')} points above the {pct(majority[task])} % majority class"
@@ -210,7 +210,7 @@ def control_sentence(curves) -> str:
     lines = []
     for task, on in curves.groupby("task", sort=False):
         best = on[on["best"]].set_index("method")
-        kept = "; ".join(f"{SHORT_NAMES.get(m, METHOD_LABELS.get(m, m))} kept epoch {r.epoch:g} of the {r.last_epoch:g} "
+        kept = "; ".join(f"{short_name(m)} kept epoch {r.epoch:g} of the {r.last_epoch:g} "
                          f"it ran ({pct(r.select_accuracy)} %)" for m, r in best.iterrows())
         text = f"{task.upper()}: {kept}."
         if {"mo1", "mo1_matched"} <= set(best.index):
@@ -231,13 +231,13 @@ def matched_takeaway(metrics, intervals, tasks) -> str:
             continue
         means = _means(metrics, ("tmkd", "mo1", "mo1_matched", "no_kd"), task)
         arms = [(r, b) for r, b in ((one, "mo1"), (matched, "mo1_matched"), (none, "no_kd")) if r is not None]
-        beats = [SHORT_NAMES[b] for r, b in arms if _side(r) > 0]
-        against = ", ".join(f"{SHORT_NAMES[b]} {pct(means[b])} %" for b in ("mo1", "mo1_matched", "no_kd") if b in means)
+        beats = [short_name(b) for r, b in arms if _side(r) > 0]
+        against = ", ".join(f"{short_name(b)} {pct(means[b])} %" for b in ("mo1", "mo1_matched", "no_kd") if b in means)
         answer = (f"{task.upper()}: does TMKD beat one-stage m-o-1, the compute-matched control and no KD? TMKD "
                   f"{pct(means.get('tmkd'))} % against {against} (means over seeds): " +
                   (f"it beats {' and '.join(beats)} beyond this run's noise" if beats else
                    "it beats none of them beyond this run's noise"))
-        untold = [SHORT_NAMES[b] for r, b in arms if one_seed(r)]
+        untold = [short_name(b) for r, b in arms if one_seed(r)]
         if untold:
             answer += f" ({' and '.join(untold)}: one seed, so no verdict)"
         if "no_kd" in means and "tmkd" in means and (none is None or _side(none) <= 0):
@@ -289,7 +289,7 @@ def headline_words(rows) -> str:
     sides = {}
     for r in rows:
         sides.setdefault((r["a"], r["b"]), []).append(_side(r))
-    name = lambda a, b: f"{SHORT_NAMES.get(a, METHOD_LABELS.get(a, a))} over {SHORT_NAMES.get(b, METHOD_LABELS.get(b, b))}"  # noqa: E731
+    name = lambda a, b: f"{short_name(a)} over {short_name(b)}"  # noqa: E731
     held = [name(*k) for k, v in sides.items() if min(v) > 0]
     reversed_ = [name(*k) for k, v in sides.items() if min(v) < 0]
     unshown = [name(*k) for k, v in sides.items() if min(v) == 0 and max(v) >= 0]

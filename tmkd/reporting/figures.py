@@ -5,17 +5,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from tmkd.model.method import METHOD_LABELS, METHOD_ORDER
+from tmkd.model.methods import arms, label, table_order
 from tmkd.core.numbers import pct
 from tmkd.reporting.report import collapsed, dev_noise, log_history, main_device, main_rows, per_seed
 
 
-def plot_methods(metrics, methods=("no_kd", "1o1", "1avgo1", "mom_avg", "mom_vote", "mo1"), title="Dev accuracy by method",
-                 majority=None):
+def plot_methods(metrics, methods=None, title="Dev accuracy by method", majority=None):
     """One axis per task: each method's mean over seeds with its sd as an error bar, the teacher ensemble as a
     dashed line and, with `majority` ({task: %}, majority_classes), the majority class as a dotted one (a bar at
     or below it did not learn); a collapsed model (one class for >= 95 % of examples) is marked x."""
     import matplotlib.pyplot as plt
+    methods = tuple(arms("04", variants=False) if methods is None else methods)     # default: chapter 04's methods
     seeds = per_seed(metrics, methods + ("teacher_ensemble",))
     tasks = sorted(seeds["task"].unique())
     fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.4 * max(len(tasks), 1) + 1.2, 3.8), squeeze=False)
@@ -38,7 +38,7 @@ def plot_methods(metrics, methods=("no_kd", "1o1", "1avgo1", "mom_avg", "mom_vot
         if majority and task in majority:
             ax.axhline(majority[task], color="gray", ls=":", lw=1.2, label="majority class")
             values.append(majority[task])
-        ax.set_xticks(range(len(shown)), [METHOD_LABELS.get(m, m) for m in shown], rotation=35, ha="right", fontsize=8)
+        ax.set_xticks(range(len(shown)), [label(m) for m in shown], rotation=35, ha="right", fontsize=8)
         ax.set_ylim(max(0, min(values) - 3), min(100, max(values) + 3))     # fitted to the data and its lines
         ax.set_title(task.upper(), fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
@@ -170,11 +170,11 @@ def plot_speed(metrics, speed, task: str, majority=None):
         points["no_kd"] = points["mo1"]
     fig, ax = plt.subplots(figsize=(6.4, 3.6))
     markers = "osD^vP*Xh<>"
-    order = [m for m in METHOD_ORDER if m in points] + [m for m in points if m not in METHOD_ORDER]
+    order = [m for m in table_order("main") if m in points] + [m for m in points if m not in table_order("main")]
     for i, m in enumerate(order):                  # hollow markers: two models at one spot both stay visible
         ax.scatter(points[m], acc[(m, task)] * 100, marker=markers[i % len(markers)], s=70 - 4 * i, zorder=3,
                    facecolors="none", edgecolors=f"C{i}", linewidths=1.6,
-                   label=f"{METHOD_LABELS.get(m, m)} ({pct(acc[(m, task)] * 100)} %"
+                   label=f"{label(m)} ({pct(acc[(m, task)] * 100)} %"
                          + ("; timed as m-o-1, the same encoder)" if m == "no_kd" else ")"))
     ys = [acc[(m, task)] * 100 for m in order]
     if ys:

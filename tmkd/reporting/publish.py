@@ -7,12 +7,12 @@ import shutil
 from pathlib import Path
 
 from tmkd.core.config import REPO, TMKDError, make_config
-from tmkd.stats.evidence import (OWN_ANSWERS, PAPER_VERDICTS, PRIMARY_COMPARISONS, adjust_family, comparison_row,
+from tmkd.stats.evidence import (OWN_ANSWERS, PAPER_VERDICTS, adjust_family, comparison_row,
                        detectable_text, family_size, group_of, verdict_kind)
 from tmkd.training.experiments import configured_models
 from tmkd.core.files import read_json, replace_dir, write_json_atomic, write_text_atomic
 from tmkd.stats.intervals import interval_from_seeds
-from tmkd.model.method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
+from tmkd.model.methods import comparison, comparisons, label, method, table_order
 from tmkd.core.numbers import TABLE4, pct
 from tmkd.reporting.report import collapsed_count, comparison_table, main_rows, per_seed, save_table, to_markdown
 from tmkd.training.rundir import read_metrics
@@ -23,20 +23,10 @@ README = REPO / "README.md"
 TABLE_START, TABLE_END = "<!-- reference-table:start -->", "<!-- reference-table:end -->"
 VERDICTS_START, VERDICTS_END = "<!-- reference-verdicts:start -->", "<!-- reference-verdicts:end -->"
 FINDINGS_START, FINDINGS_END = "<!-- reference-findings:start -->", "<!-- reference-findings:end -->"
-README_METHODS = METHOD_ORDER + tuple(m for m in VARIANT_ORDER if m != "mom_member")
-# The comparisons (A, B), named without a direction: the direction and size are the paper's own numbers, put into
-# words by tmkd.stats.evidence.claim_words beside each verdict; the series' own questions are tmkd.stats.evidence.OWN_QUESTIONS.
-CLAIMS = {("tmkd", "mo1"): "TMKD (two stages) vs m-o-1 (stage 2 alone)",
-          ("tmkd", "no_kd"): "TMKD vs the no-KD student",
-          ("mo1", "no_kd"): "m-o-1 vs the no-KD student",
-          ("mo1", "1o1"): "m-o-1 (all teachers) vs 1-o-1 (the best teacher)",
-          ("mo1", "1avgo1"): "m-o-1 (a head per teacher) vs 1avg-o-1 (their average)",
-          ("mom_avg", "mo1"): "m-o-m (N students) vs m-o-1 (one student)",
-          ("tmkd", "tkd"): "TMKD vs TKD (one teacher in both stages); the paper's TMKD row compared is TMKD_base, "
-                           "whose 4M-pair stage 1 is the smaller of its two corpora, as ours is",
-          ("tmkd", "mo1_matched"): "TMKD vs m-o-1 trained for as many examples (a control the paper lacks)",
-          ("mo1_strong", "mo1"): "m-o-1 without the weak teachers vs with them",
-          ("1avgo1_strong", "1avgo1"): "1avg-o-1 without the weak teachers vs with them"}
+# The README's table: Table 4's rows, then the variants' (not m-o-m's members, which m-o-m's row stands for). The
+# comparisons are named by their records (tmkd.model.methods.Comparison.claim), without a direction: the direction
+# and size are the paper's own numbers, put into words by tmkd.stats.evidence.claim_words beside each verdict.
+README_METHODS = table_order("main") + tuple(m for m in table_order("variant") if method(m).trained)
 REFERENCE_CONTENT = {".": (".csv", ".json"), "tables": (".csv", ".md"), "figures": (".png",),
                      "executed": (".ipynb",)}
 
@@ -207,7 +197,7 @@ def readme_table(reference=None) -> str:
     table = comparison_table(metrics, speed, README_METHODS)
     spread = per_seed(metrics, README_METHODS).groupby(["method", "task"])["accuracy"].agg(["std", "count"])
     tasks = [t for t in ("qnli", "rte", "mnli", "snli") if t in table.columns]
-    out = pd.DataFrame(index=[METHOD_LABELS.get(m, m) for m in table.index])
+    out = pd.DataFrame(index=[label(m) for m in table.index])
     out.index.name = "method"
 
     def cell(method, task):
@@ -289,7 +279,7 @@ def _missing_primary(d) -> list:
     """The headline comparisons of the family that the table lacks, as 'TASK: A vs B'."""
     have = set(zip(d["task"], d["split"], d["a"], d["b"]))
     return [f"{where({'task': t, 'split': sp})} {pair_name({'a': a, 'b': b})}"
-            for t, sp in dict.fromkeys(zip(d["task"], d["split"])) for a, b in PRIMARY_COMPARISONS
+            for t, sp in dict.fromkeys(zip(d["task"], d["split"])) for a, b in comparisons(family="primary")
             if (t, sp, a, b) not in have]
 
 
@@ -311,7 +301,7 @@ def readme_verdicts(reference=None) -> str:
                   + (f" Not measured: {'; '.join(_missing_primary(d))}." if group == "primary" and _missing_primary(d)
                      else ""), ""]
         for r in rows:
-            lines.append(f"- {CLAIMS[(r['a'], r['b'])]}. {where(r)}: {r['claim']}; here {span(r)}, detectable "
+            lines.append(f"- {comparison(r['a'], r['b']).claim}. {where(r)}: {r['claim']}; here {span(r)}, detectable "
                          f"{detectable_text(r)}: **{r['verdict']}**.")
     power = power_sentences(d)
     if power:

@@ -11,7 +11,7 @@ import numpy as np
 
 from tmkd.inputs.data import dev_splits, split_dataset
 from tmkd.core.files import read_json, tmp_name, write_text_atomic
-from tmkd.model.method import METHOD_LABELS, METHOD_ORDER, VARIANT_ORDER
+from tmkd.model.methods import label, table_order
 from tmkd.core.numbers import TABLE4, below_majority, mean_sd, pct, rounded
 from tmkd.model.paper import PUBLISHED, SOURCE_LABELS
 from tmkd.training.rundir import note_artifact
@@ -31,10 +31,11 @@ def log_history(folder):
     return pd.DataFrame([r for r in logs if "loss" in r])
 
 
-def per_seed(metrics, methods=METHOD_ORDER + VARIANT_ORDER):
+def per_seed(metrics, methods=None):
     """Accuracy (%) per method, task and seed: the mean over a task's dev splits (MNLI's two) and over a method's
     models of that seed (the N teachers, m-o-m's members), so each seed counts once."""
     df = main_rows(metrics)
+    methods = table_order() if methods is None else methods
     df = df[df["method"].isin(methods)]
     return df.groupby(["method", "task", "seed"])["accuracy"].mean().mul(100).rename("accuracy").reset_index()
 
@@ -44,11 +45,12 @@ def per_seed(metrics, methods=METHOD_ORDER + VARIANT_ORDER):
 PER_MODEL = ("teacher", "mom_member")
 
 
-def seed_table(metrics, methods=METHOD_ORDER + VARIANT_ORDER, tasks=None, majority=None):
+def seed_table(metrics, methods=None, tasks=None, majority=None):
     """Accuracy (%) per method x task as "mean ± sd (n)": the sd is over seeds (a teacher row: over the N teachers
     of its one seed, i.e. how far apart the teachers are; m-o-m's members: over all N x seeds of them). With
     `majority` ({task: majority class %}, majority_classes) a cell at or below it says the model did not learn."""
     import pandas as pd
+    methods = table_order() if methods is None else methods
     df = per_seed(metrics, methods)
     models = main_rows(metrics)
     models = models[models["method"].isin(PER_MODEL)]
@@ -73,7 +75,7 @@ def seed_table(metrics, methods=METHOD_ORDER + VARIANT_ORDER, tasks=None, majori
                      if len(dev_splits(t)) > 1 else t for t in table.columns]
     order = [m for m in methods if m in table.index]
     table = table.loc[order].fillna("")
-    table.index = [METHOD_LABELS.get(m, m) for m in order]
+    table.index = [label(m) for m in order]
     table.index.name = "method (mean ± sd over n)"
     return table
 
@@ -85,18 +87,20 @@ def main_rows(metrics):
     return df
 
 
-def method_table(metrics, methods=METHOD_ORDER):
+def method_table(metrics, methods=None):
     """Accuracy (%) per method x task; teachers as their mean (and best) over the N teachers."""
     import pandas as pd
     df = main_rows(metrics)
+    methods = table_order() if methods is None else methods
     df = df[df["method"].isin(methods)]
     by_task = df.groupby(["method", "task"])["accuracy"].mean().unstack("task") * 100
     order = [m for m in methods if m in by_task.index]
     return by_task.loc[order].apply(lambda col: col.map(lambda v: rounded(v, TABLE4))) if len(order) else pd.DataFrame()
 
 
-def comparison_table(metrics, speed=None, methods=METHOD_ORDER):
+def comparison_table(metrics, speed=None, methods=None):
     """Table-4-style: methods x tasks (this run) with params, examples/s and the published numbers."""
+    methods = table_order("main") if methods is None else methods
     table = method_table(metrics, methods)
     df = main_rows(metrics)
     params = df.groupby("method")["params"].max()
@@ -113,7 +117,7 @@ def comparison_table(metrics, speed=None, methods=METHOD_ORDER):
 
 def readable(table, decimals: int = 1):
     """A method x column table as a reader reads it: method labels, fixed decimals, blank where there is no number."""
-    shown = table.rename(index=lambda m: METHOD_LABELS.get(m, m),
+    shown = table.rename(index=label,
                          columns={"params_M": "params (M)", "examples_per_s": "examples/s (batch 32)"})
     shown = shown.apply(lambda col: [pct(float(v), decimals) if v == v and v not in ("", None) else "" for v in col])
     shown.index.name = "method"
@@ -154,7 +158,7 @@ def relative_table(metrics):
     import pandas as pd
     acc = method_table(metrics)
     students = [m for m in acc.index if m not in ("teacher", "teacher_ensemble")]
-    table = pd.DataFrame(index=pd.Index([METHOD_LABELS.get(m, m) for m in students], name="student"))
+    table = pd.DataFrame(index=pd.Index([label(m) for m in students], name="student"))
     for task in acc.columns:
         for ref, name in (("teacher", "mean teacher"), ("teacher_ensemble", "ensemble")):
             if ref in acc.index:
@@ -258,7 +262,7 @@ def plot_convergence(curves, title: str = "Held-out (select) accuracy after each
     for ax, task in zip(axes[0], tasks):
         on = curves[curves["task"] == task]
         for method, g in on.groupby("method", sort=False):
-            line, = ax.plot(g["epoch"], g["select_accuracy"], marker="o", ms=3, label=METHOD_LABELS.get(method, method))
+            line, = ax.plot(g["epoch"], g["select_accuracy"], marker="o", ms=3, label=label(method))
             best = g[g["best"]]
             ax.plot(best["epoch"], best["select_accuracy"], "o", ms=10, mfc="none", color=line.get_color())
         ax.set_title(task.upper(), fontsize=9)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tmkd.stats.evidence import OWN_ANSWERS, PAPER_VERDICTS, detectable_text, group_of, one_seed, verdict_kind
 from tmkd.stats.intervals import SPAN
-from tmkd.model.method import METHOD_LABELS
+from tmkd.model.methods import label, short_name
 from tmkd.core.numbers import TABLE4, below_majority, gap, mean_sd, pct, rounded
 from tmkd.model.paper import PUBLISHED
 from tmkd.reporting.report import COLLAPSED, collapsed, dev_noise, main_rows, per_seed
@@ -24,12 +24,12 @@ def result_sentence(metrics, method: str, task: str, majority=None) -> str:
     (`majority`: {task: %}, tmkd.reporting.report.majority_classes)."""
     seeds = per_seed(metrics, (method,))
     acc = seeds[seeds["task"] == task]["accuracy"]
-    label = METHOD_LABELS.get(method, method)
+    name = label(method)
     if not len(acc):
-        return f"{label} has no {task.upper()} result in this run."
+        return f"{name} has no {task.upper()} result in this run."
     spread = f" % over {len(acc)} seeds" if len(acc) > 1 else " % (one seed)"
     paper = PUBLISHED["paper"].get(method, {}).get(task)
-    text = f"{label} on {task.upper()}: {mean_sd(acc)}{spread}" + (f" (paper {pct(paper, TABLE4)})" if paper else "")
+    text = f"{name} on {task.upper()}: {mean_sd(acc)}{spread}" + (f" (paper {pct(paper, TABLE4)})" if paper else "")
     text += not_learning(acc.mean(), majority, task)
     models = main_rows(metrics)
     models = models[(models["task"] == task) & (models["method"] == method)]["model"]
@@ -45,7 +45,7 @@ def result_sentences(metrics, methods, tasks, majority=None) -> str:
     seeds = per_seed(metrics, tuple(methods))
     have = set(zip(seeds["method"], seeds["task"]))
     lines = [result_sentence(metrics, m, t, majority) for t in tasks for m in methods if (m, t) in have]
-    return "\n".join(lines) or f"No result for {', '.join(METHOD_LABELS.get(m, m) for m in methods)} in this run."
+    return "\n".join(lines) or f"No result for {', '.join(label(m) for m in methods)} in this run."
 
 
 def convergence_sentence(curves, cfg) -> str:
@@ -57,9 +57,9 @@ def convergence_sentence(curves, cfg) -> str:
     lines = []
     for task, on in curves.groupby("task", sort=False):
         best = on[on["best"]]
-        kept = ", ".join(f"{METHOD_LABELS.get(r.method, r.method)} {r.epoch:g} ({pct(r.select_accuracy)} %)"
+        kept = ", ".join(f"{label(r.method)} {r.epoch:g} ({pct(r.select_accuracy)} %)"
                          for r in best.itertuples())
-        rising = [METHOD_LABELS.get(r.method, r.method) for r in best.itertuples()
+        rising = [label(r.method) for r in best.itertuples()
                   if r.epoch == r.last_epoch and r.epoch >= cfg.student_epochs]
         lines.append(f"{task.upper()}: epoch kept (of at most {cfg.student_epochs:g}) - {kept}. " + (
             f"Still improving at the last epoch: {', '.join(rising)}; more epochs might help "
@@ -155,13 +155,11 @@ def span(r) -> str:
     return f"{float(r['difference']):+.2f} [{float(r['verdict_low']):+.2f}, {float(r['verdict_high']):+.2f}] ({how})"
 
 
-SHORT_NAMES = {"no_kd": "no KD", "mo1": "m-o-1", "mom_avg": "m-o-m", "mo1_matched": "the compute-matched control"}
 
 
 def pair_name(r) -> str:
     """"TMKD minus m-o-1": a comparison's arms in short."""
-    short = lambda m: SHORT_NAMES.get(m, METHOD_LABELS.get(m, m))  # noqa: E731
-    return f"{short(r['a'])} minus {short(r['b'])}"
+    return f"{short_name(r['a'])} minus {short_name(r['b'])}"
 
 
 def where(r) -> str:
@@ -219,7 +217,7 @@ def power_sentences(intervals) -> list:
         examples, seeds = r.get("examples_needed"), r.get("seeds_needed")
         if _missing(examples) and _missing(seeds):
             continue
-        pair = f"{where(r)} {METHOD_LABELS.get(r['a'], r['a'])} vs {METHOD_LABELS.get(r['b'], r['b'])}"
+        pair = f"{where(r)} {label(r['a'])} vs {label(r['b'])}"
         if float(r["detectable"]) == 0:
             lines.append(f"{pair}: both arms predict alike on every dev example and seed.")
             continue

@@ -10,10 +10,12 @@ import numpy as np
 
 from tmkd.core.config import Config
 from tmkd.inputs.data import dev_splits
-from tmkd.training.experiments import arm_seeds, configured_variants, matched_spec, method_specs, stage2_spec
+from tmkd.training.experiments import arm_seeds, configured_variants, method_specs
 from tmkd.stats.intervals import LEVEL, SPAN, detectable, holm, holm_levels, interval_at, needed_size, paired_bootstrap
 from tmkd.training.logit_cache import align_examples
-from tmkd.model.method import METHOD_LABELS, combine_students
+from tmkd.model.method import combine_students
+from tmkd.model.methods import comparison, comparisons, label
+from tmkd.model.methods import method as method_record
 from tmkd.model.paper import PUBLISHED
 from tmkd.training.students import student_predictions
 
@@ -126,27 +128,27 @@ def claim_words(a: str, b: str, task: str, paper_difference, resolution=None) ->
 
 # ---- which comparisons: the paper's headline family, the paper's other claims, the series' own questions ---------
 
-# The paper's headline claims, named before any run: KD helps (m-o-1 over no KD), two stages help (TMKD over
-# one-stage m-o-1), and TMKD over no KD. One family on every task and dev split of the run, adjusted together.
-PRIMARY_COMPARISONS = (("tmkd", "mo1"), ("tmkd", "no_kd"), ("mo1", "no_kd"))
-# Questions the paper does not ask: the compute-matched control and the weak-teacher variants are the series' own.
-OWN_QUESTIONS = {("tmkd", "mo1_matched"): "stage 1 beats more steps",
-                 ("mo1_strong", "mo1"): "leaving the weak teachers out helps m-o-1",
-                 ("1avgo1_strong", "1avgo1"): "leaving the weak teachers out helps 1avg-o-1"}
-ONE_STAGE_COMPARISONS = (("mo1", "no_kd"), ("mo1", "1o1"), ("mo1", "1avgo1"), ("mom_avg", "mo1"),
-                         ("mo1_strong", "mo1"), ("1avgo1_strong", "1avgo1"))
-TWO_STAGE_COMPARISONS = PRIMARY_COMPARISONS + (("tmkd", "tkd"), ("tmkd", "mo1_matched"))
-ALL_COMPARISONS = TWO_STAGE_COMPARISONS + tuple(p for p in ONE_STAGE_COMPARISONS if p not in TWO_STAGE_COMPARISONS)
+# Which comparisons: each method's record (tmkd.model.methods) names the comparisons it is the first arm of and their
+# family: the paper's headline claims, named before any run (KD helps: m-o-1 over no KD; two stages help: TMKD over
+# one-stage m-o-1; TMKD over no KD), one family on every task and dev split of the run, adjusted together; the
+# paper's other claims (exploratory); and the series' own questions (the compute-matched control, the weak-teacher
+# variants), which the paper does not ask.
 
 
 def own_question(a: str, b: str) -> str:
     """The question a comparison the paper does not make asks, in the series' own words."""
-    return OWN_QUESTIONS.get((a, b), f"{METHOD_LABELS.get(a, a)} beats {METHOD_LABELS.get(b, b)}")
+    c = comparison(a, b)
+    return c.question if c and c.question else f"{label(a)} beats {label(b)}"
+
+
+def is_own(a: str, b: str) -> bool:
+    c = comparison(a, b)
+    return bool(c) and c.family == "own"
 
 
 def family_size(tasks) -> int:
     """Members of the primary family: each headline comparison on each task and dev split (MNLI has two)."""
-    return len(PRIMARY_COMPARISONS) * sum(len(dev_splits(t)) for t in tasks)
+    return len(comparisons(family="primary")) * sum(len(dev_splits(t)) for t in tasks)
 
 
 def paper_claim(a: str, b: str, task: str) -> dict:
@@ -154,7 +156,7 @@ def paper_claim(a: str, b: str, task: str) -> dict:
     own questions) and the smallest gap its single run could show there (paper_resolution at the rows' mean)."""
     paper = PUBLISHED["paper"]
     pa, pb = paper.get(a, {}).get(task), paper.get(b, {}).get(task)
-    if pa is None or pb is None or (a, b) in OWN_QUESTIONS:
+    if pa is None or pb is None or is_own(a, b):
         return {"paper_difference": None, "resolution": None}
     return {"paper_difference": round(pa - pb, 2),
             "resolution": round(paper_resolution((pa + pb) / 2, PAPER_DEV_SIZES[task]), 2)}
@@ -166,9 +168,9 @@ def comparison_row(task: str, split: str, a: str, b: str, interval: dict) -> dic
     the two standard errors and the p-value (so that the table alone can be adjusted again)."""
     paper = paper_claim(a, b, task)
     p, resolution = paper["paper_difference"], paper["resolution"]
-    la, lb = METHOD_LABELS.get(a, a), METHOD_LABELS.get(b, b)
+    la, lb = label(a), label(b)
     return {"task": task, "split": split, "a": a, "b": b, "whose": "paper" if p is not None else "series",
-            "family": "primary" if (a, b) in PRIMARY_COMPARISONS else "exploratory",
+            "family": "primary" if (a, b) in comparisons(family="primary") else "exploratory",
             "claim": claim_words(la, lb, task, p, resolution) if p is not None else
             f"the series' own question (the paper makes no such comparison): {own_question(a, b)}",
             "seeds": interval["seeds"][0], "examples": interval["examples"], "paper_difference": p,
@@ -215,21 +217,12 @@ def adjust_family(rows, intervals, size: int, margin: float = 1.0) -> list:
 
 # ---- the comparisons of chapters 04, 06 and 08, on this run's students -----------------------------------------
 
-def method_spec_lists(cfg: Config, task: str, method: str) -> list:
-    """Per seed, the students whose combined prediction is `method`'s."""
-    seeds = arm_seeds(cfg, method)
-    if method in ("tmkd", "tkd"):
-        return [[stage2_spec(cfg, method, task=task, seed=s)] for s in seeds]
-    if method == "mo1_matched":
-        return [[matched_spec(cfg, task, s)] for s in seeds]
-    return [method_specs(cfg, task, method, s) for s in seeds]
-
-
 def method_correct(cfg: Config, task: str, method: str, split: str):
     """(correct, ids): correct is (seeds, dev examples) booleans, whether `method`'s prediction is the gold label, in
     the order of ids, the sorted example ids (the same for every seed, checked)."""
     out, ids = [], None
-    for specs in method_spec_lists(cfg, task, method):
+    how = method_record(method).combine
+    for specs in (method_specs(cfg, task, method, s) for s in arm_seeds(cfg, method)):
         preds = [student_predictions(cfg, s, split) for s in specs]
         order = np.sort(preds[0]["idx"])
         if ids is not None and not np.array_equal(order, ids):
@@ -237,7 +230,7 @@ def method_correct(cfg: Config, task: str, method: str, split: str):
         ids = order
         probs = [align_examples(p["probs"], p["idx"], order) for p in preds]
         gold = align_examples(preds[0]["labels"], preds[0]["idx"], order)
-        predicted = combine_students(probs, method.split("_")[1]) if method.startswith("mom_") else probs[0].argmax(-1)
+        predicted = combine_students(probs, how) if how in ("avg", "vote") else probs[0].argmax(-1)
         out.append(predicted == gold)
     return np.stack(out), ids
 
@@ -254,7 +247,7 @@ def compare_methods(cfg: Config, pairs, tasks=None):
         variants = configured_variants(cfg, task)
         for split in dev_splits(task):
             for a, b in pairs:
-                if any(m.endswith("_strong") and m not in variants for m in (a, b)):
+                if any(method_record(m).needs_weak and m not in variants for m in (a, b)):
                     continue
                 (ca, ia), (cb, ib) = method_correct(cfg, task, a, split), method_correct(cfg, task, b, split)
                 both = min(len(ca), len(cb))     # the seeds both arms have (side arms train the first side_seeds)
@@ -306,8 +299,8 @@ def plot_intervals(intervals, title: str = "A minus B, dev accuracy points: the 
         if r.get("paper_difference") not in (None, "") and r["paper_difference"] == r["paper_difference"]:
             ax.plot(float(r["paper_difference"]), yi, "x", color="k")
     split = lambda s: "" if s in ("validation", "", None) or s != s else f" {str(s).split('_')[-1]}"   # noqa: E731
-    labels = [f"[{group_of(r)}] {r['task'].upper()}{split(r.get('split'))}: {METHOD_LABELS.get(r['a'], r['a'])} - "
-              f"{METHOD_LABELS.get(r['b'], r['b'])}" for _, r in d.iterrows()]
+    labels = [f"[{group_of(r)}] {r['task'].upper()}{split(r.get('split'))}: {label(r['a'])} - "
+              f"{label(r['b'])}" for _, r in d.iterrows()]
     ax.set_yticks(y, labels, fontsize=8)
     ax.axvline(0, color="k", lw=0.8)
     crosses = d["paper_difference"].map(lambda x: x not in (None, "") and x == x).any()
@@ -333,7 +326,7 @@ def interval_table(intervals):
         "task": d["task"].str.upper() + d["split"].map(lambda s: "" if s == "validation" else f" {s.split('_')[-1]}"),
         "comparison": [{"primary": f"primary ({r['adjustment']})", "exploratory": "exploratory, unadjusted",
                         "own": "the series' own question"}[group_of(r)] for r in d.to_dict("records")],
-        "A": d["a"].map(lambda m: METHOD_LABELS.get(m, m)), "B": d["b"].map(lambda m: METHOD_LABELS.get(m, m)),
+        "A": d["a"].map(label), "B": d["b"].map(label),
         "paper A - B": d["paper_difference"].map(pts), "here A - B": d["difference"].map(pts),
         "95 % interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(d["low"], d["high"])],
         "verdict's interval": [f"[{lo:+.2f}, {hi:+.2f}] ({100 * float(lv):.1f} %)"

@@ -1,5 +1,6 @@
-"""What the chapters run: each KD method of tmkd.model.method as student steps (chapter 04), the sweeps (chapter 03), the
-two stages (chapters 05-06), each recording its dev accuracy rows in metrics.csv."""
+"""What the chapters run: each KD method of the registry (tmkd.model.methods) as student steps (chapters 04 and 06), the
+sweeps (chapter 03), the two stages (chapters 05-06), each recording its dev accuracy rows in metrics.csv. Every
+function trains its students in one call (tmkd.training.pool.train_students), then reads them."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,13 +12,15 @@ from tmkd.core.config import Config, TMKDError, stage1_tasks
 from tmkd.inputs.corpus import corpus_name
 from tmkd.inputs.data import POOL_OFFSET, dev_splits, split_dataset
 from tmkd.training.logit_cache import align_examples
-from tmkd.model.method import ONE_STAGE_METHODS, combine_students, method_students
+from tmkd.model import methods
+from tmkd.model.method import combine_students
+from tmkd.model.methods import method_students
 from tmkd.core.numbers import rounded
 from tmkd.training.pool import train_students
 from tmkd.core.progress import progress
 from tmkd.training.rundir import check_run_dir, read_metrics, record_metrics
-from tmkd.training.students import (COLLAPSED, FULL_BUDGET, StudentSpec, kept_epoch, select_curve, spec_row, student_dir, student_predictions,
-                       student_rows, train_student)
+from tmkd.training.students import (COLLAPSED, FULL_BUDGET, StudentSpec, kept_epoch, select_curve, spec_row,
+                                    student_dir, student_predictions, student_rows)
 from tmkd.training.teacher_selection import best_teacher, evaluate_teachers, weak_teachers
 from tmkd.training.teachers import teacher_name, teacher_names, train_teacher
 from tmkd.training.trainer import params_of
@@ -30,69 +33,82 @@ def base_spec(cfg: Config, task: str, **changes) -> StudentSpec:
     return dataclasses.replace(spec, **changes)
 
 
-MAIN_ARMS = ("no_kd", "mo1", "tmkd")     # trained on every seed; the side arms on the first side_seeds (config)
-
-
 def arm_seeds(cfg: Config, method: str) -> tuple:
-    """The seeds `method` trains: every seed for the main arms (no KD, m-o-1, TMKD and its stage 1), the first
-    side_seeds for the others (0: every seed)."""
-    if method in MAIN_ARMS or not cfg.side_seeds:
-        return tuple(cfg.seeds)
-    return tuple(cfg.seeds[:cfg.side_seeds])
-
-
-# Variants beside the paper's methods (metrics.csv `method` column): the same student code, other teachers or steps.
-VARIANTS = {
-    "mom_member": "one student of m-o-m (a 1-o-1 student of each teacher), scored on its own",
-    "mo1_strong": "m-o-1 without the teachers flagged weak on the held-out slice",
-    "1avgo1_strong": "1avg-o-1 without the teachers flagged weak on the held-out slice",
-    "mo1_matched": "m-o-1 trained for as many steps as TMKD's two stages together, on the stage-2 pairs only",
-}
+    """The seeds `method` trains: every seed for a main arm, the first side_seeds for the others (methods.arm_seeds)."""
+    return methods.arm_seeds(method, cfg.seeds, cfg.side_seeds)
 
 
 def method_specs(cfg: Config, task: str, method: str, seed: int | None = None) -> list:
-    """The student steps of `method` on `task` for one seed (tmkd.model.method.method_students says what each method
-    trains; the `_strong` variants leave out the weak teachers)."""
+    """The student steps of `method` on `task` for one seed, as its record says: a two-stage method's stage-2
+    student, the compute-matched control, or the students of a one-stage method (the best teacher where it needs
+    one, without the weak ones for a variant that leaves them out)."""
+    m = methods.method(method)
     seed = cfg.seeds[0] if seed is None else seed
-    strong = method.endswith("_strong")
-    paper = method.removesuffix("_strong")
-    teachers = teacher_names(cfg)
-    if strong:
-        weak = weak_teachers(cfg, task)
-        teachers = [t for t in teachers if t not in weak]
-    best = best_teacher(cfg, task) if paper in ("1o1", "tkd") else ""
+    if m.stages == 2:
+        return [stage2_spec(cfg, method, task=task, seed=seed)]
+    if m.budget == "matched":
+        return [matched_spec(cfg, task, seed)]
+    best = best_teacher(cfg, task) if m.best_teacher else ""
+    weak = weak_teachers(cfg, task) if m.needs_weak else ()
     specs = []
-    for s in method_students(paper, teachers, best):
+    for s in method_students(method, teacher_names(cfg), best, weak):
         changes = {"teachers": s.teachers, "average_teachers": s.average, "seed": seed}
         if not s.teachers:
             changes["alpha"] = 0.0                       # no teachers: gold labels only
-        if strong:
-            changes["variant"] = "strong"
+        if m.variant:
+            changes["variant"] = m.variant
         specs.append(base_spec(cfg, task, **changes))
     return specs
 
 
-def run_method(cfg: Config, task: str, method: str, force: bool = False) -> list:
-    """Train (or reuse) the students of one one-stage method, once per seed, and record their dev accuracy rows.
-    m-o-m also records each of its students on its own (method mom_member)."""
-    known = ONE_STAGE_METHODS + ("mo1_strong", "1avgo1_strong")
-    if method not in known:
-        raise TMKDError(f"unknown one-stage method {method!r}: choose from {known}")
-    if method == "1o1":
-        progress(f"  1-o-1 on {task} learns from {best_teacher(cfg, task)} (best on the held-out select slice)")
-    rows = []
-    train_students(cfg, arm_specs(cfg, task, method), force)
-    for seed in arm_seeds(cfg, method):
-        specs = method_specs(cfg, task, method, seed)
-        for spec in specs:
-            train_student(cfg, spec, force)
-        if method.startswith("mom_"):
+def arm_specs(cfg: Config, task: str, method: str) -> list:
+    """Every student of one arm on `task`, seed by seed (m-o-m: one per teacher)."""
+    return [s for seed in arm_seeds(cfg, method) for s in method_specs(cfg, task, method, seed)]
+
+
+def arm_rows(cfg: Config, task: str, method: str, sweep: str = "", seeds=None, **changes) -> list:
+    """The dev rows of one arm's trained students, seed by seed; m-o-m also records each of its students on its
+    own (method mom_member). Reads them: trains nothing."""
+    m, rows = methods.method(method), []
+    for seed in arm_seeds(cfg, method) if seeds is None else seeds:
+        specs = [dataclasses.replace(s, **changes) for s in method_specs(cfg, task, method, seed)]
+        if m.combine in ("avg", "vote"):
             rows += mom_rows(cfg, specs, method)
             rows += [r for s in specs for r in student_rows(cfg, s, "mom_member")]
         else:
-            rows += student_rows(cfg, specs[0], method)
+            rows += student_rows(cfg, specs[0], method, sweep=sweep)
+    return rows
+
+
+def run_arms(cfg: Config, arms, force: bool = False) -> list:
+    """Each (task, method) of `arms`: all their students trained in one call (side by side with student_workers,
+    so that one arm's odd student pairs with the next arm's), then every arm's dev rows recorded. Returns them."""
+    check_run_dir(cfg)
+    arms = list(arms)
+    for task, method in arms:
+        if not methods.method(method).trained:
+            raise TMKDError(f"{method!r} is a row of the tables, not a method: choose from {list(methods.arms())}")
+        if method == "1o1":
+            progress(f"  1-o-1 on {task} learns from {best_teacher(cfg, task)} (best on the held-out select slice)")
+    train_students(cfg, [s for task, method in arms for s in arm_specs(cfg, task, method)], force)
+    rows = [r for task, method in arms for r in arm_rows(cfg, task, method)]
     record_metrics(cfg.run_path, rows)
     return rows
+
+
+def chapter_arms(cfg: Config, chapter: str, variants: bool | None = None) -> list:
+    """The (task, method) pairs a chapter trains: chapter 04 the one-stage methods on every task, chapter 06 the
+    two-stage methods and the control on every stage-2 task; variants False: the paper's methods only, True: the
+    series' variants only (a weak-teacher variant where it is configured), None: both."""
+    tasks = cfg.tasks if chapter == "04" else stage2_tasks(cfg)
+    return [(t, k) for k in methods.arms(chapter) for t in tasks
+            if variants in (None, bool(methods.method(k).extends))
+            and (not methods.method(k).needs_weak or k in configured_variants(cfg, t))]
+
+
+def run_method(cfg: Config, task: str, method: str, force: bool = False) -> list:
+    """Train (or reuse) the students of one method, once per seed, and record their dev accuracy rows."""
+    return run_arms(cfg, [(task, method)], force)
 
 
 def mom_rows(cfg: Config, specs: list, method: str) -> list:
@@ -115,20 +131,17 @@ def mom_rows(cfg: Config, specs: list, method: str) -> list:
 
 
 def configured_variants(cfg: Config, task: str) -> list:
-    """The weak-teacher variants worth training on `task`: m-o-1 and 1avg-o-1 without the flagged teachers, when
-    at least two teachers remain (with one left, both would be 1-o-1, already trained)."""
+    """The weak-teacher variants worth training on `task` (records with needs_weak): when a teacher is flagged weak
+    and at least two teachers remain (with one left, each would be 1-o-1, already trained)."""
     weak = weak_teachers(cfg, task)
     left = len(teacher_names(cfg)) - len(weak)
-    return ["mo1_strong", "1avgo1_strong"] if weak and left >= 2 else []
+    return [k for k in methods.arms() if methods.method(k).needs_weak] if weak and left >= 2 else []
 
 
-def one_vs_many(cfg: Config, task: str, methods=ONE_STAGE_METHODS, force: bool = False):
-    """Chapter 04 on one task: each method once per seed, then the weak-teacher variants where a teacher is weak."""
-    check_run_dir(cfg)
-    for method in methods:
-        run_method(cfg, task, method, force)
-    for method in configured_variants(cfg, task):
-        run_method(cfg, task, method, force)
+def one_vs_many(cfg: Config, task: str, force: bool = False) -> list:
+    """Chapter 04 on one task: each one-stage method once per seed, and the weak-teacher variants where a teacher
+    is weak."""
+    return run_arms(cfg, [(t, m) for t, m in chapter_arms(cfg, "04") if t == task], force)
 
 
 # ---- chapter 03: the student's knobs ---------------------------------------------------------------------
@@ -146,24 +159,26 @@ def sweep_values(cfg: Config, knob: str) -> list:
     return values
 
 
+def sweep_specs(cfg: Config, knob: str) -> list:
+    return [base_spec(cfg, cfg.sweep_task, **{knob: v}) for v in sweep_values(cfg, knob)]
+
+
 def run_sweep(cfg: Config, knob: str, force: bool = False):
     """Train the m-o-1 student of cfg.sweep_task at each value of one knob; rows carry sweep=<knob>."""
-    import pandas as pd
-    check_run_dir(cfg)
-    rows = []
-    train_students(cfg, [base_spec(cfg, cfg.sweep_task, **{knob: v}) for v in sweep_values(cfg, knob)], force)
-    for value in sweep_values(cfg, knob):
-        spec = base_spec(cfg, cfg.sweep_task, **{knob: value})
-        train_student(cfg, spec, force)
-        rows += student_rows(cfg, spec, "mo1", sweep=knob)
-    record_metrics(cfg.run_path, rows)
-    return pd.DataFrame(rows)[["task", "split", knob, "accuracy", "params", "model"]]
+    return run_sweeps(cfg, (knob,), force)[knob]
 
 
 def run_sweeps(cfg: Config, knobs, force: bool = False) -> dict:
-    """run_sweep for each knob, all their students trained first, side by side with student_workers (chapter 03)."""
-    train_students(cfg, [base_spec(cfg, cfg.sweep_task, **{k: v}) for k in knobs for v in sweep_values(cfg, k)], force)
-    return {knob: run_sweep(cfg, knob, force) for knob in knobs}
+    """Chapter 03's sweeps: every knob's students trained in one call, then each knob's table {knob: frame}."""
+    import pandas as pd
+    check_run_dir(cfg)
+    train_students(cfg, [s for k in knobs for s in sweep_specs(cfg, k)], force)
+    out = {}
+    for knob in knobs:
+        rows = [r for spec in sweep_specs(cfg, knob) for r in student_rows(cfg, spec, "mo1", sweep=knob)]
+        record_metrics(cfg.run_path, rows)
+        out[knob] = pd.DataFrame(rows)[["task", "split", knob, "accuracy", "params", "model"]]
+    return out
 
 
 def pooling_check(cfg: Config, force: bool = False):
@@ -183,7 +198,7 @@ def pooling_check(cfg: Config, force: bool = False):
             teacher = evaluate_teachers(c, tasks=(task,), record=False)
             teacher = teacher[teacher["model"] == f"{task}/{teacher_name(lr)}"]
             spec = base_spec(c, task, teachers=(), alpha=0.0)
-            train_student(c, spec, force)
+            train_students(c, [spec], force)
             student = pd.DataFrame(student_rows(c, spec, "no_kd", sweep="pooling"))
             for frame, what in ((teacher, "teacher"), (student, "no_kd")):
                 for r in frame.to_dict("records"):
@@ -197,24 +212,19 @@ def pooling_check(cfg: Config, force: bool = False):
     return frame[["task", "split", "method", "pooling", "accuracy (%)", "collapsed", "model"]]
 
 
-CONVERGENCE_METHODS = ("no_kd", "1o1", "1avgo1", "mo1")
-
-
 CURVE_COLUMNS = ["task", "method", "epoch", "select_accuracy", "best", "last_epoch"]
 
 
 def convergence_curves(cfg: Config, force: bool = False):
-    """Chapter 03: are the arms trained long enough? The first seed's no-KD, 1-o-1, 1avg-o-1 and m-o-1 students of
-    every task (the same steps chapter 04 then reuses), and with student_patience > 0 each one's accuracy on the
-    held-out select slice after every epoch: a frame task, method, epoch, select_accuracy (%), best, last_epoch."""
+    """Chapter 03: are the arms trained long enough? The first seed's student of every one-stage method with one
+    student (no KD, 1-o-1, 1avg-o-1, m-o-1: the same steps chapter 04 then reuses) on every task, and with
+    student_patience > 0 each one's accuracy on the held-out select slice after every epoch: a frame task, method,
+    epoch, select_accuracy (%), best, last_epoch."""
     import pandas as pd
-    rows = []
-    train_students(cfg, [method_specs(cfg, t, m)[0] for t in cfg.tasks for m in CONVERGENCE_METHODS], force)
-    for task in cfg.tasks:
-        for method in CONVERGENCE_METHODS:
-            spec = method_specs(cfg, task, method)[0]
-            train_student(cfg, spec, force)
-            rows += curve_rows(cfg, spec, method)
+    curved = [k for k in methods.arms("04", variants=False) if methods.method(k).combine == "eq6"]
+    pairs = [(t, m, method_specs(cfg, t, m)[0]) for t in cfg.tasks for m in curved]
+    train_students(cfg, [spec for *_, spec in pairs], force)
+    rows = [r for _, m, spec in pairs for r in curve_rows(cfg, spec, m)]
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
@@ -229,10 +239,12 @@ def curve_rows(cfg: Config, spec: StudentSpec, method: str) -> list:
 # ---- chapters 05-06: the two stages ----------------------------------------------------------------------
 
 def stage_teachers(cfg: Config, method: str, task: str) -> tuple:
-    """TMKD: all of the task's teachers; TKD: its best one (tmkd.model.method.method_students)."""
-    if method not in ("tmkd", "tkd"):
-        raise TMKDError(f"the two stages serve method 'tmkd' (m-o-1) or 'tkd' (1-o-1), not {method!r}")
-    best = best_teacher(cfg, task) if method == "tkd" else ""
+    """The teachers of a two-stage method's student on `task` (TMKD: all of them; TKD: the best one), as its record
+    says (tmkd.model.methods)."""
+    two = methods.arms(stages=2)
+    if method not in two:
+        raise TMKDError(f"the two stages serve the two-stage methods {two}, not {method!r}")
+    best = best_teacher(cfg, task) if methods.method(method).best_teacher else ""
     return method_students(method, teacher_names(cfg), best)[0].teachers
 
 
@@ -263,14 +275,10 @@ def run_stage1(cfg: Config, method: str = "tmkd", force: bool = False) -> list:
     """Distillation pre-training, once per seed; also scores each stage-1 student on its task's dev set
     (sweep='stage1'). Returns the final folders, in the order of cfg.seeds."""
     check_run_dir(cfg)
-    finals, rows = [], []
-    train_students(cfg, [stage1_spec(cfg, method, seed) for seed in arm_seeds(cfg, method)], force)
-    for seed in arm_seeds(cfg, method):
-        spec = stage1_spec(cfg, method, seed)
-        finals.append(train_student(cfg, spec, force))
-        rows += student_rows(cfg, spec, method, sweep="stage1")
-    record_metrics(cfg.run_path, rows)
-    return finals
+    specs = [stage1_spec(cfg, method, seed) for seed in arm_seeds(cfg, method)]
+    finals = train_students(cfg, specs, force)
+    record_metrics(cfg.run_path, [r for spec in specs for r in student_rows(cfg, spec, method, sweep="stage1")])
+    return [finals[spec] for spec in specs]
 
 
 def stage2_tasks(cfg: Config) -> list:
@@ -313,11 +321,9 @@ def stage1_size_curve(cfg: Config, force: bool = False):
             spec, after1 = method_specs(cfg, task, "mo1")[0], None
         else:
             s1 = stage1_spec(cfg, "tmkd", corpus_pairs=n)
-            train_student(cfg, s1, force)
             r1 = student_rows(cfg, s1, "tmkd", sweep="stage1_size")
             after1, record = first(r1)["accuracy"], record + (r1 if n else [])
             spec = stage2_spec(cfg, "tmkd", corpus_pairs=n)
-        train_student(cfg, spec, force)
         r2 = student_rows(cfg, spec, "tmkd" if k else "mo1", sweep="stage1_size")
         record += r2 if n else []
         out.append({"stage-1 pairs": k, "labelled pairs": labelled, "x labelled pairs": round(k / labelled, 2),
@@ -342,72 +348,44 @@ def matched_spec(cfg: Config, task: str, seed: int | None = None) -> StudentSpec
                      variant=FULL_BUDGET if cfg.student_patience else "matched")
 
 
-CONTROL_METHODS = ("mo1", "mo1_matched", "tmkd")
-
-
 def control_curves(cfg: Config):
-    """Chapter 06: the select accuracy after each epoch of the first seed's one-stage m-o-1, compute-matched
-    control and TMKD (stage 2) on every stage-2 task, as convergence_curves' frame (empty without early stopping).
-    Reads the trained students; trains nothing."""
+    """Chapter 06: the select accuracy after each epoch of the first seed's compute-matched control, the one-stage
+    method it extends (m-o-1) and the two-stage arm compared with it (TMKD, stage 2) on every stage-2 task, as
+    convergence_curves' frame (empty without early stopping). Reads the trained students; trains nothing."""
     import pandas as pd
     rows = []
-    for task in stage2_tasks(cfg):
-        specs = {"mo1": method_specs(cfg, task, "mo1")[0], "mo1_matched": matched_spec(cfg, task),
-                 "tmkd": stage2_spec(cfg, "tmkd", task=task)}
-        for method in CONTROL_METHODS:
-            rows += curve_rows(cfg, specs[method], method)
+    for control in (k for k in methods.arms() if methods.method(k).budget == "matched"):
+        against = [a for a, b in methods.comparisons() if b == control]
+        for task in stage2_tasks(cfg):
+            for method in (methods.method(control).extends, control, *against):
+                rows += curve_rows(cfg, method_specs(cfg, task, method)[0], method)
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)
 
 
 def run_stage2(cfg: Config, method: str = "tmkd", task: str | None = None, alpha: float | None = None,
                sweep: str = "", force: bool = False, seeds=None) -> list:
-    """Task distillation fine-tuning from the stage-1 student, once per seed: (1-alpha) l_g + alpha l_s on `task`.
-    method "mo1_matched" trains the compute-matched control instead (one stage)."""
+    """Task distillation fine-tuning from the stage-1 student, once per seed: (1-alpha) l_g + alpha l_s on `task`
+    (or chapter 06's other arms: the compute-matched control, one stage); `alpha` other than the configuration's
+    for the alpha sweep (rows carry `sweep`)."""
     check_run_dir(cfg)
     task = task or cfg.stage2_task
-    rows = []
+    changes = {} if alpha is None else {"alpha": alpha}
     seeds = arm_seeds(cfg, method) if seeds is None else seeds
-    specs = [stage2_arm_spec(cfg, method, task, seed, alpha) for seed in seeds]
-    train_students(cfg, specs, force)
-    for spec in specs:
-        train_student(cfg, spec, force)
-        rows += student_rows(cfg, spec, method, sweep=sweep)
+    train_students(cfg, [dataclasses.replace(s, **changes) for seed in seeds
+                         for s in method_specs(cfg, task, method, seed)], force)
+    rows = arm_rows(cfg, task, method, sweep, seeds, **changes)
     record_metrics(cfg.run_path, rows)
     return rows
-
-
-STAGE2_ARMS = ("tmkd", "tkd", "mo1_matched")
-
-
-def stage2_arm_spec(cfg: Config, method: str, task: str, seed: int, alpha: float | None = None) -> StudentSpec:
-    """Chapter 06's student of `method` on `task`: TMKD's or TKD's stage 2, or the compute-matched control."""
-    return matched_spec(cfg, task, seed) if method == "mo1_matched" else stage2_spec(cfg, method, alpha, task, seed)
-
-
-def arm_specs(cfg: Config, task: str, method: str) -> list:
-    """Every student of one arm on `task`, seed by seed (m-o-m: one per teacher)."""
-    if method in STAGE2_ARMS:
-        return [stage2_arm_spec(cfg, method, task, seed) for seed in arm_seeds(cfg, method)]
-    return [s for seed in arm_seeds(cfg, method) for s in method_specs(cfg, task, method, seed)]
-
-
-def run_arms(cfg: Config, arms, force: bool = False) -> None:
-    """Each (task, method) of `arms`: all their students trained first, side by side with student_workers (so that
-    one arm's odd student pairs with the next arm's), then each arm's rows recorded by run_method or run_stage2."""
-    arms = list(arms)
-    train_students(cfg, [s for task, method in arms for s in arm_specs(cfg, task, method)], force)
-    for task, method in arms:
-        run_stage2(cfg, method, task, force=force) if method in STAGE2_ARMS else run_method(cfg, task, method, force)
 
 
 def alpha_sweep(cfg: Config, force: bool = False):
     """TMKD stage 2 on stage2_task at every alpha of cfg.alphas, first seed only (paper Table 8: larger is better,
     except alpha = 1)."""
     import pandas as pd
-    rows = []
+    check_run_dir(cfg)
     train_students(cfg, [stage2_spec(cfg, "tmkd", a, seed=cfg.seeds[0]) for a in cfg.alphas], force)
-    for a in cfg.alphas:
-        rows += run_stage2(cfg, "tmkd", alpha=a, sweep="alpha", force=force, seeds=cfg.seeds[:1])
+    rows = [r for a in cfg.alphas for r in arm_rows(cfg, cfg.stage2_task, "tmkd", "alpha", cfg.seeds[:1], alpha=a)]
+    record_metrics(cfg.run_path, rows)
     frame = pd.DataFrame(rows)
     frame["accuracy (%)"] = (frame["accuracy"].astype(float) * 100).map(rounded)
     return frame[["task", "split", "alpha", "accuracy (%)", "model"]]
@@ -417,23 +395,21 @@ def alpha_sweep(cfg: Config, force: bool = False):
 
 def configured_models(cfg: Config) -> set:
     """The `model` names (metrics.csv) of every teacher and main-comparison student of the current configuration:
-    what chapters 04 and 06 train with these settings, for these seeds. A student an exercise trained with other
-    settings in the same run directory (another alpha, say) has another name and stays out of the tables."""
+    what chapters 04 and 06 train with these settings, for these seeds (every trained method of the registry). A
+    student an exercise trained with other settings in the same run directory (another alpha, say) has another
+    name and stays out of the tables."""
     models = set()
     names = teacher_names(cfg)
     for task in cfg.tasks:
         models |= {f"{task}/{n}" for n in names} | {f"{task}/ensemble-{len(names)}"}
-        methods = ONE_STAGE_METHODS + tuple(configured_variants(cfg, task))
-        for method in methods:
+        for method in methods.arms():
+            if methods.method(method).needs_weak and method not in configured_variants(cfg, task):
+                continue
             for seed in arm_seeds(cfg, method):
                 specs = method_specs(cfg, task, method, seed)
                 models |= {f"{task}/{s.name}" for s in specs}
-                if method.startswith("mom_"):
+                if methods.method(method).combine in ("avg", "vote"):
                     models.add(f"{task}/mom{len(specs)}{specs[0].suffix}")
-        for method in ("tmkd", "tkd", "mo1_matched"):
-            for seed in arm_seeds(cfg, method):
-                spec = matched_spec(cfg, task, seed) if method == "mo1_matched" else stage2_spec(cfg, method, task=task, seed=seed)
-                models.add(f"{task}/{spec.name}")
         models.add(f"{task}/{stage2_spec(cfg, 'tmkd', task=task).name}-int8")
     return models
 

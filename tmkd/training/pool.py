@@ -21,6 +21,9 @@ import traceback
 
 from tmkd.core.config import Config, TMKDError
 from tmkd.core.progress import progress
+from tmkd.training.rundir import step_finished
+from tmkd.training.students import (check_stage1_done, student_dir, student_identity, student_predictions,
+                                    student_train_data, train_student)
 
 POLL_S = 0.2
 
@@ -35,37 +38,31 @@ def worker_count(cfg: Config, unfinished: int) -> int:
     return max(1, min(cfg.student_workers, unfinished))
 
 
-def train_students(cfg: Config, specs, force: bool = False) -> None:
-    """Train the unfinished students of `specs` (independent of each other), student_workers at a time; a worker
-    left alone at the end takes every core (5 students, 2 workers: the 5th ends with both). One unfinished student
-    trains here. The caller's own loop then reuses them all without calling them reused. With student_workers=1
-    nothing happens here: the loop trains."""
-    from tmkd.training.rundir import step_finished
-    from tmkd.training.students import TRAINED_HERE, check_stage1_done, student_dir, student_identity, train_student
-    if cfg.student_workers < 2:
-        return
+def train_students(cfg: Config, specs, force: bool = False) -> dict:
+    """Train every student of `specs` (independent of each other; finished ones are skipped, interrupted ones resume)
+    and return {spec: final folder}. With student_workers > 1 the unfinished ones train student_workers at a time;
+    a worker left alone at the end takes every core (5 students, 2 workers: the 5th ends with both). The workers
+    say which students they trained; the rest go through train_student here (it trains, or says it reused)."""
     specs = list(dict.fromkeys(specs))
     for spec in specs:
         check_stage1_done(cfg, spec)
-    todo = [s for s in specs if not step_finished(student_dir(cfg, s), student_identity(cfg, s), force)]
-    workers = worker_count(cfg, len(todo))
-    if workers > 1:
-        train_side_by_side(cfg, todo, force, workers)
-    for spec in todo if workers == 1 else ():
-        train_student(cfg, spec, force)
-        TRAINED_HERE.add(str(student_dir(cfg, spec)))
+    trained = set()
+    if cfg.student_workers > 1:
+        todo = [s for s in specs if not step_finished(student_dir(cfg, s), student_identity(cfg, s), force)]
+        workers = worker_count(cfg, len(todo))
+        if workers > 1:
+            trained = set(train_side_by_side(cfg, todo, force, workers))
+    return {s: student_dir(cfg, s) / "final" if s in trained else train_student(cfg, s, force) for s in specs}
 
 
-def train_side_by_side(cfg: Config, todo: list, force: bool, workers: int) -> None:
-    """`todo` trained and scored by `workers` processes, their data prepared here first."""
-    from tmkd.training.students import TRAINED_HERE, student_dir, student_train_data
+def train_side_by_side(cfg: Config, todo: list, force: bool, workers: int) -> list:
+    """`todo` trained and scored by `workers` processes, their data prepared here first; returns the specs trained."""
     for spec in todo:                            # data and teacher logits prepared here, once, before any worker reads
         student_train_data(cfg, spec)
         prepare_scored_splits(cfg, spec)
     threads = max(1, (os.cpu_count() or 1) // workers)
     progress(f"  {len(todo)} students on {workers} processes x {threads} thread(s) (the last one busy: every core)")
-    for spec in run_pool(cfg, todo, force, workers, threads):
-        TRAINED_HERE.add(str(student_dir(cfg, spec)))
+    return list(run_pool(cfg, todo, force, workers, threads))
 
 
 def prepare_scored_splits(cfg: Config, spec) -> None:
@@ -195,7 +192,6 @@ def _worker(cfg: Config, force: bool, threads: int, tasks, results, lines, paren
     sys.stderr = open(os.devnull, "w")           # progress bars of two processes would interleave; failures are sent
     from tmkd.inputs.data import dev_splits
     from tmkd.training.environment import quiet
-    from tmkd.training.students import student_predictions, train_student
     quiet()
     while (item := tasks.get()) is not None:
         i, spec = item

@@ -13,9 +13,10 @@ from tmkd.inputs.base_model import base_model_path
 from tmkd.core.config import TASKS, Config, TMKDError
 from tmkd.inputs.data import dev_splits, split_dataset
 from tmkd.core.files import file_sha256, load_npz, read_json, save_npz_atomic, write_json_atomic
+from tmkd.model.methods import Student
 from tmkd.training.identity import SPEC_FIELDS, identity
 from tmkd.training.logit_cache import with_teacher_logits
-from tmkd.model.method import Student, TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, soft_heads, student_config
+from tmkd.model.method import TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, soft_heads, student_config
 from tmkd.core.parallel import launch, wants_launch
 from tmkd.core.progress import progress
 from tmkd.training.rundir import claim_step, finished_model, note_reused, step_finished
@@ -193,9 +194,6 @@ def check_stage1_done(cfg: Config, spec: StudentSpec) -> None:
         raise TMKDError(f"stage 2 starts from {spec.init_from}, which is not trained: run chapter 05 first")
 
 
-TRAINED_HERE = set()    # folders of students tmkd.training.pool's workers just trained, until the caller's loop reaches them
-
-
 def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks=()) -> Path:
     """Train one student (skip when finished, resume when interrupted) and return its final folder."""
     out = student_dir(cfg, spec)
@@ -205,10 +203,7 @@ def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks
         student_train_data(cfg, spec)            # data and teacher logits prepared once, before the workers start
         return launch(train_student, cfg, spec, force, tuple(callbacks), nproc=cfg.nproc)
     if claim_step(out, run_spec, force):
-        if str(out) in TRAINED_HERE:           # trained a moment ago by a worker (tmkd.training.pool): not "reused"
-            TRAINED_HERE.discard(str(out))
-        else:
-            note_reused("student", f"{spec.task}/{spec.name}")
+        note_reused("student", f"{spec.task}/{spec.name}")
         return out / "final"
     ds = student_train_data(cfg, spec)
     labels = TASKS[spec.task].labels
