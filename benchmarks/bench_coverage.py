@@ -1,4 +1,4 @@
-"""Does a comparison's 95 % interval hold 95 %? Coverage of tmkd.stats.intervals.paired_bootstrap, simulated at 2, 3 and 5
+"""Does a comparison's 95 % interval hold 95 %? Coverage of tmkd.stats.intervals.paired_interval, simulated at 2, 3 and 5
 seeds (or any --seed-counts), beside the percentile two-level bootstrap it replaced (--before).
 
 Each simulated run draws a dev set of `--examples` examples from a population and trains (draws) two students per
@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tmkd.stats.intervals import paired_bootstrap  # noqa: E402
+from tmkd.stats.intervals import paired_interval  # noqa: E402
 
 BASE_ACCURACY = 0.70
 
@@ -67,7 +67,7 @@ def old_percentile_bootstrap(correct_a, correct_b, n_boot: int = 2000, seed: int
 
 
 def new_interval(correct_a, correct_b):
-    r = paired_bootstrap(correct_a, correct_b)
+    r = paired_interval(correct_a, correct_b)
     return r["low"], r["high"]
 
 

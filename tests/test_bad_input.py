@@ -1,5 +1,7 @@
 """Bad input is refused with a message that names the problem and the fix, and writes nothing."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -124,3 +126,23 @@ def test_results_of_a_student_that_is_not_trained_name_the_chapter_that_trains_i
     spec = tmkd.training.experiments.method_specs(cfg, "qnli", "mo1")[0]
     with pytest.raises(tmkd.core.config.TMKDError, match=r"qnli/mo1-k3-a1-s42 is not trained .* \(04: the one-stage"):
         tmkd.training.students.student_predictions(cfg, spec, "validation")
+
+
+def test_a_run_directory_of_an_older_format_is_refused_with_its_format_and_what_to_do(tmp_path):
+    """A run directory written before the current format (run.json without "format") is refused, never read through
+    compatibility code; --force recomputes in it. run.json records the library versions each start ran with."""
+    from tmkd.training.rundir import RUN_FORMAT, check_run_dir, library_versions
+    cfg = smoke_config(tmp_path / "run")
+    check_run_dir(cfg)
+    ident = helpers.read_json(cfg.run_path / "run.json")
+    assert ident["format"] == RUN_FORMAT and ident["versions"] == [library_versions()]
+    assert {"python", "torch", "transformers", "datasets", "accelerate"} <= set(ident["versions"][0])
+    check_run_dir(cfg)                                                        # the same run: accepted, unchanged
+    assert helpers.read_json(cfg.run_path / "run.json") == ident
+    old = {k: v for k, v in ident.items() if k not in ("format", "versions")}
+    (cfg.run_path / "run.json").write_text(json.dumps(old))
+    with pytest.raises(tmkd.core.config.TMKDError, match=rf"format 1; this code reads format {RUN_FORMAT} only. "
+                                                         r"Use a new --run-dir, or --force"):
+        check_run_dir(cfg)
+    check_run_dir(cfg, force=True)
+    assert helpers.read_json(cfg.run_path / "run.json") == ident

@@ -1,4 +1,4 @@
-"""The 3-seed case kept honest: the interval of tmkd.stats.intervals.paired_bootstrap holds the true difference in close to
+"""The 3-seed case kept honest: the interval of tmkd.stats.intervals.paired_interval holds the true difference in close to
 95 % of simulated runs (benchmarks/bench_coverage.py prints every case, and the percentile bootstrap it replaced)."""
 import sys
 

@@ -10,7 +10,7 @@ from rules import expected_verdict, half_width_by_hand, holm_by_hand
 from tmkd.stats.evidence import (OWN_ANSWERS, PAPER_VERDICTS, adjust_family, claim_verdict, claim_words, own_verdict,
                            paper_resolution, verdict_kind)
 from tmkd.stats.intervals import (detectable, holm, holm_levels, interval_at, interval_from_seeds, needed_size,
-                            paired_bootstrap, variance_parts)
+                            paired_interval, variance_parts)
 
 rng = np.random.default_rng(1)
 BASE = rng.random((3, 500)) < 0.7              # 3 seeds x 500 examples, about 70 % correct
@@ -47,7 +47,7 @@ def test_identical_seeds_leave_the_dev_sample_alone_a_normal_interval():
     of the mean per-example difference."""
     a, b = np.tile(BASE[0], (3, 1)), np.tile(rng.random(500) < 0.6, (3, 1))
     f = (a.astype(float) - b)[0] * 100
-    interval = paired_bootstrap(a, b)
+    interval = paired_interval(a, b)
     lo, hi = stats.norm.interval(0.95, loc=f.mean(), scale=f.std(ddof=1) / math.sqrt(len(f)))
     assert interval["se_seeds"] == pytest.approx(0.0, abs=1e-12)
     assert (interval["low"], interval["high"]) == pytest.approx((lo, hi), abs=1e-9)
@@ -57,7 +57,7 @@ def test_both_levels_combine_in_quadrature_with_scipy_quantiles():
     """B fixes some of A's errors on the same examples at every seed (the dev sample's part) and some at one seed
     only (the seed level's): both levels are there, each once."""
     better = BASE | (rng.random(500) < 0.1)[None, :] | (rng.random((3, 500)) < 0.05)
-    interval = paired_bootstrap(better, BASE)
+    interval = paired_interval(better, BASE)
     parts = variance_parts(better.astype(float) - BASE)
     se_seeds = math.sqrt(parts["seeds"] / 3)
     se_examples = math.sqrt((parts["examples"] - parts["interaction"] / 3) / 500)
@@ -75,12 +75,12 @@ def test_seed_specific_changes_are_counted_once():
     better = BASE | (np.random.default_rng(11).random((3, 500)) < 0.1)
     parts = variance_parts(better.astype(float) - BASE)
     assert parts["examples"] - parts["interaction"] / 3 < 0
-    assert paired_bootstrap(better, BASE)["se_examples"] == 0
+    assert paired_interval(better, BASE)["se_examples"] == 0
 
 
 def test_p_value_is_where_the_interval_reaches_zero():
     better = BASE | (rng.random((3, 500)) < 0.02)
-    interval = paired_bootstrap(better, BASE)
+    interval = paired_interval(better, BASE)
     p = interval["p_value"]
     assert 0 < p < 1
     low, high = interval_at(interval, 1 - p)
@@ -94,7 +94,7 @@ def test_p_value_is_where_the_interval_reaches_zero():
 
 
 def test_one_seed_has_no_seed_level_and_says_so():
-    one = paired_bootstrap(BASE[0], (rng.random(500) < 0.6))
+    one = paired_interval(BASE[0], (rng.random(500) < 0.6))
     assert one["seeds"] == (1, 1) and not one["seed_level"] and one["se_seeds"] == 0
     assert one["high"] - one["low"] == pytest.approx(2 * stats.norm.ppf(0.975) * one["se_examples"])
 
@@ -104,8 +104,8 @@ def test_seeds_that_disagree_widen_the_interval():
     noise but A's seeds all at the 70 % level, it must not."""
     noise, other = np.random.default_rng(5).random((2, 3, 2000))
     b = other < 0.7
-    spread = paired_bootstrap(noise < np.array([[0.5], [0.7], [0.9]]), b)
-    flat = paired_bootstrap(noise < 0.7, b)
+    spread = paired_interval(noise < np.array([[0.5], [0.7], [0.9]]), b)
+    flat = paired_interval(noise < 0.7, b)
     assert spread["difference"] == pytest.approx(flat["difference"], abs=1.0)
     assert spread["high"] - spread["low"] > 3 * (flat["high"] - flat["low"])
     assert spread["se_seeds"] > 5 * flat["se_seeds"]
@@ -115,13 +115,13 @@ def test_arms_on_different_examples_or_seeds_are_refused():
     ids = np.arange(500)
     other = ids.copy()
     other[7] = 9999
-    paired_bootstrap(BASE, BASE, ids_a=ids, ids_b=ids.copy())                   # equal ids: accepted
+    paired_interval(BASE, BASE, ids_a=ids, ids_b=ids.copy())                   # equal ids: accepted
     with pytest.raises(ValueError, match="same dev examples.*position 7"):
-        paired_bootstrap(BASE, BASE, ids_a=ids, ids_b=other)
+        paired_interval(BASE, BASE, ids_a=ids, ids_b=other)
     with pytest.raises(ValueError, match="same dev examples"):
-        paired_bootstrap(BASE[:, :10], BASE[:, :11])
+        paired_interval(BASE[:, :10], BASE[:, :11])
     with pytest.raises(ValueError, match="seeds"):
-        paired_bootstrap(BASE, BASE[:2])
+        paired_interval(BASE, BASE[:2])
 
 
 # ---- what a run can detect, and what a larger one would need -------------------------------------------------

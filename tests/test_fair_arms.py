@@ -14,7 +14,7 @@ import tmkd.training.experiments
 import tmkd.training.teacher_selection
 import tmkd.training.logit_cache
 from conftest import smoke_config, stub_run
-from tmkd.stats.evidence import claim_verdict, paired_bootstrap
+from tmkd.stats.evidence import claim_verdict, paired_interval
 
 
 def test_student_specs_and_identities_differ_by_seed(tmp_path, stub_training):
@@ -159,14 +159,14 @@ def test_claim_verdict_follows_the_papers_sign_and_size():
     rng = np.random.default_rng(0)
     base = rng.random((2, 400)) < 0.6
     better = base | (rng.random(400) < 0.5)[None, :]
-    up = paired_bootstrap(better, base)
+    up = paired_interval(better, base)
     assert up["low"] > 0 and up["seed_level"]
     assert claim_verdict(up, 1.2) == "reproduced" and claim_verdict(up, -2.4) == "opposite"
     assert claim_verdict(up, 60.0) == "right direction, smaller than the paper's"
     assert claim_verdict(up, 0.5, resolution=1.0) == "a difference the paper has none of"
-    down = paired_bootstrap(base, better)
+    down = paired_interval(base, better)
     assert claim_verdict(down, -2.4) == "reproduced" and claim_verdict(down, 0.5) == "opposite"
-    same = paired_bootstrap(base, base)
+    same = paired_interval(base, base)
     assert claim_verdict(same, 3.0) == "no difference shown" and claim_verdict(same, 0.5, resolution=1.0) == \
         "equivalent within ±1"
 

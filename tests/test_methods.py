@@ -7,7 +7,9 @@ import tmkd.training.experiments
 import tmkd.model.method
 import tmkd.model.methods
 import tmkd.training.students
-import tmkd.training.experiments
+from tmkd.chain.plan import build_plan, students_per_task
+from tmkd.reporting.report import seed_table
+from tmkd.stats.evidence import compare_methods
 from conftest import stub_run
 
 TEACHERS = ("teacher-lr1e-03", "teacher-lr2e-03", "teacher-lr3e-03")
@@ -88,3 +90,34 @@ def test_student_output_is_the_log_of_eq6():
     out = student(input_ids=ids).logits
     torch.testing.assert_close(out.exp(), helpers.head_probabilities(golden, soft, 0.5))
     torch.testing.assert_close(out.exp().sum(-1), torch.ones(1))
+
+
+def test_a_method_registered_in_its_record_alone_is_trained_tabled_compared_and_planned(run_copy, monkeypatch):
+    """A test-only method (m-o-1 of the first two teachers, compared with m-o-1) added to the registry and nowhere
+    else: chapter 04's arms train it in a folder of its own, the tables show it, its comparison is made and the plan
+    counts its students."""
+    methods = tmkd.model.methods
+    record = methods.KDMethod("mo1_pair", "m-o-1 of two teachers", lambda teachers, best, weak: [
+        methods.Student(teachers[:2])], compared=(methods.Comparison(
+            "mo1", "own", ("04",), "m-o-1 of two teachers vs of all", "two teachers teach as well as all"),))
+    cfg = run_copy
+    planned = build_plan(cfg)["models"]
+    monkeypatch.setitem(methods.REGISTRY, record.key, record)
+    task, experiments = cfg.stage2_task, tmkd.training.experiments
+    assert (task, "mo1_pair") in experiments.chapter_arms(cfg, "04", variants=False)
+    experiments.run_arms(cfg, [(task, "mo1"), (task, "mo1_pair")])
+    pair, = experiments.method_specs(cfg, task, "mo1_pair")
+    (mo1,) = experiments.method_specs(cfg, task, "mo1")
+    assert pair.teachers == mo1.teachers[:2] and pair.name != mo1.name and pair.n_heads == 2
+    assert (tmkd.training.students.student_dir(cfg, pair) / "final" / "done.json").exists()
+    table = seed_table(experiments.configured_metrics(cfg))
+    assert "m-o-1 of two teachers" in table.index and table.loc["m-o-1 of two teachers"].notna().any()
+    pairs = [p for p in methods.comparisons("04") if "mo1_pair" in p]
+    assert pairs == [("mo1_pair", "mo1")]
+    compared = compare_methods(cfg, pairs, tasks=[task])
+    assert set(compared["a"]) == {"mo1_pair"} and (compared["whose"] == "series").all()
+    assert compared["claim"].str.contains("two teachers teach as well as all").all()
+    assert ("mo1_pair", len(cfg.seeds)) in students_per_task(cfg, "04")
+    counted = {what: n for _, what, n, _, _ in build_plan(cfg)["models"]}
+    before = {what: n for _, what, n, _, _ in planned}
+    assert counted[f"{task} one-stage students"] == before[f"{task} one-stage students"] + len(cfg.seeds)

@@ -24,10 +24,10 @@ def test_auto_is_bf16_only_where_the_cpu_has_fast_bf16(monkeypatch):
     assert tmkd.training.trainer.device_precision() == "fp32"                 # no configuration: fp32
 
 
-def test_the_default_precision_is_not_part_of_any_identity_and_bf16_is():
+def test_the_precision_is_part_of_every_training_identity():
     cfg = tmkd.core.config.make_config("smoke")
-    for step in ("teacher", "student", "stage1", "stage2", "run"):
-        assert "precision" not in tmkd.training.identity.identity(cfg, step)          # steps made before keep their identity
+    for step in ("teacher", "student", "stage1", "stage2"):
+        assert tmkd.training.identity.identity(cfg, step)["precision"] == "fp32"     # fp32 and bf16 never share a step
     bf16 = dataclasses.replace(cfg, precision="bf16")
     assert tmkd.training.identity.identity(bf16, "student")["precision"] == "bf16"
     with pytest.raises(tmkd.core.config.TMKDError, match="precision='fp16' is not one of"):

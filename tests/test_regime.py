@@ -152,17 +152,17 @@ def test_reference_tmkd_comparisons_are_detectable_at_three_points():
 
 def test_a_one_seed_comparison_gets_no_verdict_however_narrow_its_dev_interval():
     from tmkd.stats.evidence import adjust_family, comparison_row
-    from tmkd.stats.intervals import paired_bootstrap
+    from tmkd.stats.intervals import paired_interval
     from tmkd.reporting.takeaways import span
     rng = np.random.default_rng(0)
     b = rng.random((1, 5000)) < 0.70
     a = b | (rng.random((1, 5000)) < 0.30)                   # A fixes a third of B's errors: +9 points at one seed
-    interval = paired_bootstrap(a, b)
+    interval = paired_interval(a, b)
     assert interval["low"] > 0                               # the dev sample alone would call it
     row = adjust_family([comparison_row("qnli", "validation", "mo1", "1o1", interval)], [interval], 3)[0]
     assert row["verdict"] == "inconclusive"
     assert "one seed" in span(row)
     two = np.vstack([a, a]), np.vstack([b, b])
-    interval = paired_bootstrap(*two)
+    interval = paired_interval(*two)
     row = adjust_family([comparison_row("qnli", "validation", "mo1", "1o1", interval)], [interval], 3)[0]
     assert row["verdict"] != "inconclusive" and "one seed" not in span(row)

@@ -25,11 +25,6 @@ def pct(value: float, decimals: int = PROSE) -> str:
     return f"{rounded(value, decimals):.{decimals}f}"
 
 
-def of_fraction(share: float, decimals: int = PROSE) -> str:
-    """A share (0.7165) as percent text ("71.7")."""
-    return pct(None if share is None else float(share) * 100, decimals)
-
-
 def mean_sd(values, decimals: int = PROSE) -> str:
     """"67.9 ± 0.9" over several values (sd with n - 1), "67.9" for one: the seed tables' and the README's cells."""
     values = [float(v) for v in values]

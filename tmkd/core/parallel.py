@@ -86,16 +86,6 @@ def broadcast(value):
     return box[0]
 
 
-def gather(value) -> list:
-    """Every process's `value`, in rank order, in every process."""
-    dist = _group()
-    if dist is None:
-        return [value]
-    out = [None] * world_size()
-    dist.all_gather_object(out, value)
-    return out
-
-
 def gather_to_main(value) -> list:
     """Every process's `value`, in rank order, in the main process ([] in the others)."""
     dist = _group()

@@ -282,7 +282,7 @@ class TokenShards:
         self.n_shards = len(manifest["shards"])
         self.logits = logits
         self._open = {}
-        self._fingerprint = fingerprint(manifest)
+        self.manifest_fingerprint = fingerprint(manifest)     # what its scored logits are keyed on
 
     def __len__(self) -> int:
         return self.n
@@ -318,9 +318,6 @@ class TokenShards:
         if self.logits is not None:
             item["teacher_logits"] = self.logits(k, j)
         return item
-
-    def remove_columns(self, names):
-        return self
 
     def with_logits(self, logits) -> "TokenShards":
         return TokenShards(self.folder, logits)

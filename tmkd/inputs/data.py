@@ -267,9 +267,8 @@ def _task_data(cfg: Config, task: str):
     from datasets import DatasetDict, load_from_disk
     tok_path = base_model_path(cfg)
     key = {"task": task, "source": data_source(cfg), "train_size": cfg.train_size, "dev_size": cfg.dev_size,
-           "select_size": cfg.select_size, "seed": cfg.seed, "tokenizer": tokenizer_fingerprint(tok_path), "max_seq_len": cfg.max_seq_len}
-    if cfg.stage1_share:                 # added later: the data of runs made before keeps its key
-        key["stage1_share"] = cfg.stage1_share
+           "select_size": cfg.select_size, "seed": cfg.seed, "tokenizer": tokenizer_fingerprint(tok_path),
+           "max_seq_len": cfg.max_seq_len, "stage1_share": cfg.stage1_share}
     folder = cfg.run_path / "data" / f"{task}-{fingerprint(key)}"
     if read_json(folder / "done.json") == key:
         return load_from_disk(str(folder / "dataset"))

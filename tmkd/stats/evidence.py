@@ -11,7 +11,7 @@ import numpy as np
 from tmkd.core.config import Config
 from tmkd.inputs.data import dev_splits
 from tmkd.training.experiments import arm_seeds, configured_variants, method_specs
-from tmkd.stats.intervals import LEVEL, SPAN, detectable, holm, holm_levels, interval_at, needed_size, paired_bootstrap
+from tmkd.stats.intervals import LEVEL, SPAN, detectable, holm, holm_levels, interval_at, needed_size, paired_interval
 from tmkd.training.logit_cache import align_examples
 from tmkd.model.method import combine_students
 from tmkd.model.methods import comparison, comparisons, label
@@ -252,7 +252,7 @@ def compare_methods(cfg: Config, pairs, tasks=None):
                 (ca, ia), (cb, ib) = method_correct(cfg, task, a, split), method_correct(cfg, task, b, split)
                 both = min(len(ca), len(cb))     # the seeds both arms have (side arms train the first side_seeds)
                 ca, cb = ca[:both], cb[:both]
-                intervals.append(paired_bootstrap(ca, cb, ia, ib))
+                intervals.append(paired_interval(ca, cb, ia, ib))
                 rows.append(comparison_row(task, split, a, b, intervals[-1]))
     return pd.DataFrame(adjust_family(rows, intervals, family_size(cfg.tasks), cfg.equivalence_margin))
 

@@ -109,22 +109,19 @@ def detectable(se_seeds: float, se_examples: float, n_seeds: int, level: float =
     return half_width(se_seeds, se_examples, n_seeds, level) + half_width(se_seeds, se_examples, n_seeds, 2 * power - 1)
 
 
-def paired_bootstrap(correct_a, correct_b, ids_a=None, ids_b=None, n_boot: int = 2000, seed: int = 0,
-                     level: float = LEVEL) -> dict:
+def paired_interval(correct_a, correct_b, ids_a=None, ids_b=None, level: float = LEVEL) -> dict:
     """Accuracy of arm A minus arm B, in points, with an interval that holds its level at the run's seed count.
 
     correct_a, correct_b: (seeds, examples) booleans (or (examples,) for one seed); row s of A is paired with row s
     of B (same seed, same stage-1 weights), the same examples in the same order (checked on ids_a/ids_b if given).
     The interval: t with S - 1 degrees of freedom on the seed level, normal on the dev sample's, in quadrature (the
     module's docstring). One seed has no seed level: the interval then covers another dev sample only, and says so
-    (seed_level False). The name and n_boot/seed are kept from the two-level percentile bootstrap it replaced (they
-    change nothing now): callers and tables read the same keys.
+    (seed_level False).
 
     Returns difference (mean over seeds and examples), low/high at `level`, level, se_seeds and se_examples (the
     two levels, points), se (both together), p_value, detectable (the smallest true difference found with 80 %
     power at two-sided 5 %, same standard errors and multipliers), parts (variance_parts, for needed_size),
     seed_level, seeds (rows of A, rows of B) and examples."""
-    del n_boot, seed
     a, b = _arms(correct_a, correct_b, ids_a, ids_b)
     diff = a - b
     parts = variance_parts(diff)
@@ -132,7 +129,7 @@ def paired_bootstrap(correct_a, correct_b, ids_a=None, ids_b=None, n_boot: int =
 
 
 def interval_from_seeds(per_seed, se_examples: float, n_examples: int, level: float = LEVEL) -> dict:
-    """paired_bootstrap's interval from what a table kept instead of the predictions: the per-seed differences
+    """paired_interval's interval from what a table kept instead of the predictions: the per-seed differences
     (points, from each seed's accuracies) and the dev sample's standard error (points). The interaction is not
     known apart, so the seed level holds it all (needed_size then never lets more examples shrink it)."""
     d = np.asarray(per_seed, dtype=float)

@@ -14,7 +14,7 @@ from tmkd.core import lock
 from tmkd.core.config import AUTO, PROFILES, REPO, Config, deviations, make_config
 from tmkd.inputs.data import data_source
 from tmkd.core.progress import progress
-from tmkd.training.rundir import check_run_dir, quiet_reuse, reuse_summary
+from tmkd.training.rundir import LIBRARIES, check_run_dir, library_versions, quiet_reuse, reuse_summary
 
 
 def start_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides=None, force=False) -> Config:
@@ -27,7 +27,7 @@ def start_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides
     summarise_reuse_per_cell()
     freeze_import_objects()
     info = describe_environment(cfg)
-    versions = ("python", "torch", "transformers", "datasets")
+    versions = ("python", *LIBRARIES)                     # as run.json records them (rundir.library_versions)
     print("versions: " + ", ".join(f"{k} {info[k]}" for k in versions))
     print("; ".join(f"{k}: {v}" for k, v in info.items() if k not in versions))
     n = len(deviations(cfg))
@@ -116,12 +116,9 @@ def shown_path(path) -> str:
 
 def describe_environment(cfg: Config) -> dict:
     """Library versions, device and run directory; warns when there is no GPU for a GPU-sized profile."""
-    import datasets
     import torch
-    import transformers
-    info = {"python": sys.version.split()[0], "torch": torch.__version__, "transformers": transformers.__version__,
-            "datasets": datasets.__version__, "device": device_description(), "profile": cfg.profile,
-            "run_dir": shown_path(cfg.run_path), "data": shown_path(data_source(cfg))}
+    info = library_versions() | {"device": device_description(), "profile": cfg.profile,
+                                 "run_dir": shown_path(cfg.run_path), "data": shown_path(data_source(cfg))}
     if cfg.nproc > 1:
         info["processes"] = cfg.nproc
     if cfg.profile == "paper" and not torch.cuda.is_available():

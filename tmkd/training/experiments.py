@@ -101,7 +101,7 @@ def chapter_arms(cfg: Config, chapter: str, variants: bool | None = None) -> lis
     two-stage methods and the control on every stage-2 task; variants False: the paper's methods only, True: the
     series' variants only (a weak-teacher variant where it is configured), None: both."""
     tasks = cfg.tasks if chapter == "04" else stage2_tasks(cfg)
-    return [(t, k) for k in methods.arms(chapter) for t in tasks
+    return [(t, k) for t in tasks for k in methods.arms(chapter)
             if variants in (None, bool(methods.method(k).extends))
             and (not methods.method(k).needs_weak or k in configured_variants(cfg, t))]
 

@@ -29,9 +29,6 @@ NO_EFFECT = {
     "speed_repeats": "chapter 07's timing only",
     "equivalence_margin": "how a verdict reads an interval: no step's result",
 }
-# Settings added after run directories existed: left out of an identity while at this value, so that the steps
-# made before them keep their identity (and are reused); any other value is part of it like every setting.
-OMITTED_AT_DEFAULT = {"precision": "fp32", "stage1_share": 0.0}
 SELECTION = {     # which steps a chapter runs; each step records the value it uses itself
     "tasks": "which tasks get teachers; a step records its own task",
     "sweep_task": "where chapter 03 trains; a student records its own task",
@@ -101,7 +98,7 @@ def identity(cfg: Config, step: str, **own) -> dict:
     values = dataclasses.asdict(cfg)
     values["data_dir"] = str(Path(cfg.data_dir).resolve()) if cfg.data_dir else ""
     out = {k: v for k, v in values.items()
-           if k not in settings_excluded(step) and not (k in OMITTED_AT_DEFAULT and v == OMITTED_AT_DEFAULT[k])}
+           if k not in settings_excluded(step)}
     if "stage1_corpus" in out and cfg.corpus_file:
         out["stage1_corpus"] = {"file": Path(cfg.corpus_file).name, "sha256": corpus_fingerprint(cfg.corpus_file)}
     return _jsonable(out | parallel_identity(cfg, step) | own)

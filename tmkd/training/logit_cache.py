@@ -201,7 +201,7 @@ def _shard_meta(cfg: Config, task: str, teacher: str, tokens, k: int) -> dict:
     if done is None:
         raise TMKDError(f"{task}/{teacher} is not trained yet: run chapter 01 (teachers) first")
     return {"teacher": f"{task}/{teacher}", "teacher_weights": {k_: v for k_, v in done.items() if k_ != "forced_in"},
-            "data": tokens._fingerprint, "shard": k, "n": len(tokens.shard_rows(k)),
+            "data": tokens.manifest_fingerprint, "shard": k, "n": len(tokens.shard_rows(k)),
             "label_names": teacher_label_names(folder), "split": "stage1"}
 
 

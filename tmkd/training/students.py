@@ -43,9 +43,8 @@ class StudentSpec:
     corpus_pairs: int = 0              # stage 1 (and the stage 2 after it): the first N pairs of the scored stage-1
                                        # corpus (chapter 05's corpus-size curve); 0 = the whole corpus
     epochs: float = 0.0                # 0: the configuration's (student_epochs; stage1_epochs in stage 1)
-    variant: str = ""                  # a named variant of the method: "matched-full" (the compute-matched control,
-                                       # trained to the end of its budget; "matched": stopped early, runs before
-                                       # issue 29), "strong" (without the teachers flagged weak)
+    variant: str = ""                  # the method's variant (tmkd.model.methods.KDMethod.variant): "strong" (without
+                                       # the teachers flagged weak), "matched-full" (the compute-matched control)
 
     @property
     def who(self) -> str:
@@ -112,10 +111,7 @@ def student_identity(cfg: Config, spec: StudentSpec) -> dict:
     else:
         start = cfg.student_init
     kind = ("student", "stage1", "stage2")[spec.stage]
-    fields = asdict(spec)
-    if not spec.corpus_pairs:          # added after run directories existed: absent at 0, so their students are reused
-        del fields["corpus_pairs"]
-    return identity(seen, kind, spec=fields, teacher_weights=teachers, starts_from=start)
+    return identity(seen, kind, spec=asdict(spec), teacher_weights=teachers, starts_from=start)
 
 
 def stage1_folder(cfg: Config, spec: StudentSpec) -> Path:
