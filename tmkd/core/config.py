@@ -303,19 +303,17 @@ PROFILES = {
     #   teachers stayed at the majority class on 800 pairs, so every RTE comparison measured noise.
     # - pooling="mean": MiniLM is a mean-pooling sentence model; its [CLS] state and pooler were never trained
     #   (chapter 03 measures both poolings, teacher and student).
-    # - teacher_lrs are the paper's 2:3:5 doubled (the paper's 3e-5 reached 65.8 % in ~190 steps), 5 epochs
-    #   (an earlier profile's 2 left them too close to the student for distillation to show).
+    # - teacher_lrs are the paper's 2:3:5 doubled and 5 epochs, so that the teachers end clearly stronger than the
+    #   student (the paper's premise).
     # - Stage 1 reads 12,000 of QNLI's 57,799 unused train pairs (labels dropped), 10x the labelled pairs (the
     #   paper: 4M, 38x), scored once by the QNLI teachers, 1 epoch; chapter 05's corpus-size curve trains TMKD on
     #   its first 2,000 and 5,000 pairs too (and 0: m-o-1). QNLI-style pairs only, not RTE's (plan.without_rte).
-    # - Students: 3 epochs, each scored on the select slice, the best epoch kept; patience 2 never stops one of 3
-    #   epochs early (patience 1 cut a seed at its 2nd epoch in a trial). 64 tokens per pair. fp32: on this
-    #   project's CPU (AVX-512 bf16, no AMX) bf16 autocast measured slower, 45 vs 63 student examples/s.
-    # - Seeds, where the time went: the main arms (no KD, m-o-1, TMKD and its stage 1) train 7 seeds, so that
-    #   TMKD - m-o-1 and TMKD - no KD aim to be detectable at 3 points at their Holm level; the side arms (1-o-1,
-    #   1avg-o-1, m-o-m, TKD, the control) and chapter 03's and 06's sweeps the first seed only (side_seeds). 2,000
-    #   pairs x 5 seeds took 2 h 24 min and missed that bar (README: runs that are not the reference).
-    # - Two students at once, one thread each (student_workers=2; 1.20x one at a time in benchmarks/bench_workers.py).
+    # - Students: 3 epochs, each scored on the select slice, the best epoch kept (patience 2: none of 3 epochs is
+    #   cut). 64 tokens per pair. fp32: on a CPU without AMX bf16 autocast is slower (benchmarks/bench_precision.py).
+    # - Seeds: the main arms (no KD, m-o-1, TMKD and its stage 1) train 7 seeds, so that TMKD - m-o-1 and TMKD - no
+    #   KD aim to be detectable at 3 points at their Holm level; the side arms (1-o-1, 1avg-o-1, m-o-m, TKD, the
+    #   control) and chapter 03's and 06's sweeps the first seed only (side_seeds), to fit one 2-core session.
+    # - Two students at once, one thread each (student_workers=2; benchmarks/bench_workers.py measures the gain).
     "offline": dict(tasks=("qnli",), base_model=MINILM_MODEL, max_seq_len=64, train_size=1200, dev_size=0,
                     select_size=1000, seeds=(42, 43, 44, 45, 46, 47, 48), side_seeds=1, pooling="mean",
                     teacher_lrs=(4e-5, 6e-5, 1e-4), teacher_epochs=5.0, student_lr=1e-4, student_epochs=3.0,
@@ -330,15 +328,14 @@ PROFILES = {
     # - Labelled pairs: 10,000 of QNLI's 104,743 (teachers and students alike, as in the paper), RTE's 2,061 (its
     #   2,490 minus a 200-pair select slice and 10 % held out for stage 1).
     # - Stage 1: RTE's and QNLI's unused train pairs (labels dropped), scored by the QNLI teachers: 94,772 pairs,
-    #   9.5x stage 2's 10,000 (paper: 4M / 105k = 38x; the regime issue measured TMKD 4-5 points above m-o-1 at 10x).
-    #   RTE stays in the corpus (the mission's stage 1 on RTE); its labelled pairs never enter it.
+    #   9.5x stage 2's 10,000 (paper: 4M / 105k = 38x). RTE's pairs are in the corpus, so that stage 1 reads both
+    #   tasks' text; RTE's labelled pairs never enter it.
     # - 3 seeds (students stop on the select slice, at most 3 epochs), every alpha of Table 8.
     # The arithmetic, at rates assumed for a T4 in fp16 at 128 tokens (tmkd.chain.plan.T4_RATES; the chain prints its own
     # estimate from a measured warm-up before it starts): teachers 8 x 3 epochs x (2,061 | 10,000) = 145k examples at
     # ~170/s = 14 min; students: 73 runs, 2.3M examples (stage 1: 6 x 95k; the compute-matched controls 6 x ~100k)
     # at ~600/s = 65 min; predictions 0.5M at ~700/s = 13 min; with the fixed costs per chapter and model measured on
     # the smoke chain (tmkd.chain.plan.PER_CHAPTER_S, PER_MODEL_S) about 1.6 h.
-    # (Before: 50,000 QNLI pairs, 2 seeds, no stage-1 corpus (RTE's pairs were all trained on): chapter 05 failed.)
     # Drive: 8 teachers x 0.44 GB + 73 students x 0.18 GB = 17 GB of final models at most, above a free account's
     # 15 GB: use a Drive with room (or fewer seeds, or keep RUN_DIR on the runtime's disk); checkpoints stay on the
     # runtime's disk and reach Drive at most every 30 minutes (a dead runtime loses at most that; Drive's bin keeps
