@@ -56,7 +56,7 @@ import torch  # noqa: E402
 
 import helpers  # noqa: E402
 import tmkd.model.method  # noqa: E402
-from tmkd.training import environment, experiments, trainer  # noqa: E402
+from tmkd.training import environment, trainer  # noqa: E402
 from tmkd.reporting import speed
 
 # torch 2.13 warns that its quantized tensor types (which quantize_dynamic produces) are deprecated.

@@ -4,7 +4,6 @@ plan refused before chapter 01 with the setting to change, and the profile a Col
 import json
 import sys
 import types
-from pathlib import Path
 
 import numpy as np
 import pandas as pd

@@ -74,3 +74,22 @@ def test_metrics_rows_are_replaced_not_duplicated(tmp_path):
     before = (tmp_path / "metrics.csv").read_bytes()
     tmkd.training.rundir.record_metrics(tmp_path, [])        # nothing new (a corpus-size curve whose every size is the corpus)
     assert (tmp_path / "metrics.csv").read_bytes() == before
+
+
+@pytest.mark.parametrize("folder", [False, True])
+def test_an_atomic_write_that_fails_keeps_the_old_version_and_leaves_no_temporary(tmp_path, folder):
+    """tmkd.core.files.atomic, the one write path: a reader sees the old file (or folder) or the whole new one."""
+    path = tmp_path / ("model" if folder else "model.json")
+
+    def write(text):
+        with tmkd.core.files.atomic(path, folder=folder) as tmp:
+            (tmp / "weights" if folder else tmp).write_text(text)
+            if text == "broken":
+                raise RuntimeError("killed mid-write")
+    write("old")
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        write("broken")
+    assert (path / "weights" if folder else path).read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [path.name]
+    write("new")
+    assert (path / "weights" if folder else path).read_text() == "new" and len(list(tmp_path.iterdir())) == 1

@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -28,16 +29,40 @@ def tmp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
-def write_text_atomic(path, text: str) -> Path:
+@contextmanager
+def atomic(path, folder: bool = False):
+    """The one way anything is written here: yield a temporary name beside `path` (a file, or with folder=True a
+    folder, made empty), then move it into place in one rename, so that a reader (or a resumed run after kill -9)
+    sees the old version or the whole new one, never half. A failure removes the temporary and keeps the old one.
+    Hand-written because the rename must also cover folders (a model, a dataset) and the Trainer's own writers."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = tmp_name(path)
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
+    if folder:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True) if folder else tmp.unlink(missing_ok=True)
+        raise
+    if folder:
+        replace_dir(tmp, path)
+    else:
+        os.replace(tmp, path)
+
+
+def _write_synced(path, mode: str, write) -> Path:
+    """write(f) into `path` atomically, flushed to disk before the rename."""
+    with atomic(path) as tmp, open(tmp, mode, **({"encoding": "utf-8"} if "b" not in mode else {})) as f:
+        write(f)
         f.flush()
         os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return Path(path)
+
+
+def write_text_atomic(path, text: str) -> Path:
+    return _write_synced(path, "w", lambda f: f.write(text))
 
 
 def write_json_atomic(path, obj) -> Path:
@@ -54,15 +79,7 @@ def read_json(path):
 
 
 def save_npz_atomic(path, **arrays) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_name(path)
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    return _write_synced(path, "wb", lambda f: np.savez(f, **arrays))
 
 
 def load_npz(path) -> dict:
@@ -78,14 +95,8 @@ def replace_dir(tmp: Path, final: Path):
 
 
 def save_npy_atomic(path: Path, array) -> Path:
-    """One .npy file written under a temporary name and renamed (loadable memory-mapped, no pickle)."""
-    tmp = tmp_name(Path(path))
-    with open(tmp, "wb") as f:
-        np.save(f, array, allow_pickle=False)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    return path
+    """One .npy file written atomically (loadable memory-mapped, no pickle)."""
+    return _write_synced(path, "wb", lambda f: np.save(f, array, allow_pickle=False))
 
 
 _HASHES = {}        # (resolved path, size, mtime_ns) -> sha256: a file is hashed once per process while unchanged

@@ -2,12 +2,10 @@
 from a config, or all-MiniLM-L6-v2 from its pip package."""
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from tmkd.core.config import MINILM_MODEL, SMOKE_MODEL, TASKS, Config, TMKDError
-from tmkd.core.files import fingerprint, read_json, replace_dir, write_json_atomic
+from tmkd.core.files import atomic, fingerprint, read_json, write_json_atomic
 
 SMOKE_WORDS = 120      # filler vocabulary of the generated data
 
@@ -37,19 +35,16 @@ def build_smoke_model(folder: Path, seed: int) -> Path:
     from transformers import BertConfig, BertModel, BertTokenizer
     if read_json(folder / "done.json") == {"seed": seed}:
         return folder
-    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     vocab = smoke_vocabulary()
-    tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
-    tokenizer.save_pretrained(str(tmp))
-    torch.manual_seed(seed)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=6, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
-                        attention_probs_dropout_prob=0.0)
-    BertModel(config).save_pretrained(str(tmp))
-    write_json_atomic(tmp / "done.json", {"seed": seed})
-    replace_dir(tmp, folder)
+    with atomic(folder, folder=True) as tmp:
+        tokenizer = BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}, do_lower_case=True)
+        tokenizer.save_pretrained(str(tmp))
+        torch.manual_seed(seed)
+        config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=6, num_attention_heads=2,
+                            intermediate_size=64, max_position_embeddings=64, hidden_dropout_prob=0.0,
+                            attention_probs_dropout_prob=0.0)
+        BertModel(config).save_pretrained(str(tmp))
+        write_json_atomic(tmp / "done.json", {"seed": seed})
     return folder
 
 

@@ -3,8 +3,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +10,7 @@ import numpy as np
 from tmkd.inputs.base_model import SMOKE_WORDS, base_model_path, load_tokenizer, tokenizer_fingerprint
 from tmkd.core.config import SMOKE_MODEL, TASKS, Config, TMKDError, stage1_tasks
 from tmkd.inputs.corpus import check_corpus_file, corpus_tokens
-from tmkd.core.files import fingerprint, read_json, replace_dir, write_json_atomic
+from tmkd.core.files import atomic, fingerprint, read_json, write_json_atomic
 from tmkd.core.parallel import main_first
 
 POOL_OFFSET = 10_000_000   # example ids of the pool's k-th task start at k * POOL_OFFSET: ids never collide
@@ -277,11 +275,9 @@ def _task_data(cfg: Config, task: str):
     ds = DatasetDict({s: _frame_to_dataset(f) for s, f in frames.items() if len(f)})
     ds = tokenize(ds, load_tokenizer(tok_path), cfg.max_seq_len)
     # an empty part (no unused pairs, select_size=0) is not stored: split_dataset gives it as train with no rows
-    tmp = folder.with_name(folder.name + f".tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    ds.save_to_disk(str(tmp / "dataset"))
-    write_json_atomic(tmp / "done.json", key)
-    replace_dir(tmp, folder)
+    with atomic(folder, folder=True) as tmp:
+        ds.save_to_disk(str(tmp / "dataset"))
+        write_json_atomic(tmp / "done.json", key)
     return load_from_disk(str(folder / "dataset"))
 
 

@@ -14,7 +14,7 @@ from tmkd.model.methods import arms, label, short_name
 from tmkd.core.numbers import gap, mean_sd, pct
 from tmkd.reporting.report import log_history, per_seed, relative_table
 from tmkd.reporting.takeaways import (GROUPS, group_rows, not_learning, power_sentences, result_sentences,
-                        row_sentence, span, verdict_summary, where)
+                        row_sentence, span, verdict_summary)
 from tmkd.training.teacher_selection import best_teacher, select_accuracies, teacher_quality, weak_teachers
 
 

@@ -10,7 +10,7 @@ from tmkd.core.config import REPO, TMKDError, make_config
 from tmkd.stats.evidence import (OWN_ANSWERS, PAPER_VERDICTS, adjust_family, comparison_row,
                        detectable_text, family_size, group_of, verdict_kind)
 from tmkd.training.experiments import configured_models
-from tmkd.core.files import read_json, replace_dir, write_json_atomic, write_text_atomic
+from tmkd.core.files import atomic, read_json, write_json_atomic, write_text_atomic
 from tmkd.stats.intervals import interval_from_seeds
 from tmkd.model.methods import comparison, comparisons, label, method, table_order
 from tmkd.core.numbers import TABLE4, pct
@@ -45,21 +45,19 @@ def export_reference(run, dest=None, times=None) -> Path:
         raise TMKDError(f"the times given hold chapters {sorted(times.index)}, the run {sorted(found.index)}")
     times = found if times is None else times
     models = configured_models(run_config(run))
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    for folder, suffixes in REFERENCE_CONTENT.items():
-        for f in sorted((run / folder).glob("*")):
-            if f.is_file() and f.suffix in suffixes and not f.name.startswith("."):
-                (tmp / folder).mkdir(parents=True, exist_ok=True)
-                if f.suffix == ".ipynb":
-                    write_json_atomic(tmp / folder / f.name, clean_notebook(read_json(f), run))
-                elif f.suffix == ".json":                  # chain.json, run.json: their data folder, relative
-                    write_json_atomic(tmp / folder / f.name, relative_paths(read_json(f), path_swaps(run)))
-                else:
-                    shutil.copy2(f, tmp / folder / f.name)
-    save_table(tmp, "chapter_times", times)
-    write_text_atomic(tmp / "metrics.csv", configured_rows(run / "metrics.csv", models))
-    replace_dir(tmp, dest)
+    with atomic(dest, folder=True) as tmp:
+        for folder, suffixes in REFERENCE_CONTENT.items():
+            for f in sorted((run / folder).glob("*")):
+                if f.is_file() and f.suffix in suffixes and not f.name.startswith("."):
+                    (tmp / folder).mkdir(parents=True, exist_ok=True)
+                    if f.suffix == ".ipynb":
+                        write_json_atomic(tmp / folder / f.name, clean_notebook(read_json(f), run))
+                    elif f.suffix == ".json":                  # chain.json, run.json: their data folder, relative
+                        write_json_atomic(tmp / folder / f.name, relative_paths(read_json(f), path_swaps(run)))
+                    else:
+                        shutil.copy2(f, tmp / folder / f.name)
+        save_table(tmp, "chapter_times", times)
+        write_text_atomic(tmp / "metrics.csv", configured_rows(run / "metrics.csv", models))
     return dest
 
 

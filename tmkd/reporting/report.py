@@ -4,13 +4,12 @@ tmkd.reporting.takeaways'."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 
 from tmkd.inputs.data import dev_splits, split_dataset
-from tmkd.core.files import read_json, tmp_name, write_text_atomic
+from tmkd.core.files import atomic, read_json, write_text_atomic
 from tmkd.model.methods import label, table_order
 from tmkd.core.numbers import TABLE4, below_majority, mean_sd, pct, rounded
 from tmkd.model.paper import PUBLISHED, SOURCE_LABELS
@@ -209,10 +208,8 @@ def save_table(run: Path, name: str, df) -> None:
 def save_figure(run: Path, name: str, fig) -> None:
     """RUN_DIR/figures/<name>.png (atomic)."""
     path = Path(run) / "figures" / f"{name}.png"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = tmp_name(path)
-    fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120, bbox_inches="tight")
     note_artifact(path)
 
 

@@ -6,7 +6,6 @@ import gc
 import os
 import platform
 import subprocess
-import sys
 import warnings
 from pathlib import Path
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import time
 from pathlib import Path
@@ -16,7 +15,7 @@ from transformers import TrainerCallback
 from tmkd.inputs.base_model import load_tokenizer
 from tmkd.colab import local_checkpoints
 from tmkd.core.config import OPTIMIZERS, Config, TMKDError
-from tmkd.core.files import file_sha256, fingerprint, read_json, replace_dir, write_json_atomic
+from tmkd.core.files import atomic, file_sha256, fingerprint, read_json, write_json_atomic
 from tmkd.core.parallel import barrier, distributed, is_main, local_rank, on_main, world_size
 from tmkd.training.rundir import force_stamp, note_artifact
 
@@ -155,10 +154,8 @@ def fit(model, train_ds, out: Path, args, callbacks=(), sync_every_s: float = 0.
 def copy_checkpoint(ckpt: Path, dest: Path) -> Path:
     """Copy a checkpoint folder into `dest` atomically; older checkpoints there are removed (one per step)."""
     final = dest / ckpt.name
-    tmp = dest / f".{ckpt.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(ckpt, tmp)
-    replace_dir(tmp, final)
+    with atomic(final, folder=True) as tmp:
+        shutil.copytree(ckpt, tmp, dirs_exist_ok=True)
     for old in dest.glob("checkpoint-*"):
         if old != final:
             shutil.rmtree(old)
@@ -211,10 +208,8 @@ class SelectStopping(TrainerCallback):
         state.log_history.append({"epoch": round(state.epoch), "step": state.global_step, "select_accuracy": value})
         values = [h["select_accuracy"] for h in scores] + [value]
         if value > max(values[:-1], default=float("-inf")) and is_main():
-            tmp = self.best_file.with_name(f".{self.best_file.name}.tmp-{os.getpid()}")
-            self.best_file.parent.mkdir(parents=True, exist_ok=True)
-            save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
-            os.replace(tmp, self.best_file)
+            with atomic(self.best_file) as tmp:
+                save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp))
         since_best = len(values) - 1 - values.index(max(values))        # epochs since the (first) best one
         control.should_save = True
         if since_best >= self.patience:
@@ -248,14 +243,13 @@ def finish_step(trainer, out: Path, spec: dict, tokenizer_from=None, force: bool
 
 
 def _save_final(trainer, out: Path, spec: dict, tokenizer_from=None, force: bool = False) -> Path:
-    final, tmp = out / "final", out / f".final.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.save_model(str(tmp))
-    (tmp / "training_args.bin").unlink(missing_ok=True)      # a pickle: nothing here loads it
-    write_json_atomic(tmp / "log_history.json", trainer.state.log_history)
-    if tokenizer_from:
-        load_tokenizer(tokenizer_from).save_pretrained(str(tmp))
-    replace_dir(tmp, final)
+    final = out / "final"
+    with atomic(final, folder=True) as tmp:
+        trainer.save_model(str(tmp))
+        (tmp / "training_args.bin").unlink(missing_ok=True)      # a pickle: nothing here loads it
+        write_json_atomic(tmp / "log_history.json", trainer.state.log_history)
+        if tokenizer_from:
+            load_tokenizer(tokenizer_from).save_pretrained(str(tmp))
     spec = json.loads(json.dumps(spec, default=str))
     weights = final / "model.safetensors"
     write_json_atomic(final / "done.json", {"spec": fingerprint(spec), "weights_bytes": weights.stat().st_size,
