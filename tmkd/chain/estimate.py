@@ -4,12 +4,12 @@ Drive) space its models and checkpoints need."""
 from __future__ import annotations
 
 import os
-import time
 
 import torch
 
 from tmkd.inputs.base_model import base_model_path
 from tmkd.core.config import MINILM_MODEL, OPTIMIZERS, SMOKE_MODEL, Config
+from tmkd.core.timing import call_times
 from tmkd.training.environment import device_name
 from tmkd.model.method import TMKDStudent, student_config
 from tmkd.chain.plan import build_plan
@@ -50,18 +50,8 @@ def _train_rate(model, batch, prec: str | None = None) -> float:
 
 
 def _timed(fn, repeats: int) -> float:
-    """Seconds of one call of `fn`: the fastest of `repeats` (a busy moment of another process slows one call, not
-    all of them; a warm-up run is the caller's)."""
-    times = []
-    for _ in range(repeats):
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        fn()
-        if torch.cuda.is_available():
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t0)
-    return min(times)
+    """Seconds of one call of `fn`: the fastest of `repeats` (tmkd.core.timing; a warm-up run is the caller's)."""
+    return min(call_times(fn, repeats))
 
 
 # Shapes of Hub models, for an estimate on a machine that cannot download them (timing needs shapes, not weights).

@@ -3,7 +3,6 @@ student's accuracy (chapter 07)."""
 from __future__ import annotations
 
 import statistics
-import time
 
 import numpy as np
 import torch
@@ -14,6 +13,7 @@ from tmkd.inputs.data import dev_splits, split_dataset
 from tmkd.training.environment import device_name
 from tmkd.training.experiments import base_spec, method_specs, stage2_spec, sweep_values
 from tmkd.core.files import write_text_atomic
+from tmkd.core.timing import call_times
 from tmkd.model.method import TMKDStudent, accuracy
 from tmkd.model.paper import PAPER_SPEED
 from tmkd.core.progress import progress
@@ -39,18 +39,7 @@ def time_models(models: list, inputs: dict, repeats: int, warmup: int = 2) -> fl
     inputs = {k: v.to(dev) for k, v in inputs.items()}
     for m in models:
         m.eval()
-    times = []
-    for i in range(warmup + repeats):
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        t0 = time.perf_counter()
-        for m in models:
-            m(**inputs)
-        if dev.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return statistics.median(call_times(lambda: [m(**inputs) for m in models], repeats, warmup))
 
 
 def speed_row(name: str, models: list, cfg: Config, inputs32: dict, inputs1: dict) -> dict:
