@@ -19,6 +19,10 @@ import helpers  # noqa: E402
 import tmkd.core.config  # noqa: E402
 
 SLOW_FIXTURES = {"teacher_run", "run_copy", "smoke_chain"}
+# The real GLUE files beside the clone (../shared/data/glue); a clone elsewhere (under /tmp, say) has none, and the
+# tests that read them say so and skip.
+SHARED_GLUE = REPO.parent / "shared" / "data" / "glue"
+needs_shared_glue = pytest.mark.skipif(not SHARED_GLUE.exists(), reason=f"no shared GLUE files at {SHARED_GLUE}")
 
 
 def pytest_collection_modifyitems(items):

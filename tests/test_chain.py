@@ -194,6 +194,7 @@ def test_an_exercise_with_another_alpha_never_enters_a_table_the_readme_or_the_i
     m = helpers.read_metrics(run)
     exercise = m[(m["sweep"] == "") & m["model"].str.contains("-a1-")]
     assert {"mo1", "tmkd", "tkd", "mo1_matched", "tmkd_int8"} <= set(exercise["method"]), set(exercise["method"])
+    assert any(x.endswith("/tkd-k3-a1-s42") for x in m["model"])   # chapter 06's exercise 1 shows (test_exercises)
     assert len(helpers.int8_table(m, cfg.stage2_task)) == 2 * len(int8_before)       # both int8 students, each its own
     proc = run_chain(run, "--only", "04", "06", "07", "08")
     assert proc.returncode == 0, proc.stdout + proc.stderr

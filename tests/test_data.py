@@ -9,9 +9,8 @@ import helpers
 import tmkd.inputs.base_model
 import tmkd.core.config
 import tmkd.inputs.data
-from conftest import REPO, smoke_config
+from conftest import SHARED_GLUE, needs_shared_glue, smoke_config
 
-SHARED_GLUE = REPO.parent / "shared" / "data" / "glue"
 
 
 def write_tsv(path: Path, header, rows):
@@ -92,7 +91,7 @@ def data_readme_counts() -> dict:
     return out
 
 
-@pytest.mark.skipif(not SHARED_GLUE.exists(), reason="the shared GLUE files are not on this machine")
+@needs_shared_glue
 @pytest.mark.parametrize("task,file_split,split", [("rte", "train", "train"), ("rte", "dev", "validation"),
                                                    ("qnli", "train", "train"), ("qnli", "dev", "validation")])
 def test_shared_glue_files_load_completely(task, file_split, split):

@@ -84,13 +84,16 @@ EXERCISES = {
     ("03", 3): Exercise(("03",), shows=lambda run, out: "-k6-" in model_names(run)),
     ("04", 3): Exercise(("04",), shows=lambda run, out: "-s44" in model_names(run)),
     ("05", 3): Exercise(("05", "06"), shows=lambda run, out: "Stage 1 reads 320 pairs (qnli 320 unused" in out),
-    ("06", 1): Exercise(("04", "06"), shows=lambda run, out: "/tkd-k3-a1-s42" in model_names(run)),
     ("06", 2): Exercise(("05", "06"), shows=lambda run, out: "100 examples" in out),
     ("07", 1): Exercise(("03", "07"), shows=lambda run, out: "student-k2" in (run / "speed.csv").read_text()),
     ("07", 2): Exercise(("07",), shows=lambda run, out: (pd.read_csv(run / "speed.csv")["batch_size"] == 1).all()),
 }
-# Run by another test: chapter 04's alpha = 1 (tests/test_chain.py, which also checks the main tables stay as they were).
-ELSEWHERE = {("04", 2): "test_an_exercise_with_another_alpha_never_enters_a_table_the_readme_or_the_int8_row"}
+# Run by another test: chapters 04's and 06's alpha = 1, both "re-run chapter 04, then 06" at OVERRIDES alpha = 1
+# (tests/test_chain.py runs chapters 04, 06 and 07 so, checks that the exercise's students are there, chapter 06's
+# TKD among them, and that the main tables stay as they were). Issue 42 merged chapter 06's run into that one.
+ELSEWHERE = {("04", 2): "test_an_exercise_with_another_alpha_never_enters_a_table_the_readme_or_the_int8_row",
+             ("06", 1): "test_an_exercise_with_another_alpha_never_enters_a_table_the_readme_or_the_int8_row"}
+ELSEWHERE_OVERRIDES = [{"alpha": 1.0}]     # what that test sets (--set alpha=1.0)
 
 
 def test_every_exercise_that_changes_something_is_run_and_quotes_its_edit():
@@ -107,6 +110,8 @@ def test_every_exercise_that_changes_something_is_run_and_quotes_its_edit():
         assert bool(ex.cell or ex.run_edit) == bool(ex.quoted), key
         assert not ex.cell or ex.chapters[0] == key[0], "a cell edit changes the exercise's own chapter"
     assert "alpha" in json.dumps(overrides_in(found[("04", 2)]))
+    for key in ELSEWHERE:
+        assert overrides_in(found[key]) == ELSEWHERE_OVERRIDES, f"chapter {key[0]} exercise {key[1]}: not what runs"
 
 
 def test_every_exercise_override_is_valid_and_asks_only_what_the_run_directory_and_data_can_give():
@@ -156,7 +161,7 @@ def execute(chapter: str, run: Path, overrides: dict, force: bool, cell: tuple, 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key,exercise,overrides", cases())
+@pytest.mark.parametrize("key,exercise,overrides", list(cases()))
 def test_exercise_runs_as_written_on_a_copy_of_the_smoke_run(key, exercise, overrides, smoke_chain, tmp_path):
     text = exercises()[key]
     run = tmp_path / "run"

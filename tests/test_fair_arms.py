@@ -1,6 +1,5 @@
 """Issue 13's fair arms: seeds in step specs, held-out teacher choice, disjoint stage-1 corpus, init in every row,
 the pooling choice, and verdicts on the paper's claims."""
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,7 @@ import tmkd.stats.evidence
 import tmkd.training.experiments
 import tmkd.training.teacher_selection
 import tmkd.training.logit_cache
-from conftest import smoke_config, stub_run
+from conftest import SHARED_GLUE, needs_shared_glue, smoke_config, stub_run
 from tmkd.stats.evidence import claim_verdict, paired_interval
 
 
@@ -207,7 +206,6 @@ def test_select_stopping_stops_after_patience_epochs_without_a_better_score(tmp_
     assert stopper.restore(model, state)["best_epoch"] == (1 if stops_at else 7)
 
 
-SHARED_GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 
 
 def test_compute_matched_epochs_of_the_smoke_profile_are_ten(tmp_path):
@@ -218,7 +216,7 @@ def test_compute_matched_epochs_of_the_smoke_profile_are_ten(tmp_path):
     assert {t: tmkd.training.experiments.matched_spec(cfg, t).epochs for t in cfg.tasks} == {"rte": 10.0, "qnli": 10.0, "mnli": 10.0}
 
 
-@pytest.mark.skipif(not SHARED_GLUE.exists(), reason="the shared GLUE files are not on this machine")
+@needs_shared_glue
 def test_compute_matched_epochs_of_the_offline_profile_are_thirteen(tmp_path):
     """offline: at most 3 student epochs + 12,000 stage-1 pairs x 1 stage-1 epoch / 1,200 train pairs = 13 (QNLI); the
     control, like every arm, keeps its best epoch on the select slice within that budget."""

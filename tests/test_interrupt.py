@@ -1,5 +1,8 @@
-"""A chain killed with SIGKILL at several points is finished by re-running the same command, and its metrics
-equal those of an uninterrupted run."""
+"""One chain's whole life, against an uninterrupted smoke chain: started twice on one run directory (the second is
+refused at once, naming the holder), stopped with Ctrl-C (promptly, without a traceback, its lock released), killed
+with SIGKILL at several points (each time re-run with the same command), run with two student workers throughout;
+it ends with the metrics of the uninterrupted run, to the last digit. (Issue 42 merged four chains into this one:
+tests/test_lock.py's two-chains and Ctrl-C tests and tests/test_pool.py's two-workers chain; every assertion kept.)"""
 import os
 import signal
 import subprocess
@@ -10,6 +13,7 @@ import pandas as pd
 
 import helpers
 import tmkd.training.rundir
+from tmkd.core import lock
 from conftest import REPO
 
 KILL_POINTS = [   # (what is happening, a file that shows it is happening now)
@@ -22,10 +26,14 @@ KILL_POINTS = [   # (what is happening, a file that shows it is happening now)
 ]
 
 
-def start_chain(run):
-    cmd = [sys.executable, str(REPO / "run_chain.py"), "--profile", "smoke", "--run-dir", str(run)]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True, env=os.environ | {"PYTHONHASHSEED": "0"})
+WORKERS = ("--set", "student_workers=2")   # workers are no part of any identity: the run is the same run
+
+
+def start_chain(run, pipe=False):
+    cmd = [sys.executable, str(REPO / "run_chain.py"), "--profile", "smoke", "--run-dir", str(run), *WORKERS]
+    out = subprocess.PIPE if pipe else subprocess.DEVNULL
+    return subprocess.Popen(cmd, cwd=REPO, stdout=out, stderr=out, text=True, start_new_session=True,
+                            env=os.environ | {"PYTHONHASHSEED": "0"})
 
 
 def kill_when(run, happening, timeout=600):
@@ -46,13 +54,50 @@ def comparable(metrics):
     return metrics.sort_values(list(tmkd.training.rundir.METRIC_KEY)).reset_index(drop=True)
 
 
-def test_chain_killed_at_many_points_ends_like_an_uninterrupted_run(smoke_chain, tmp_path):
+def two_chains_one_refused(run):
+    """Two chains started together on one run directory: one is refused within seconds, naming the holder; the other
+    goes on (returned)."""
+    first, second = start_chain(run, pipe=True), start_chain(run, pipe=True)
+    t0 = time.time()
+    while first.poll() is None and second.poll() is None:
+        assert time.time() - t0 < 60, "neither chain was refused within a minute"
+        time.sleep(0.2)
+    refused, winner = (first, second) if first.poll() is not None else (second, first)
+    out, err = refused.communicate()
+    assert refused.returncode == 2 and "is in use by another run: run_chain.py --profile smoke (pid" in err, err
+    assert err.count("\n") == 1 and time.time() - t0 < 30
+    return winner
+
+
+def ctrl_c_during_teacher_training(run, chain):
+    """Ctrl-C (SIGINT to the process group) while a teacher trains: the chain stops within 30 s, says how to go on,
+    prints no traceback and releases its lock."""
+    t0 = time.time()
+    while not any(run.glob("teachers/qnli/*/checkpoint-*")):
+        assert chain.poll() is None and time.time() - t0 < 900
+        time.sleep(0.05)
+    os.killpg(chain.pid, signal.SIGINT)                              # what Ctrl-C in a terminal sends
+    t1 = time.time()
+    out, err = chain.communicate(timeout=60)
+    assert chain.returncode == 130 and time.time() - t1 < 30
+    assert "interrupted" in err and "run the same command again to continue" in err
+    assert "Traceback" not in err and err.strip().count("\n") == 0, err
+    assert not (run / lock.LOCK_NAME).exists()
+
+
+def test_a_chain_refused_stopped_and_killed_at_many_points_ends_like_an_uninterrupted_run(smoke_chain, tmp_path):
     reference, _ = smoke_chain
     run = tmp_path / "run"
+    ctrl_c_during_teacher_training(run, two_chains_one_refused(run))
     killed = [name for name, happening in KILL_POINTS if kill_when(run, happening)]
     assert len(killed) >= 4, f"killed only during {killed}"
-    final = subprocess.run([sys.executable, str(REPO / "run_chain.py"), "--profile", "smoke", "--run-dir", str(run)],
-                           cwd=REPO, capture_output=True, text=True, env=os.environ | {"PYTHONHASHSEED": "0"})
-    assert final.returncode == 0, final.stderr[-3000:]
+    final = start_chain(run, pipe=True)
+    out, err = final.communicate(timeout=1800)
+    assert final.returncode == 0, err[-3000:]
+    assert not (run / lock.LOCK_NAME).exists()                      # released at the end
     got, want = comparable(helpers.read_metrics(run)), comparable(helpers.read_metrics(reference))
     pd.testing.assert_frame_equal(got, want)
+    assert len(want) > 100 and got["accuracy"].tolist() == want["accuracy"].tolist()   # to the last digit
+    logs = "".join(p.read_text() for p in (run / "executed").glob(".*.progress.log"))
+    assert "students on 2 processes x 1 thread(s)" in logs                 # the live run's log, not the chapters
+    assert not any("processes x" in p.read_text() for p in (run / "executed").glob("*.ipynb"))

@@ -2,19 +2,15 @@
 taken over; a chain's kernels share the chain's lock."""
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
 import time
 
-import pandas as pd
 import pytest
 
-import helpers
 import tmkd.core.config
 import tmkd.training.rundir
-from conftest import REPO
 from tmkd.core import lock
 
 
@@ -76,52 +72,3 @@ def test_the_chains_kernels_share_its_lock(tmp_path, monkeypatch):
     assert lock.acquire(tmp_path / "run") == path
     lock.release(tmp_path / "run")                                  # not ours to release: it stays
     assert path.exists()
-
-
-def start(run, *args):
-    cmd = [sys.executable, str(REPO / "run_chain.py"), "--profile", "smoke", "--run-dir", str(run), *args]
-    return subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, env=os.environ | {"PYTHONHASHSEED": "0"})
-
-
-def comparable(metrics):
-    return metrics.sort_values(list(tmkd.training.rundir.METRIC_KEY)).reset_index(drop=True)
-
-
-@pytest.mark.slow
-def test_two_chains_on_one_run_directory(smoke_chain, tmp_path):
-    run = tmp_path / "run"
-    first, second = start(run), start(run)
-    t0 = time.time()
-    while first.poll() is None and second.poll() is None:
-        assert time.time() - t0 < 60, "neither chain was refused within a minute"
-        time.sleep(0.2)
-    refused, winner = (first, second) if first.poll() is not None else (second, first)
-    out, err = refused.communicate()
-    assert refused.returncode == 2 and "is in use by another run: run_chain.py --profile smoke (pid" in err, err
-    assert err.count("\n") == 1 and time.time() - t0 < 30
-    out, err = winner.communicate(timeout=1800)
-    assert winner.returncode == 0, err[-2000:]
-    assert not (run / lock.LOCK_NAME).exists()                      # released at the end
-    pd.testing.assert_frame_equal(comparable(helpers.read_metrics(run)), comparable(helpers.read_metrics(smoke_chain[0])))
-
-
-@pytest.mark.slow
-def test_ctrl_c_stops_promptly_and_the_same_command_finishes(smoke_chain, tmp_path):
-    run = tmp_path / "run"
-    chain = start(run)
-    t0 = time.time()
-    while not any(run.glob("teachers/qnli/*/checkpoint-*")):
-        assert chain.poll() is None and time.time() - t0 < 900
-        time.sleep(0.05)
-    os.killpg(chain.pid, signal.SIGINT)                              # what Ctrl-C in a terminal sends
-    t1 = time.time()
-    out, err = chain.communicate(timeout=60)
-    assert chain.returncode == 130 and time.time() - t1 < 30
-    assert "interrupted" in err and "run the same command again to continue" in err
-    assert "Traceback" not in err and err.strip().count("\n") == 0, err
-    assert not (run / lock.LOCK_NAME).exists()
-    again = start(run)
-    out, err = again.communicate(timeout=1800)
-    assert again.returncode == 0, err[-2000:]
-    pd.testing.assert_frame_equal(comparable(helpers.read_metrics(run)), comparable(helpers.read_metrics(smoke_chain[0])))

@@ -12,11 +12,10 @@ import pytest
 import run_chain
 import tmkd.core.config
 import tmkd.inputs.data
-from conftest import REPO, smoke_config
+from conftest import REPO, SHARED_GLUE, smoke_config
 from tmkd.core.config import PROFILES, TMKDError, make_config
 from tmkd.chain.plan import HUB_SIZES, T4_RATES, build_plan, check_plan, hours
 
-SHARED_GLUE = REPO.parent / "shared" / "data" / "glue"
 
 
 def profile_config(profile, **settings):

@@ -17,7 +17,7 @@ import tmkd.training.identity
 import tmkd.training.pool
 import tmkd.training.rundir
 import tmkd.training.students
-from conftest import REPO, run_chain, smoke_config
+from conftest import REPO, smoke_config
 
 
 def test_workers_beside_several_processes_per_step_are_refused(tmp_path):
@@ -116,19 +116,7 @@ def test_a_failure_in_a_worker_is_raised_with_its_message_and_stops_the_others(r
     assert not multiprocessing.active_children()
 
 
-@pytest.mark.slow
-def test_the_chain_with_two_workers_records_what_one_at_a_time_records(smoke_chain, tmp_path):
-    run, _ = smoke_chain
-    proc = run_chain(tmp_path / "run", "--set", "student_workers=2")
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    logs = "".join(p.read_text() for p in (tmp_path / "run" / "executed").glob(".*.progress.log"))
-    assert "students on 2 processes x 1 thread(s)" in logs                 # the live run's log, not the chapters
-    assert not any("processes x" in p.read_text() for p in (tmp_path / "run" / "executed").glob("*.ipynb"))
-    key = list(tmkd.training.rundir.METRIC_KEY)
-    alone = helpers.read_metrics(run).set_index(key).sort_index()
-    workers = helpers.read_metrics(tmp_path / "run").set_index(key).sort_index()
-    assert len(alone) > 100 and list(workers.index) == list(alone.index)
-    assert workers["accuracy"].tolist() == alone["accuracy"].tolist()     # smoke students: the same to the last digit
+# The whole chain with two workers: tests/test_interrupt.py (its one chain runs with student_workers=2).
 
 
 def workers_of(pid: int) -> list:

@@ -15,14 +15,13 @@ from tmkd.training.experiments import arm_seeds
 from tmkd.reporting.report import stage1_size_table
 from tmkd.chain.plan import build_plan, stage1_sentence
 from tmkd.training.students import corpus_subset
-from conftest import REPO
+from conftest import REPO, SHARED_GLUE, needs_shared_glue
 
 REF = REPO / "results" / "reference"
-DATA = REPO.parent / "shared" / "data" / "glue"
 
 
 def offline(**settings):
-    return tmkd.core.config.make_config("offline", data_dir=str(DATA), **settings)
+    return tmkd.core.config.make_config("offline", data_dir=str(SHARED_GLUE), **settings)
 
 
 def test_main_arms_train_every_seed_and_side_arms_the_first_side_seeds():
@@ -60,6 +59,7 @@ def test_the_plan_counts_the_side_seeds_and_the_curve():
     assert not beyond["problems"] and not [m for m in beyond["models"] if "corpus-size" in m[1]]   # is the corpus
 
 
+@needs_shared_glue
 def test_the_offline_plan_is_in_the_papers_regime():
     plan = build_plan(offline())
     assert plan["tasks"]["qnli"]["dev"] == {"validation": 5463}
@@ -68,6 +68,7 @@ def test_the_offline_plan_is_in_the_papers_regime():
     assert len(offline().seeds) >= 5 and offline().side_seeds >= 1
 
 
+@needs_shared_glue
 def test_the_offline_corpus_says_why_it_reads_no_rte_pairs():
     text = stage1_sentence(offline())
     assert "QNLI-style question-sentence pairs only, not RTE's pairs" in text and "majority class" in text

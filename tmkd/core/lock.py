@@ -2,7 +2,12 @@
 
 A second writer is refused at once, with the holder's host, pid and start time. A lock whose holder is gone is
 taken over: on the same host when its pid no longer runs, elsewhere (another Colab runtime on the same Drive)
-when its heartbeat, refreshed every minute, is older than STALE_AFTER_S."""
+when its heartbeat, refreshed every minute, is older than STALE_AFTER_S.
+
+Hand-written, not filelock's: a refusal here names the holder (host, pid, start, what it is) and a dead holder's lock
+is taken over on a shared Drive where no OS lock crosses runtimes; filelock's FileLock/SoftFileLock say neither who
+holds a lock nor whether the holder still lives (its lease lock would need a release fixed for GHSA-fq56-3cx3-fjxp,
+checked before any swap)."""
 from __future__ import annotations
 
 import atexit

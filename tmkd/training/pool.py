@@ -9,15 +9,15 @@ checkpoints, atomic files), then scores its student on dev (the predictions are 
 next. The caller then reads the finished students as usual. A stage-2 student needs its stage-1 student first:
 callers hand them over in waves.
 
-The workers are spawned, not forked (a kernel that already holds threads or a GPU cannot fork safely); their
-progress lines reach the caller's output, and the first failure stops the others and is raised here."""
+The workers are a ProcessPoolExecutor of spawned processes, not forked ones (a kernel that already holds threads or
+a GPU cannot fork safely); their progress lines reach the caller's output, and the first failure stops the others
+and is raised here."""
 from __future__ import annotations
 
 import os
 import queue
 import sys
 import time
-import traceback
 
 from tmkd.core.config import Config, TMKDError
 from tmkd.core.progress import progress
@@ -74,55 +74,50 @@ def prepare_scored_splits(cfg: Config, spec) -> None:
 
 def run_pool(cfg: Config, specs: list, force: bool, workers: int, threads: int):
     """Yield each spec as its worker finishes it; raise the first failure (TMKDError as itself) after stopping
-    every worker. An interrupt (a stopped cell) stops them too: each student resumes from its last checkpoint."""
+    every worker. An interrupt (a stopped cell) stops them too: each student resumes from its last checkpoint.
+    The processes are a concurrent.futures.ProcessPoolExecutor with a spawn context; what it lacks is here: the
+    workers' lines relayed to the caller, a stop signal each worker reads before every training step (the executor
+    cannot stop a running task), the cores of a worker left without students handed to the busy one."""
     import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
     from tmkd.core.lock import lock_token
     from tmkd.core.parallel import child_environment, run_token
     ctx = mp.get_context("spawn")
-    tasks, results, lines = ctx.Queue(), ctx.Queue(), ctx.Queue()
+    lines, stop = ctx.Queue(), ctx.Event()
     busy = ctx.Value("i", workers)               # workers still training: each takes os.cpu_count() // busy threads
-    for item in enumerate(specs):
-        tasks.put(item)
-    for _ in range(workers):
-        tasks.put(None)
+    waiting = ctx.Value("i", len(specs))         # students no worker has started yet
     env = {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false",
            "TMKD_RUN_TOKEN": run_token(), "TMKD_LOCK_TOKEN": lock_token()}
-    procs = [ctx.Process(target=_worker, args=(cfg, force, threads, tasks, results, lines, os.getpid(), busy),
-                         daemon=True) for _ in range(workers)]
-    with child_environment(env):
-        for p in procs:
-            p.start()
-    started, left = time.time(), len(specs)
+    with child_environment(env):                 # the executor spawns its processes as the students are submitted
+        pool = ProcessPoolExecutor(workers, mp_context=ctx, initializer=_start_worker,
+                                   initargs=(threads, lines, os.getpid(), busy, waiting, stop))
+        futures = {pool.submit(_train_one, cfg, spec, force): spec for spec in specs}
+    started, pending = time.time(), set(futures)
     try:
-        while left:
+        while pending:
+            done, pending = wait(pending, timeout=POLL_S, return_when=FIRST_COMPLETED)
             _relay(lines)
-            try:
-                i, failure = results.get(timeout=POLL_S)
-            except queue.Empty:
-                dead = [p for p in procs if p.exitcode not in (None, 0)]
-                if dead:
-                    raise RuntimeError(f"a student worker ended early (exit code {dead[0].exitcode}): killed (out of "
-                                       "memory?), or a script without `if __name__ == '__main__':` around its calls "
-                                       "(workers are spawned and import it). Finished students are kept: run it again")
-                continue
-            if failure:
-                kind, message, stack = failure
-                _relay(lines)
-                if kind == "TMKDError":
-                    raise TMKDError(message)
-                raise RuntimeError(f"{specs[i].task}/{specs[i].name} failed in a worker: {kind}: {message}\n{stack}")
-            left -= 1
-            progress(f"  {len(specs) - left}/{len(specs)} {specs[i].task}/{specs[i].name} finished "
-                     f"({time.time() - started:.0f} s since the first started)")
-            yield specs[i]
-        for p in procs:
-            p.join()
-        _relay(lines)
+            for future in done:
+                spec = futures[future]
+                try:
+                    future.result()
+                except TMKDError:
+                    raise
+                except BrokenProcessPool:
+                    raise RuntimeError("a student worker ended early: killed (out of memory?), or a script without "
+                                       "`if __name__ == '__main__':` around its calls (workers are spawned and import "
+                                       "it). Finished students are kept: run it again") from None
+                except Exception as e:  # noqa: BLE001 - raised here with the worker's own traceback
+                    raise RuntimeError(f"{spec.task}/{spec.name} failed in a worker: {type(e).__name__}: {e}\n"
+                                       f"{getattr(e.__cause__, 'tb', '')}") from None
+                progress(f"  {len(futures) - len(pending)}/{len(futures)} {spec.task}/{spec.name} finished "
+                         f"({time.time() - started:.0f} s since the first started)")
+                yield spec
     finally:
-        for p in procs:
-            if p.is_alive():
-                p.terminate()
-                p.join(5)
+        stop.set()                               # running students stop at their next step (resumable)
+        pool.shutdown(wait=True, cancel_futures=True)
+        _relay(lines)
 
 
 def _relay(lines) -> None:
@@ -168,6 +163,8 @@ def _widening(busy):
 
     class Widen(TrainerCallback):
         def __call__(self, *args, **kwargs):
+            if _WORKER["stop"] is not None and _WORKER["stop"].is_set():
+                raise KeyboardInterrupt("the caller stopped the students")   # resumes from its last checkpoint
             threads = max(1, (os.cpu_count() or 1) // max(1, busy.value))
             if threads != torch.get_num_threads():
                 torch.set_num_threads(threads)
@@ -180,28 +177,37 @@ def _widening(busy):
     return Widen()
 
 
-def _worker(cfg: Config, force: bool, threads: int, tasks, results, lines, parent: int, busy) -> None:
-    """One worker: its threads, then students from `tasks` until the end marker; each is trained and scored on dev."""
+# What a worker process keeps between its students: set once by _start_worker (the executor's initializer), read by
+# _train_one in the same process. The caller's process never reads or writes it.
+_WORKER = {"widen": None, "stop": None, "waiting": None}
+
+
+def _start_worker(threads: int, lines, parent: int, busy, waiting, stop) -> None:
+    """A worker's start: its threads, its output sent to the caller, its end with its parent's death."""
     import threading
 
     import torch
     threading.Thread(target=_orphaned, args=(parent,), daemon=True).start()
     torch.set_num_threads(threads)
-    widen = _widening(busy)
     sys.stdout = _Lines(lines)
     sys.stderr = open(os.devnull, "w")           # progress bars of two processes would interleave; failures are sent
-    from tmkd.inputs.data import dev_splits
     from tmkd.training.environment import quiet
     quiet()
-    while (item := tasks.get()) is not None:
-        i, spec = item
-        try:
-            train_student(cfg, spec, force, callbacks=(widen,))
-            widen()
-            for split in dev_splits(spec.task):
-                student_predictions(cfg, spec, split)
-            results.put((i, None))
-        except BaseException as e:  # noqa: BLE001 - every failure is sent to the caller, who raises it
-            results.put((i, (type(e).__name__, str(e), traceback.format_exc())))
-            break
-    widen.done()
+    _WORKER.update(widen=_widening(busy), stop=stop, waiting=waiting)
+
+
+def _train_one(cfg: Config, spec, force: bool) -> None:
+    """One student in a worker: trained (train_student, the one training path) and scored on dev; a worker that
+    finds no student left to start hands its cores to the busy ones."""
+    from tmkd.inputs.data import dev_splits
+    widen, waiting = _WORKER["widen"], _WORKER["waiting"]
+    with waiting.get_lock():
+        waiting.value -= 1
+    try:
+        train_student(cfg, spec, force, callbacks=(widen,))
+        widen()
+        for split in dev_splits(spec.task):
+            student_predictions(cfg, spec, split)
+    finally:
+        if waiting.value == 0:
+            widen.done()
