@@ -24,7 +24,7 @@ import tmkd.training.logit_cache
 import tmkd.training.students
 from conftest import REPO, smoke_config
 
-PAIRS, SHARD = 50_000, 10_000
+PAIRS, SHARD = 10_000, 2_000      # five shards: enough to kill mid-way, to split over two processes, to corrupt one
 
 
 def write_corpus(path, n: int, seed: int = 7):
@@ -44,7 +44,7 @@ def corpus_config(run_dir, corpus, **settings):
 
 @pytest.fixture(scope="module")
 def corpus_run(tmp_path_factory):
-    """A run with two (untrained: the stub) teachers and a 50,000-pair corpus file, not yet tokenized or scored."""
+    """A run with two (untrained: the stub) teachers and a PAIRS-pair corpus file, not yet tokenized or scored."""
     import tmkd.training.teachers
     from conftest import StubTrainer
     root = tmp_path_factory.mktemp("corpus")
