@@ -80,9 +80,15 @@ def arm_rows(cfg: Config, task: str, method: str, sweep: str = "", seeds=None, *
     return rows
 
 
-def run_arms(cfg: Config, arms, force: bool = False) -> list:
+def run_arms(cfg: Config, arms, force: bool = False) -> None:
     """Each (task, method) of `arms`: all their students trained in one call (side by side with student_workers,
-    so that one arm's odd student pairs with the next arm's), then every arm's dev rows recorded. Returns them."""
+    so that one arm's odd student pairs with the next arm's), then every arm's dev rows recorded (a chapter's cell
+    shows nothing: its tables follow)."""
+    arm_results(cfg, arms, force)
+
+
+def arm_results(cfg: Config, arms, force: bool = False) -> list:
+    """run_arms, returning the dev rows it recorded."""
     check_run_dir(cfg)
     arms = list(arms)
     for task, method in arms:
@@ -101,14 +107,18 @@ def chapter_arms(cfg: Config, chapter: str, variants: bool | None = None) -> lis
     two-stage methods and the control on every stage-2 task; variants False: the paper's methods only, True: the
     series' variants only (a weak-teacher variant where it is configured), None: both."""
     tasks = cfg.tasks if chapter == "04" else stage2_tasks(cfg)
-    return [(t, k) for t in tasks for k in methods.arms(chapter)
-            if variants in (None, bool(methods.method(k).extends))
+    if chapter == "04":                                    # task by task
+        pairs = [(t, k) for t in tasks for k in methods.arms(chapter)]
+    else:                                                  # method by method, its main arm (TMKD) first
+        ordered = sorted(methods.arms(chapter), key=lambda k: not methods.is_main_arm(k))
+        pairs = [(t, k) for k in ordered for t in tasks]
+    return [(t, k) for t, k in pairs if variants in (None, bool(methods.method(k).extends))
             and (not methods.method(k).needs_weak or k in configured_variants(cfg, t))]
 
 
 def run_method(cfg: Config, task: str, method: str, force: bool = False) -> list:
     """Train (or reuse) the students of one method, once per seed, and record their dev accuracy rows."""
-    return run_arms(cfg, [(task, method)], force)
+    return arm_results(cfg, [(task, method)], force)
 
 
 def mom_rows(cfg: Config, specs: list, method: str) -> list:
@@ -141,7 +151,7 @@ def configured_variants(cfg: Config, task: str) -> list:
 def one_vs_many(cfg: Config, task: str, force: bool = False) -> list:
     """Chapter 04 on one task: each one-stage method once per seed, and the weak-teacher variants where a teacher
     is weak."""
-    return run_arms(cfg, [(t, m) for t, m in chapter_arms(cfg, "04") if t == task], force)
+    return arm_results(cfg, [(t, m) for t, m in chapter_arms(cfg, "04") if t == task], force)
 
 
 # ---- chapter 03: the student's knobs ---------------------------------------------------------------------
