@@ -121,3 +121,10 @@ def test_a_method_registered_in_its_record_alone_is_trained_tabled_compared_and_
     counted = {what: n for _, what, n, _, _ in build_plan(cfg)["models"]}
     before = {what: n for _, what, n, _, _ in planned}
     assert counted[f"{task} one-stage students"] == before[f"{task} one-stage students"] + len(cfg.seeds)
+
+
+def test_the_records_paper_rows_are_the_papers_table_4():
+    """A record with a paper row is a row of the paper's Table 4 (tmkd.model.paper), and every Table 4 row has one."""
+    from tmkd.model.paper import PUBLISHED
+    assert {k for k, m in tmkd.model.methods.REGISTRY.items() if m.paper} == set(PUBLISHED["paper"])
+    assert set(PUBLISHED["slides"]) <= set(tmkd.model.methods.REGISTRY)

@@ -14,7 +14,7 @@ from tmkd.training.experiments import arm_seeds, configured_variants, method_spe
 from tmkd.stats.intervals import LEVEL, SPAN, detectable, holm, holm_levels, interval_at, needed_size, paired_interval
 from tmkd.training.logit_cache import align_examples
 from tmkd.model.method import combine_students
-from tmkd.model.methods import comparison, comparisons, label
+from tmkd.model.methods import REGISTRY, comparison, comparisons, label
 from tmkd.model.methods import method as method_record
 from tmkd.model.paper import PUBLISHED
 from tmkd.training.students import student_predictions
@@ -154,8 +154,9 @@ def family_size(tasks) -> int:
 def paper_claim(a: str, b: str, task: str) -> dict:
     """The paper's difference A - B on `task` (Table 4, points; None without both numbers, and for the series'
     own questions) and the smallest gap its single run could show there (paper_resolution at the rows' mean)."""
-    paper = PUBLISHED["paper"]
-    pa, pb = paper.get(a, {}).get(task), paper.get(b, {}).get(task)
+    def reported(m):          # a method the paper reports (its record's paper row) on `task`, else None
+        return PUBLISHED["paper"][m].get(task) if m in REGISTRY and REGISTRY[m].paper else None
+    pa, pb = reported(a), reported(b)
     if pa is None or pb is None or is_own(a, b):
         return {"paper_difference": None, "resolution": None}
     return {"paper_difference": round(pa - pb, 2),
