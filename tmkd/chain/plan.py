@@ -10,7 +10,7 @@ from __future__ import annotations
 from tmkd.core.config import MINILM_MODEL, SMOKE_MODEL, Config, TMKDError, stage1_tasks
 from tmkd.inputs.corpus import count_pairs
 from tmkd.inputs.data import dev_splits, generated_rows, labelled_rows, part_sizes
-from tmkd.model.methods import arm_seeds, arms, method, method_students
+from tmkd.model.methods import arm_seeds, arms, is_main_arm, method, method_students
 
 # Pairs with a gold label on the Hub (nyu-mll/glue; stanfordnlp/snli without its 785 train and 158 dev pairs that
 # have none): the plan of a Hub profile reads no dataset.
@@ -116,7 +116,7 @@ def workload(cfg: Config, tasks: dict, corpus: int) -> dict:
 
     def count(chapter, stage=0, keys=None):
         return sum(k for key, k in students_per_task(cfg, chapter, stage) if keys is None or key in keys)
-    two_stage = sorted(arms("06", stages=2), key=lambda k: method(k).arm != "main")     # TMKD first, then TKD
+    two_stage = sorted(arms("06", stages=2), key=lambda k: not is_main_arm(k))     # TMKD first, then TKD
     matched = [k for k in arms("06") if method(k).budget == "matched"]
     names = ", ".join(method(k).label for k in two_stage)
     models = [   # (chapter, what, count, training examples of each, a teacher?)

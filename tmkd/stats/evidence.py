@@ -171,7 +171,7 @@ def comparison_row(task: str, split: str, a: str, b: str, interval: dict) -> dic
     p, resolution = paper["paper_difference"], paper["resolution"]
     la, lb = label(a), label(b)
     return {"task": task, "split": split, "a": a, "b": b, "whose": "paper" if p is not None else "series",
-            "family": "primary" if (a, b) in comparisons(family="primary") else "exploratory",
+            "family": "primary" if getattr(comparison(a, b), "family", "") == "primary" else "exploratory",
             "claim": claim_words(la, lb, task, p, resolution) if p is not None else
             f"the series' own question (the paper makes no such comparison): {own_question(a, b)}",
             "seeds": interval["seeds"][0], "examples": interval["examples"], "paper_difference": p,
