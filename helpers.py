@@ -24,12 +24,13 @@ from tmkd.reporting.speed import int8_accuracy, measure_speed, speedup_sentence
 from tmkd.reporting.takeaways import (convergence_sentence, int8_sentence, interval_sentences, majority_sentences,
                                       result_sentences, size_sentence, sweep_sentence)
 from tmkd.stats.evidence import compare_methods, interval_table, plot_intervals
-from tmkd.training.environment import departures, profile_note, start_chapter
+from tmkd.training.environment import departures, profile_note
 from tmkd.training.experiments import (alpha_sweep, chapter_arms, configured_metrics, control_curves,
                                        convergence_curves, pooling_check, run_arms, run_stage1, run_sweeps,
-                                       stage1_overlap, stage1_size_curve, stage2_tasks)
+                                       stage1_overlap, stage1_size_curve, start_chapter)
 from tmkd.training.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
 from tmkd.training.rundir import read_metrics
+from tmkd.training.specs import stage2_tasks
 from tmkd.training.students import first_batch, fresh_student
 from tmkd.training.teacher_selection import best_teacher, evaluate_teachers, teacher_quality
 from tmkd.training.teachers import teacher_names, train_teachers

@@ -34,7 +34,7 @@ from tmkd.core import config, files, lock    # light modules only: bad input is 
 from tmkd.training import rundir
 from tmkd.core.config import TMKDError, coerce, settings_help
 from tmkd.inputs.data import check_data_dir
-from tmkd.chain.plan import build_plan, check_plan, plan_text
+from tmkd.chain.plan import build_plan, check_free_space, check_plan, plan_text
 from tmkd.core.progress import LOG_ENV
 
 REPO = Path(__file__).resolve().parent
@@ -269,7 +269,8 @@ def prepare(args):
                               data_dir=os.path.abspath(args.data_dir) if args.data_dir else "")
     check_data_dir(cfg)
     if not args.plan:
-        check_plan(cfg)              # an impossible plan is refused here, before chapter 01, with the setting to change
+        plan = check_plan(cfg)       # an impossible plan is refused here, before chapter 01, with the setting to change
+        check_free_space(cfg, plan)  # and a run directory that would outgrow its disk
     todo = chapters(args.only)
     if args.publish and cfg.profile == "smoke":
         raise TMKDError("--publish is for real data: the smoke profile's generated numbers do not "

@@ -136,7 +136,7 @@ def child(args) -> None:
     times["score"] = time.perf_counter() - t0
     if args.child_stage1:
         t0 = time.perf_counter()
-        tmkd.training.students.train_student(cfg, tmkd.training.experiments.stage1_spec(cfg, "tmkd"))
+        tmkd.training.students.train_student(cfg, tmkd.training.specs.stage1_spec(cfg, "tmkd"))
         times["train"] = time.perf_counter() - t0
     print("RESULT " + json.dumps({"before_mb": before, "peak_mb": peak_mb(), "times": times,
                                   "pairs": tmkd.inputs.corpus.count_pairs(cfg.stage1_corpus)}), flush=True)

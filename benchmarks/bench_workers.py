@@ -44,7 +44,7 @@ def prepared(cfg):
     """The run directory claimed and every split the students read tokenized, before any timing."""
     tmkd.training.rundir.check_run_dir(cfg)
     for seed in cfg.seeds:
-        spec = tmkd.training.experiments.method_specs(cfg, cfg.stage2_task, "no_kd", seed)[0]
+        spec = tmkd.training.specs.method_specs(cfg, cfg.stage2_task, "no_kd", seed)[0]
         tmkd.training.students.student_train_data(cfg, spec)
         tmkd.training.pool.prepare_scored_splits(cfg, spec)
     return cfg

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 import helpers
+import tmkd.training.specs
 import tmkd.inputs.base_model
 import tmkd.core.config
 import tmkd.training.rundir
@@ -123,7 +124,7 @@ def test_results_of_a_student_that_is_not_trained_name_the_chapter_that_trains_i
     it, the reader is told which student is missing and which chapter makes it (not a Hub error about a repo id)."""
     import tmkd.training.experiments
     cfg = smoke_config(tmp_path / "run", alpha=1.0)
-    spec = tmkd.training.experiments.method_specs(cfg, "qnli", "mo1")[0]
+    spec = tmkd.training.specs.method_specs(cfg, "qnli", "mo1")[0]
     with pytest.raises(tmkd.core.config.TMKDError, match=r"qnli/mo1-k3-a1-s42 is not trained .* \(04: the one-stage"):
         tmkd.training.students.student_predictions(cfg, spec, "validation")
 

@@ -118,7 +118,8 @@ def test_the_set_up_is_short_and_its_colab_script_exists():
         setup, imports, params, config = cells(path, "code")[:4]
         assert "google.colab" in setup and len(setup.splitlines()) <= 8, path.name
         assert "%run /content/tmkd-notebooks/tmkd/colab.py" in setup
-        assert config.strip() == "cfg = start_chapter(PROFILE, RUN_DIR, DATA_DIR, OVERRIDES, FORCE)", path.name
+        assert config.strip() == f'cfg = start_chapter("{path.name[:2]}", PROFILE, RUN_DIR, DATA_DIR, OVERRIDES, FORCE)', \
+            path.name
     import tmkd.colab                                   # importing it does nothing (no Drive, no pip)
     assert (REPO / "tmkd" / "colab.py").exists() and callable(tmkd.colab.main)
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import helpers
+import tmkd.training.specs
 import tmkd.core.config
 import tmkd.inputs.data
 import tmkd.stats.evidence
@@ -19,9 +20,9 @@ from tmkd.stats.evidence import claim_verdict, paired_interval
 def test_student_specs_and_identities_differ_by_seed(tmp_path, stub_training):
     cfg = stub_run(tmp_path / "run", seeds=(1, 2))
     helpers.train_teachers(cfg)
-    names = {s: [spec.name for spec in tmkd.training.experiments.method_specs(cfg, "rte", "mo1", s)] for s in cfg.seeds}
+    names = {s: [spec.name for spec in tmkd.training.specs.method_specs(cfg, "rte", "mo1", s)] for s in cfg.seeds}
     assert names[1] != names[2] and names[1][0].endswith("-s1") and names[2][0].endswith("-s2")
-    a, b = (tmkd.training.experiments.method_specs(cfg, "rte", "no_kd", s)[0] for s in cfg.seeds)
+    a, b = (tmkd.training.specs.method_specs(cfg, "rte", "no_kd", s)[0] for s in cfg.seeds)
     from tmkd.training.students import student_identity
     assert student_identity(cfg, a) != student_identity(cfg, b)
     assert student_identity(cfg, a)["spec"]["seed"] == 1 and student_identity(cfg, b)["spec"]["seed"] == 2
@@ -176,13 +177,13 @@ def test_the_compute_matched_control_runs_its_whole_schedule(tmp_path):
     early-stopped control of an earlier run is never reused. Without early stopping nothing changes."""
     from tmkd.training.students import select_stopping
     stopping = smoke_config(tmp_path / "run", student_patience=2)
-    control, arm = tmkd.training.experiments.matched_spec(stopping, "qnli"), tmkd.training.experiments.method_specs(stopping, "qnli", "mo1")[0]
+    control, arm = tmkd.training.specs.matched_spec(stopping, "qnli"), tmkd.training.specs.method_specs(stopping, "qnli", "mo1")[0]
     assert control.name.startswith("mo1-matched-full-") and control.epochs > stopping.student_epochs
     assert select_stopping(stopping, control, tmp_path).patience == float("inf")
     assert select_stopping(stopping, arm, tmp_path).patience == 2
     fixed = smoke_config(tmp_path / "run")
-    assert tmkd.training.experiments.matched_spec(fixed, "qnli").name.startswith("mo1-matched-k3-")
-    assert select_stopping(fixed, tmkd.training.experiments.matched_spec(fixed, "qnli"), tmp_path) is None
+    assert tmkd.training.specs.matched_spec(fixed, "qnli").name.startswith("mo1-matched-k3-")
+    assert select_stopping(fixed, tmkd.training.specs.matched_spec(fixed, "qnli"), tmp_path) is None
 
 
 @pytest.mark.parametrize("patience, stops_at", [(2, 3), (float("inf"), None)])
@@ -213,7 +214,7 @@ def test_compute_matched_epochs_of_the_smoke_profile_are_ten(tmp_path):
     pairs = 10."""
     cfg = smoke_config(tmp_path / "run")
     assert len(tmkd.inputs.data.split_dataset(cfg, cfg.stage1_task, "stage1")) == 640
-    assert {t: tmkd.training.experiments.matched_spec(cfg, t).epochs for t in cfg.tasks} == {"rte": 10.0, "qnli": 10.0, "mnli": 10.0}
+    assert {t: tmkd.training.specs.matched_spec(cfg, t).epochs for t in cfg.tasks} == {"rte": 10.0, "qnli": 10.0, "mnli": 10.0}
 
 
 @needs_shared_glue
@@ -222,4 +223,4 @@ def test_compute_matched_epochs_of_the_offline_profile_are_thirteen(tmp_path):
     control, like every arm, keeps its best epoch on the select slice within that budget."""
     cfg = tmkd.core.config.make_config("offline", run_dir=str(tmp_path / "run"), data_dir=str(SHARED_GLUE))
     assert len(tmkd.inputs.data.split_dataset(cfg, cfg.stage1_task, "stage1")) == 12_000
-    assert {t: tmkd.training.experiments.matched_spec(cfg, t).epochs for t in cfg.tasks} == {"qnli": 13.0}
+    assert {t: tmkd.training.specs.matched_spec(cfg, t).epochs for t in cfg.tasks} == {"qnli": 13.0}

@@ -6,6 +6,7 @@ import shutil
 import pytest
 
 import helpers
+import tmkd.training.specs
 import tmkd.inputs.base_model
 import tmkd.core.config
 import tmkd.inputs.data
@@ -28,7 +29,7 @@ ALTERNATES = {
     "sweep_layers": (1,), "stage1_task": "rte", "stage1_corpus": "task", "stage1_pool_tasks": ("qnli", "rte"),
     "stage1_share": 0.2, "side_seeds": 1, "stage1_sizes": (0, 8),
     "stage1_shard_pairs": 1000, "nproc": 2, "student_workers": 2, "stage1_epochs": 2.0, "stage2_task": "rte", "alphas": (0.9,), "warmup": 0.2, "group_by_length": True,
-    "checkpoint_dir": "/tmp/local-checkpoints", "checkpoint_sync_minutes": 1.0, "save_steps": 3, "logging_steps": 2, "eval_batch_size": 16, "speed_batch_size": 8, "speed_repeats": 1,
+    "checkpoint_dir": "/tmp/local-checkpoints", "checkpoint_sync_minutes": 1.0, "keep_weights": "needed", "check_free_space": False, "save_steps": 3, "logging_steps": 2, "eval_batch_size": 16, "speed_batch_size": 8, "speed_repeats": 1,
 }
 FIELDS = [f.name for f in dataclasses.fields(tmkd.core.config.Config)]
 
@@ -67,7 +68,7 @@ def write_glue_folder(folder):
 
 def steps(cfg):
     """One student of each kind: one stage (m-o-1), stage 1 and stage 2 (TMKD)."""
-    return [tmkd.training.experiments.base_spec(cfg, cfg.sweep_task), tmkd.training.experiments.stage1_spec(cfg, "tmkd"), tmkd.training.experiments.stage2_spec(cfg, "tmkd")]
+    return [tmkd.training.specs.base_spec(cfg, cfg.sweep_task), tmkd.training.specs.stage1_spec(cfg, "tmkd"), tmkd.training.specs.stage2_spec(cfg, "tmkd")]
 
 
 def changed(cfg, field, tmp_path, folders):
@@ -140,5 +141,5 @@ def test_excluded_settings_each_have_a_reason():
 
 def test_step_specs_differ_by_seed():
     cfg = stub_run("x")
-    a, b = tmkd.training.experiments.base_spec(cfg, "rte"), tmkd.training.experiments.base_spec(cfg, "rte", seed=7)
+    a, b = tmkd.training.specs.base_spec(cfg, "rte"), tmkd.training.specs.base_spec(cfg, "rte", seed=7)
     assert a.name != b.name and a.name.endswith("-s42") and b.name.endswith("-s7")

@@ -3,6 +3,7 @@ import pytest
 import torch
 
 import helpers
+import tmkd.training.specs
 import tmkd.training.experiments
 import tmkd.model.method
 import tmkd.model.methods
@@ -34,38 +35,39 @@ def test_method_students_pure():
 @pytest.fixture
 def cfg(tmp_path, monkeypatch):
     """Specs only: the best teacher is given (it would be read from cached logits); nothing is trained."""
+    monkeypatch.setattr(tmkd.training.specs, "best_teacher", lambda cfg, task: BEST)
     monkeypatch.setattr(tmkd.training.experiments, "best_teacher", lambda cfg, task: BEST)
     return stub_run(tmp_path / "run", teacher_lrs=(1e-3, 2e-3, 3e-3))
 
 
 def test_1o1_and_tkd_use_the_best_teacher_in_both_stages(cfg):
-    (one,) = tmkd.training.experiments.method_specs(cfg, "qnli", "1o1")
+    (one,) = tmkd.training.specs.method_specs(cfg, "qnli", "1o1")
     assert one.teachers == (BEST,) and one.n_heads == 1 and one.stage == 0
-    assert tmkd.training.experiments.stage1_spec(cfg, "tkd").teachers == (BEST,)
-    s2 = tmkd.training.experiments.stage2_spec(cfg, "tkd")
-    assert s2.teachers == (BEST,) and s2.init_from == tmkd.training.experiments.stage1_spec(cfg, "tkd").name
+    assert tmkd.training.specs.stage1_spec(cfg, "tkd").teachers == (BEST,)
+    s2 = tmkd.training.specs.stage2_spec(cfg, "tkd")
+    assert s2.teachers == (BEST,) and s2.init_from == tmkd.training.specs.stage1_spec(cfg, "tkd").name
 
 
 def test_tmkd_uses_all_teachers_in_both_stages(cfg):
-    s1, s2 = tmkd.training.experiments.stage1_spec(cfg, "tmkd"), tmkd.training.experiments.stage2_spec(cfg, "tmkd")
+    s1, s2 = tmkd.training.specs.stage1_spec(cfg, "tmkd"), tmkd.training.specs.stage2_spec(cfg, "tmkd")
     assert s1.teachers == s2.teachers == TEACHERS and s1.n_heads == s2.n_heads == 3
     assert (s1.stage, s1.alpha, s2.stage, s2.alpha) == (1, 1.0, 2, cfg.alpha)
     assert s2.init_from == s1.name and s1.name.startswith("tmkd-stage1-") and s2.name == "tmkd-k3-a0.7-s42"
 
 
 def test_mom_trains_n_distinct_students_and_combines_their_outputs(cfg):
-    specs = tmkd.training.experiments.method_specs(cfg, "qnli", "mom_avg")
+    specs = tmkd.training.specs.method_specs(cfg, "qnli", "mom_avg")
     assert [s.teachers for s in specs] == [(t,) for t in TEACHERS]
     assert len({tmkd.training.students.student_dir(cfg, s) for s in specs}) == 3 and all(s.n_heads == 1 for s in specs)
-    assert tmkd.training.experiments.method_specs(cfg, "qnli", "mom_vote") == specs
+    assert tmkd.training.specs.method_specs(cfg, "qnli", "mom_vote") == specs
     assert BEST in {s.teachers[0] for s in specs}         # the 1-o-1 student is one of them (trained once)
-    assert tmkd.training.experiments.method_specs(cfg, "qnli", "1o1")[0] in specs
+    assert tmkd.training.specs.method_specs(cfg, "qnli", "1o1")[0] in specs
 
 
 def test_1avgo1_has_one_averaged_head_and_mo1_n_heads(cfg):
-    (avg,) = tmkd.training.experiments.method_specs(cfg, "rte", "1avgo1")
-    (mo1,) = tmkd.training.experiments.method_specs(cfg, "rte", "mo1")
-    (nokd,) = tmkd.training.experiments.method_specs(cfg, "rte", "no_kd")
+    (avg,) = tmkd.training.specs.method_specs(cfg, "rte", "1avgo1")
+    (mo1,) = tmkd.training.specs.method_specs(cfg, "rte", "mo1")
+    (nokd,) = tmkd.training.specs.method_specs(cfg, "rte", "no_kd")
     assert avg.average_teachers and avg.teachers == TEACHERS and avg.n_heads == 1
     assert not mo1.average_teachers and mo1.n_heads == 3
     assert nokd.teachers == () and nokd.alpha == 0.0 and nokd.n_heads == 0
@@ -73,10 +75,10 @@ def test_1avgo1_has_one_averaged_head_and_mo1_n_heads(cfg):
 
 
 def test_names_say_method_depth_alpha_and_seed(cfg):
-    names = {m: tmkd.training.experiments.method_specs(cfg, "qnli", m)[0].name for m in ("no_kd", "1o1", "1avgo1", "mo1")}
+    names = {m: tmkd.training.specs.method_specs(cfg, "qnli", m)[0].name for m in ("no_kd", "1o1", "1avgo1", "mo1")}
     assert names == {"no_kd": "nokd-k3-s42", "1o1": f"1o1-{BEST}-k3-a0.7-s42", "1avgo1": "1avgo1-k3-a0.7-s42",
                      "mo1": "mo1-k3-a0.7-s42"}
-    assert tmkd.training.experiments.base_spec(cfg, "rte", head_layers=2, optimizer="sgd").name == "mo1-k3-h2-sgd-a0.7-s42"
+    assert tmkd.training.specs.base_spec(cfg, "rte", head_layers=2, optimizer="sgd").name == "mo1-k3-h2-sgd-a0.7-s42"
     assert helpers.teacher_names(stub_run("x", teacher_lrs=(4e-5, 1e-4, 1.5e-5))) == [
         "teacher-lr4e-05", "teacher-lr1e-04", "teacher-lr1.5e-05"]
 

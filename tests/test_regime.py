@@ -11,7 +11,7 @@ import pytest
 
 import tmkd.core.config
 from tmkd.reporting.answers import stage1_size_sentence
-from tmkd.training.experiments import arm_seeds
+from tmkd.training.specs import arm_seeds
 from tmkd.reporting.report import stage1_size_table
 from tmkd.chain.plan import build_plan, stage1_sentence
 from tmkd.training.students import corpus_subset

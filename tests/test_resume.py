@@ -5,6 +5,7 @@ from conftest import smoke_config
 from transformers import TrainerCallback
 
 import helpers
+import tmkd.training.specs
 import tmkd.inputs.data
 import tmkd.training.logit_cache
 import tmkd.model.method
@@ -94,7 +95,7 @@ def test_early_stopping_student_resumes_to_the_uninterrupted_result_and_keeps_it
     runs = {}
     for name in ("plain", "crashed"):
         cfg = smoke_config(tmp_path / name, teacher_lrs=(2e-3,), student_patience=1, student_epochs=6.0)
-        spec = tmkd.training.experiments.base_spec(cfg, "rte", teachers=(), alpha=0.0)
+        spec = tmkd.training.specs.base_spec(cfg, "rte", teachers=(), alpha=0.0)
         if name == "crashed":
             with pytest.raises(Crash):
                 tmkd.training.students.train_student(cfg, spec, callbacks=[CrashAfterSave(40)])   # 20 steps per epoch

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import helpers
+import tmkd.training.specs
 import tmkd.inputs.base_model
 import tmkd.core.config
 import tmkd.inputs.corpus
@@ -160,7 +161,7 @@ def test_stage1_trains_from_the_memory_mapped_shards(tmp_path, stub_training):
     corpus = write_corpus(tmp_path / "my pairs.jsonl", 700)
     cfg = corpus_config(tmp_path / "run", corpus, stage1_shard_pairs=300)
     helpers.train_teachers(cfg)
-    spec = tmkd.training.experiments.stage1_spec(cfg, "tmkd")
+    spec = tmkd.training.specs.stage1_spec(cfg, "tmkd")
     assert spec.name.startswith("tmkd-stage1-file-my_pairs-")
     ds = tmkd.training.students.student_train_data(cfg, spec)
     assert len(ds) == 700 and "label" not in ds.column_names

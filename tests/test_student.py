@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import helpers
+import tmkd.training.specs
 import tmkd.core.config
 import tmkd.inputs.data
 import tmkd.training.experiments
@@ -59,12 +60,12 @@ def test_prediction_is_eq6_the_mean_of_all_heads(teacher_run):
 
 
 def test_student_training_data_aligns_teacher_logits_and_stage1_has_no_labels(teacher_run):
-    spec = tmkd.training.experiments.base_spec(teacher_run, "rte")
+    spec = tmkd.training.specs.base_spec(teacher_run, "rte")
     ds = tmkd.training.students.student_train_data(teacher_run, spec)
     assert np.array(ds[0]["teacher_logits"]).shape == (3, 2) and "label" in ds.column_names
-    s1 = tmkd.training.students.student_train_data(teacher_run, tmkd.training.experiments.stage1_spec(teacher_run, "tmkd"))
+    s1 = tmkd.training.students.student_train_data(teacher_run, tmkd.training.specs.stage1_spec(teacher_run, "tmkd"))
     assert "label" not in s1.column_names
-    avg = tmkd.training.students.student_train_data(teacher_run, tmkd.training.experiments.base_spec(teacher_run, "rte", average_teachers=True))
+    avg = tmkd.training.students.student_train_data(teacher_run, tmkd.training.specs.base_spec(teacher_run, "rte", average_teachers=True))
     np.testing.assert_allclose(np.array(avg[5]["teacher_logits"])[0], np.array(ds[5]["teacher_logits"]).mean(0), rtol=1e-5)
 
 
@@ -77,7 +78,7 @@ def test_stage1_batches_carry_no_gold_labels(run_copy, monkeypatch):
     dataset train_student hands to fit) carry the teachers' logits and no gold label. With alpha = 1 a label in the
     batch would change no weight, so the check is on the batch itself, not on the trained weights."""
     cfg = run_copy
-    spec = tmkd.training.experiments.stage1_spec(cfg, "tmkd")
+    spec = tmkd.training.specs.stage1_spec(cfg, "tmkd")
 
     def spy(model, train_ds, out, args, callbacks=(), sync_every_s=0.0):
         error = Captured()
@@ -93,7 +94,7 @@ def test_stage1_batches_carry_no_gold_labels(run_copy, monkeypatch):
 
 def test_stage2_starts_from_the_stage1_weights(run_copy):
     cfg = run_copy
-    s1 = tmkd.training.students.train_student(cfg, tmkd.training.experiments.stage1_spec(cfg, "tmkd"))
+    s1 = tmkd.training.students.train_student(cfg, tmkd.training.specs.stage1_spec(cfg, "tmkd"))
     old = helpers.TMKDStudent.from_pretrained(str(s1))
     new, msg = tmkd.training.students.student_from_stage1(s1, 3, tmkd.core.config.TASKS["qnli"].labels, 0.7, 1)
     assert all(torch.equal(v, old.bert.state_dict()[k]) for k, v in new.bert.state_dict().items())
@@ -103,7 +104,7 @@ def test_stage2_starts_from_the_stage1_weights(run_copy):
 
 def test_stage2_into_a_three_class_task_reinitialises_the_heads(run_copy):
     cfg = run_copy
-    s1 = tmkd.training.students.train_student(cfg, tmkd.training.experiments.stage1_spec(cfg, "tmkd"))             # 2 classes (rte)
+    s1 = tmkd.training.students.train_student(cfg, tmkd.training.specs.stage1_spec(cfg, "tmkd"))             # 2 classes (rte)
     new, msg = tmkd.training.students.student_from_stage1(s1, 3, tmkd.core.config.TASKS["mnli"].labels, 0.7, 1)
     assert "heads re-initialised" in msg and "2 classes" in msg
     golden, soft = new.heads(torch.tensor([[2, 7, 8, 3]]))
@@ -126,7 +127,7 @@ def test_pool_stage1_scores_every_pooled_pair_with_the_stage1_teachers(run_copy)
     task's teachers; ids of different tasks never collide; the stage-2 student starts from it."""
     cfg = tmkd.core.config.make_config("smoke", run_dir=str(run_copy.run_path), stage1_task="qnli", stage1_corpus="pool",
                               stage1_pool_tasks=("rte", "qnli"))
-    spec = tmkd.training.experiments.stage1_spec(cfg, "tmkd")
+    spec = tmkd.training.specs.stage1_spec(cfg, "tmkd")
     ds = tmkd.training.students.student_train_data(cfg, spec)
     sizes = [len(tmkd.inputs.data.split_dataset(cfg, t, "unused")) for t in ("rte", "qnli")]
     assert len(ds) == sum(sizes) and "label" not in ds.column_names
@@ -139,7 +140,7 @@ def test_pool_stage1_scores_every_pooled_pair_with_the_stage1_teachers(run_copy)
     helpers.run_stage1(cfg, "tmkd")
     rows = tmkd.training.experiments.run_stage2(cfg, "tmkd")
     assert rows and rows[0]["model"] == "qnli/tmkd-k3-a0.7-s42"
-    assert tmkd.training.experiments.stage2_spec(cfg, "tmkd").init_from == "tmkd-stage1-pool-k3-s42"
+    assert tmkd.training.specs.stage2_spec(cfg, "tmkd").init_from == "tmkd-stage1-pool-k3-s42"
 
 
 def test_teacher_init_takes_the_best_teachers_bottom_layers(run_copy):

@@ -7,12 +7,12 @@ import os
 
 import torch
 
-from tmkd.inputs.base_model import base_model_path
+from tmkd.inputs.base_model import KNOWN_SHAPES, base_model_path
 from tmkd.core.config import MINILM_MODEL, OPTIMIZERS, SMOKE_MODEL, Config
 from tmkd.core.timing import call_times
 from tmkd.training.environment import device_name
 from tmkd.model.method import TMKDStudent, student_config
-from tmkd.chain.plan import build_plan
+from tmkd.chain.plan import build_plan, check_free_space, gigabytes, space
 from tmkd.chain.plan import hours as plan_hours
 from tmkd.training.trainer import AUTOCAST, device, device_precision
 
@@ -52,11 +52,6 @@ def _train_rate(model, batch, prec: str | None = None) -> float:
 def _timed(fn, repeats: int) -> float:
     """Seconds of one call of `fn`: the fastest of `repeats` (tmkd.core.timing; a warm-up run is the caller's)."""
     return min(call_times(fn, repeats))
-
-
-# Shapes of Hub models, for an estimate on a machine that cannot download them (timing needs shapes, not weights).
-KNOWN_SHAPES = {"bert-base-uncased": {}, "bert-large-uncased": dict(hidden_size=1024, num_hidden_layers=24,
-                                                                     num_attention_heads=16, intermediate_size=4096)}
 
 
 def base_shape(cfg: Config):
@@ -164,9 +159,7 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
     r = rates or kept or measure_rates(cfg)
     source = CHAIN_MEASURED if kept else "measured"
     hours = plan_hours(cfg, w, r)
-    gb = 1e-9
-    finals = (w["teachers"] * r["params_teacher"] + w["students"] * r["params_student"]) * 4 * gb
-    checkpoint = r["params_teacher"] * 12 * gb     # weights + two Adam moments (fp32)
+    room = space(cfg, w)
     on = device_name()
     print(f"estimate for profile {cfg.profile} on {on} ({device_precision(cfg)})"
           + (f", {cfg.nproc} processes:" if cfg.nproc > 1 else ":"))
@@ -180,15 +173,15 @@ def estimate(cfg: Config, rates: dict | None = None) -> dict:
           f"{r['student_train']:,.0f}/s{together}; predictions: teachers {w['predict_examples']:,.0f} examples at "
           f"{r['teacher_predict']:,.0f}/s (fp32 logits), students {w['student_predict_examples']:,.0f} at "
           f"{r.get('student_predict', r['teacher_predict']):,.0f}/s")
-    size = lambda gigabytes: f"{gigabytes:.1f} GB" if gigabytes >= 1 else f"{gigabytes * 1000:.0f} MB"   # noqa: E731
     most = " at most (students counted at their most epochs; early stopping ends most sooner)" if cfg.student_patience else ""
     print(f"  about {f'{hours:.1f} h' if hours >= 1 else f'{hours * 60:.0f} minutes'} in all{most}; the run directory "
-          f"needs about {size(finals + checkpoint)} ({size(finals)} of final models, up to {size(checkpoint)} "
-          "for the checkpoint of the step in progress)")
+          f"holds at most {gigabytes(room['peak'])} (chapter {room['peak_chapter']}, keep_weights={cfg.keep_weights}) "
+          f"and {gigabytes(room['final'])} at the end")
+    check_free_space(cfg, w)
     if cfg.profile == "paper":
         print("  ! the paper profile is the full setting: on a free Colab T4 it needs many sessions (the run directory "
               "in Drive resumes each one where the last stopped), or one long session on an A100")
     if hours > 11:
         print(f"  ! longer than a Colab session (12 h at most): plan {int(hours // 10) + 1} sessions; each resumes")
     keep = ("teachers", "students", "teacher_examples", "student_examples", "predict_examples")
-    return {"hours": hours, "gb": finals + checkpoint, **{k: w[k] for k in keep}, **r}
+    return {"hours": hours, "gb": room["peak"] / 1e9, **{k: w[k] for k in keep}, **r}

@@ -7,7 +7,12 @@ refuses an impossible plan (an empty stage-1 corpus, a select slice larger than 
 No torch here: the chain checks the plan before any heavy import."""
 from __future__ import annotations
 
-from tmkd.core.config import MINILM_MODEL, SMOKE_MODEL, Config, TMKDError, stage1_tasks
+import shutil
+from pathlib import Path
+
+from tmkd.core.config import MINILM_MODEL, SMOKE_MODEL, TASKS, Config, TMKDError, stage1_tasks
+from tmkd.core.keep import NEVER, POOLING_UNTIL, STAGE1_UNTIL, TIMED_UNTIL, teacher_until, until
+from tmkd.inputs.base_model import base_config_dict
 from tmkd.inputs.corpus import count_pairs
 from tmkd.inputs.data import dev_splits, generated_rows, labelled_rows, part_sizes
 from tmkd.model.methods import arm_seeds, arms, is_main_arm, method, method_students
@@ -112,6 +117,8 @@ def workload(cfg: Config, tasks: dict, corpus: int) -> dict:
     s_ep, c_ep = cfg.student_epochs, cfg.stage1_epochs
     sweeps = max(len(set(cfg.sweep_optimizers) | {cfg.optimizer}) + len(set(cfg.sweep_head_layers))
                  + len(set(cfg.sweep_layers)) - 2, 1)
+    depth = base_config_dict(cfg)["num_hidden_layers"]
+    depths = layer_sweep(cfg, depth)
     alphas = len(set(cfg.alphas) - {cfg.alpha})
 
     def count(chapter, stage=0, keys=None):
@@ -122,7 +129,10 @@ def workload(cfg: Config, tasks: dict, corpus: int) -> dict:
     models = [   # (chapter, what, count, training examples of each, a teacher?)
         *[("01", f"{t} teachers", n, train[t] * cfg.teacher_epochs, True) for t in cfg.tasks],
         *[("03", f"{t} teacher with the other pooling", 1, train[t] * cfg.teacher_epochs, True) for t in cfg.tasks],
-        ("03", f"{cfg.sweep_task} sweep students", sweeps, train[cfg.sweep_task] * s_ep, False),
+        ("03", f"{cfg.sweep_task} optimizer and head-layer sweep students", sweeps - len(depths),
+         train[cfg.sweep_task] * s_ep, False),
+        *[("03", f"{cfg.sweep_task} layer sweep student, {k} layer{'s' if k > 1 else ''}", 1,
+           train[cfg.sweep_task] * s_ep, False) for k in depths],
         *[("03", f"{t} student with the other pooling", 1, train[t] * s_ep, False) for t in cfg.tasks],
         *[("04", f"{t} one-stage students", count("04"), train[t] * s_ep, False) for t in cfg.tasks],
         ("05", f"stage-1 students ({names})", count("06", stage=1), corpus * c_ep, False),
@@ -148,6 +158,133 @@ def workload(cfg: Config, tasks: dict, corpus: int) -> dict:
             "student_examples": sum(m[2] * m[3] for m in students),
             "predict_examples": predict + n * corpus,
             "student_predict_examples": n_students * (dev + select_scores)}
+
+
+def layer_sweep(cfg: Config, depth: int) -> list:
+    """The depths chapter 03's layer sweep trains (the paper's Table 9), capped at the teachers' depth."""
+    return sorted({min(k, depth) for k in cfg.sweep_layers})
+
+
+def bert_params(shape: dict, layers: int, pooler: bool) -> int:
+    """Parameters of a BERT encoder of `layers` layers shaped like `shape` (embeddings, layers, an optional
+    pooler): the arithmetic of BERT's own modules."""
+    h, i = shape["hidden_size"], shape["intermediate_size"]
+    embeddings = (shape["vocab_size"] + shape["max_position_embeddings"] + shape["type_vocab_size"]) * h + 2 * h
+    layer = 4 * (h * h + h) + 2 * h * i + i + h + 4 * h
+    return embeddings + layers * layer + (h * h + h if pooler else 0)
+
+
+def model_bytes(cfg: Config, teacher: bool, layers: int | None = None) -> int:
+    """Bytes of one final model's weights (fp32 safetensors): a teacher (the whole base and its classifier) or a
+    student of `layers` layers (default student_layers) with its golden head and one soft head per teacher."""
+    shape = base_config_dict(cfg)
+    h, c = shape["hidden_size"], max(len(TASKS[t].labels) for t in cfg.tasks)
+    if teacher:
+        return 4 * (bert_params(shape, shape["num_hidden_layers"], pooler=True) + h * c + c)
+    head = (cfg.student_head_layers - 1) * (h * h + h) + h * c + c
+    return 4 * (bert_params(shape, layers or cfg.student_layers, pooler=False) + (1 + len(cfg.teacher_lrs)) * head)
+
+
+def data_bytes(cfg: Config, plan: dict) -> int:
+    """An upper bound of the run directory's data, logits and predictions: every pair of every file read, at
+    max_seq_len tokens (int32 ids, int8 mask and segment ids, two int64 columns, Arrow's offsets), the stage-1
+    corpus once more, every teacher's fp32 logits and every student's dev probabilities."""
+    per_pair = cfg.max_seq_len * 6 + 40
+    pairs = sum(p["file"] + sum(p["dev"].values()) for p in plan["tasks"].values()) + plan["stage1"]["pairs"]
+    teachers = plan["teachers"] * max(p["file"] + sum(p["dev"].values()) for p in plan["tasks"].values()) * 12
+    students = plan["students"] * max(sum(p["dev"].values()) for p in plan["tasks"].values()) * 20
+    return pairs * per_pair + teachers + students + plan["stage1"]["pairs"] * len(cfg.teacher_lrs) * 12
+
+
+def held_models(cfg: Config, plan: dict) -> list:
+    """(chapter trained in, bytes, last chapter that reads them) of the weights kept past their own step under
+    cfg.keep_weights (tmkd.core.keep): keep_weights="all" keeps every model's; "needed" the teachers, the teachers
+    with the other pooling, the stage-1 students and the students chapter 07 times. The others are read once, right
+    after they train, and are only counted while in flight (space)."""
+    teacher, student = model_bytes(cfg, True), model_bytes(cfg, False)
+    if cfg.keep_weights == "all":
+        depths = layer_sweep(cfg, base_config_dict(cfg)["num_hidden_layers"])
+        return [(ch, count * (teacher if is_teacher else model_bytes(cfg, False, _layers(what, depths))), NEVER)
+                for ch, what, count, _, is_teacher in plan["models"]]
+    n = len(cfg.teacher_lrs)
+    stage1 = sum(count for ch, what, count, _, _ in plan["models"] if ch == "05" and what.startswith("stage-1"))
+    depth = base_config_dict(cfg)["num_hidden_layers"]
+    timed = [("03", model_bytes(cfg, False, k), until(cfg, TIMED_UNTIL)) for k in layer_sweep(cfg, depth)]
+    if cfg.stage2_task in cfg.tasks:      # m-o-m's members (first seed) and TMKD's first seed on stage2_task
+        timed += [("04", n * student, until(cfg, TIMED_UNTIL)), ("06", student, until(cfg, TIMED_UNTIL))]
+    return [*[("01", teacher, teacher_until(cfg, t, first=i == 0)) for t in cfg.tasks for i in range(n)],
+            *[("03", teacher, until(cfg, POOLING_UNTIL)) for _ in cfg.tasks],
+            *timed, ("05", stage1 * student, until(cfg, STAGE1_UNTIL))]
+
+
+def _layers(what: str, depths: list) -> int | None:
+    """The depth of a layer-sweep row of the plan (None: the default student)."""
+    return next((k for k in depths if what.endswith(f", {k} layer{'s' if k > 1 else ''}")), None)
+
+
+def space(cfg: Config, plan: dict) -> dict:
+    """The run directory's size by the plan's arithmetic under cfg.keep_weights: at its largest in each chapter
+    (what earlier chapters keep, what this chapter keeps, the model in training with its newest checkpoint:
+    weights and two Adam moments; two checkpoints where the Trainer writes them into the run directory, one where
+    they are mirrored from a local disk: checkpoints_mirrored), its peak and the chapter of the peak, and its size at
+    the end."""
+    data = data_bytes(cfg, plan)
+    held = held_models(cfg, plan)
+    checkpoints = 1 if checkpoints_mirrored(cfg) else 2
+    depths = layer_sweep(cfg, base_config_dict(cfg)["num_hidden_layers"])
+    chapters = {}
+    for c in (f"{i:02d}" for i in range(1, CHAPTERS + 1)):
+        kept = sum(b for ch, b, last in held if ch <= c <= last)
+        flight = max([(1 + 3 * checkpoints) * (1 if is_teacher else max(cfg.student_workers, 1))
+                      * model_bytes(cfg, is_teacher, None if is_teacher else _layers(what, depths))
+                      for ch, what, _, _, is_teacher in plan["models"] if ch == c] or [0])
+        chapters[c] = data + kept + flight
+    peak = max(chapters, key=chapters.get)
+    final = data + sum(b for _, b, last in held if last >= f"{CHAPTERS:02d}")
+    return {"chapters": chapters, "peak": chapters[peak], "peak_chapter": peak, "final": final, "data": data}
+
+
+def check_free_space(cfg: Config, plan: dict) -> None:
+    """Refuse, before anything trains or is written, a run whose run directory would outgrow its filesystem: the plan's
+    peak (space) less what the run directory already holds, against the filesystem's free space. check_free_space=False
+    goes on (a filesystem that misreports its free space)."""
+    if not cfg.check_free_space:
+        return
+    here = space(cfg, plan)
+    run = Path(cfg.run_path)
+    held = sum(f.stat().st_size for f in run.rglob("*") if f.is_file()) if run.is_dir() else 0
+    root = next(p for p in (run, *run.parents) if p.exists())
+    free = shutil.disk_usage(root).free
+    if free >= here["peak"] - held:
+        return
+    fewer = f"fewer seeds (--set seeds={','.join(map(str, cfg.seeds[:2]))})" if len(cfg.seeds) > 2 else "fewer seeds"
+    other = ("" if cfg.keep_weights == "needed" else
+             f"keep only the weights a later chapter reads (--set keep_weights=needed: at most "
+             f"{gigabytes(space(_with(cfg, keep_weights='needed'), plan)['peak'])}), ")
+    raise TMKDError(f"the run directory {run} needs about {gigabytes(here['peak'] - held)} more at its largest (chapter "
+                    f"{here['peak_chapter']}: {gigabytes(here['peak'])} under keep_weights={cfg.keep_weights}, "
+                    f"{gigabytes(held)} there now), but {root} has {gigabytes(free)} free. To fit: {other}{fewer}, "
+                    "or a RUN_DIR on a disk with room (on Colab the runtime's own disk, e.g. --run-dir "
+                    "/content/tmkd-runs: it is lost when the runtime ends); --set check_free_space=false goes on "
+                    "where a filesystem misreports its free space")
+
+
+def _with(cfg: Config, **changes) -> Config:
+    import dataclasses
+    return dataclasses.replace(cfg, **changes)
+
+
+def checkpoints_mirrored(cfg: Config) -> bool:
+    """Whether a step's checkpoints are written on a local disk and only the newest reaches the run directory: with a
+    checkpoint_dir, and on Colab for a run directory in Drive, where the GPU profiles keep theirs by default
+    (tmkd.colab.local_checkpoints)."""
+    return bool(cfg.checkpoint_dir) or (not cfg.run_dir and cfg.profile in ("colab", "paper")) or \
+        cfg.run_dir.startswith("/content/drive")
+
+
+def gigabytes(n: float) -> str:
+    """Bytes as a reader plans by them: 4.2 GB, 310 MB."""
+    return f"{n / 1e9:.1f} GB" if n >= 1e9 else f"{n / 1e6:.0f} MB"
 
 
 def hours(cfg: Config, plan: dict, rates: dict) -> float:
@@ -225,9 +362,21 @@ def plan_text(cfg: Config, plan: dict, rates: dict | None = None, device: str = 
     lines.append(f"  estimate on {on}: about {f'{h:.1f} h' if h >= 1 else f'{h * 60:.0f} minutes'} (teacher training "
                  f"{r['teacher_train']:,.0f}/s, "
                  f"student training {r['student_train']:,.0f}/s, prediction {r['teacher_predict']:,.0f}/s)")
+    lines.append(space_line(cfg, plan))
     for p in plan["problems"]:
         lines.append(f"  ! {p}")
     return "\n".join(lines)
+
+
+def space_line(cfg: Config, plan: dict) -> str:
+    """The run directory's peak and final size under this run's keep_weights, per chapter, and under the other."""
+    here = space(cfg, plan)
+    other = "all" if cfg.keep_weights == "needed" else "needed"
+    there = space(_with(cfg, keep_weights=other), plan)
+    per = ", ".join(f"{c} {gigabytes(b)}" for c, b in here["chapters"].items())
+    return (f"  run directory (keep_weights={cfg.keep_weights}): at most {gigabytes(here['peak'])} (chapter "
+            f"{here['peak_chapter']}), {gigabytes(here['final'])} at the end; per chapter at most: {per}; "
+            f"keep_weights={other}: at most {gigabytes(there['peak'])}, {gigabytes(there['final'])} at the end")
 
 
 def plan_table(cfg: Config):

@@ -173,6 +173,11 @@ class Config:
     checkpoint_sync_minutes: float = setting(10.0, "with a local checkpoint_dir: copy the newest checkpoint to the run "
                                                    "directory at most this often (a dead runtime loses at most this)",
                                              low=0.0)
+    keep_weights: str = setting("all", "all | needed: remove a model's weights once no later chapter reads them "
+                                       "(its done marker, metrics, predictions and the weights' hash stay)",
+                                choices=("all", "needed"))
+    check_free_space: bool = setting(True, "refuse to start when the plan's peak run directory exceeds its disk's "
+                                           "free space (False: go on where a filesystem misreports it)")
     save_steps: int = setting(40, "checkpoint every N steps (a resumed run ends where an uninterrupted one does; "
                                   "smoke: 40, half of a smoke teacher's or student's 80 steps)", low=1)
     logging_steps: int = setting(5, "log the training loss every N steps", low=1)
@@ -322,7 +327,7 @@ PROFILES = {
                     stage1_size=12_000, stage1_sizes=(0, 2000, 5000), stage1_epochs=1.0, stage2_task="qnli",
                     alphas=(0.7, 0.9), group_by_length=True, save_steps=50, logging_steps=10,
                     speed_repeats=10, student_workers=2),
-    # A free Colab T4 in one session (about 1.6 hours by the arithmetic below; `run_chain.py --profile colab --plan`
+    # A free Colab T4 in one session (about 1.5 hours at a T4's assumed rates; `run_chain.py --profile colab --plan`
     # prints it): bert-base-uncased teachers at the paper's learning rates, three per task, students as in the paper,
     # in the paper's regime: stage 1 reads many times stage 2's labelled pairs.
     # - Labelled pairs: 10,000 of QNLI's 104,743 (teachers and students alike, as in the paper), RTE's 2,061 (its
@@ -331,22 +336,18 @@ PROFILES = {
     #   9.5x stage 2's 10,000 (paper: 4M / 105k = 38x). RTE's pairs are in the corpus, so that stage 1 reads both
     #   tasks' text; RTE's labelled pairs never enter it.
     # - 3 seeds (students stop on the select slice, at most 3 epochs), every alpha of Table 8.
-    # The arithmetic, at rates assumed for a T4 in fp16 at 128 tokens (tmkd.chain.plan.T4_RATES; the chain prints its own
-    # estimate from a measured warm-up before it starts): teachers 8 x 3 epochs x (2,061 | 10,000) = 145k examples at
-    # ~170/s = 14 min; students: 73 runs, 2.3M examples (stage 1: 6 x 95k; the compute-matched controls 6 x ~100k)
-    # at ~600/s = 65 min; predictions 0.5M at ~700/s = 13 min; with the fixed costs per chapter and model measured on
-    # the smoke chain (tmkd.chain.plan.PER_CHAPTER_S, PER_MODEL_S) about 1.6 h.
-    # Drive: 8 teachers x 0.44 GB + 73 students x 0.18 GB = 17 GB of final models at most, above a free account's
-    # 15 GB: use a Drive with room (or fewer seeds, or keep RUN_DIR on the runtime's disk); checkpoints stay on the
-    # runtime's disk and reach Drive at most every 30 minutes (a dead runtime loses at most that; Drive's bin keeps
-    # deleted copies for 30 days).
+    # The time: `run_chain.py --profile colab --plan` at rates assumed for a T4 in fp16 (tmkd.chain.plan.T4_RATES); the
+    # chain prints its own estimate from a measured warm-up before it starts.
+    # Drive: keep_weights="needed" keeps a model's weights only while a later chapter reads them (tmkd.core.keep), so
+    # the run directory stays under 5 GB (`--plan` prints it; keeping every model would take about 18 GB, above a
+    # free account's 15 GB); checkpoints stay on the runtime's disk and reach Drive at most every 30 minutes.
     "colab": dict(tasks=("rte", "qnli"), base_model="bert-base-uncased", max_seq_len=128, train_size=10_000,
                   dev_size=0, select_size=200, seeds=(42, 43, 44), teacher_lrs=(2e-5, 3e-5, 5e-5),
                   teacher_epochs=3.0, teacher_batch_size=32, student_lr=1e-4, student_epochs=3.0,
                   student_patience=1, student_batch_size=32, stage1_task="qnli", stage1_corpus="pool",
                   stage1_pool_tasks=("rte", "qnli"), stage1_share=0.1, stage1_epochs=1.0, group_by_length=True,
                   save_steps=500, checkpoint_sync_minutes=30.0, logging_steps=50, eval_batch_size=128,
-                  speed_repeats=10),
+                  speed_repeats=10, keep_weights="needed"),
     # The paper's setting on a Colab GPU: bert-base-uncased teachers, 3-layer student, full GLUE from the Hub.
     # Many T4 sessions (each resumes from Drive), or one long A100 session: the chain prints its estimate first.
     # 3 seeds: with 2 the seed level of an interval has one degree of freedom (t = 12.7 at 95 %), which no
@@ -359,7 +360,8 @@ PROFILES = {
                   teacher_epochs=3.0, teacher_batch_size=32, student_lr=1e-4, student_epochs=3.0, student_batch_size=32,
                   stage1_task="qnli", stage1_corpus="pool", stage1_pool_tasks=("mnli", "snli", "qnli", "rte"),
                   stage1_share=0.1, stage1_epochs=1.0, group_by_length=True, save_steps=500,
-                  checkpoint_sync_minutes=30.0, logging_steps=50, eval_batch_size=128, speed_repeats=10),
+                  checkpoint_sync_minutes=30.0, logging_steps=50, eval_batch_size=128, speed_repeats=10,
+                  keep_weights="needed"),
 }
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from tmkd.core.config import Config
 from tmkd.inputs.data import split_dataset
 from tmkd.stats.evidence import one_seed
-from tmkd.training.experiments import arm_seeds, configured_metrics, configured_variants, matched_spec, stage1_spec, stage2_tasks
+from tmkd.training.experiments import configured_metrics, configured_variants
+from tmkd.training.specs import arm_seeds, matched_spec, stage1_spec, stage2_tasks
 from tmkd.reporting.figures import loss_ends
 from tmkd.model.methods import arms, label, short_name
 from tmkd.core.numbers import gap, mean_sd, pct

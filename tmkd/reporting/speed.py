@@ -11,13 +11,13 @@ import torch.nn as nn
 from tmkd.core.config import Config
 from tmkd.inputs.data import dev_splits, split_dataset
 from tmkd.training.environment import device_name
-from tmkd.training.experiments import base_spec, method_specs, stage2_spec, sweep_values
-from tmkd.core.files import write_text_atomic
+from tmkd.training.specs import stage2_spec, timed_specs
+from tmkd.core.files import read_json, write_text_atomic
 from tmkd.core.timing import call_times
 from tmkd.model.method import TMKDStudent, accuracy
 from tmkd.model.paper import PAPER_SPEED
 from tmkd.core.progress import progress
-from tmkd.training.rundir import read_metrics, record_metrics
+from tmkd.training.rundir import has_weights, read_metrics, record_metrics, require_weights
 from tmkd.training.students import StudentSpec, load_student, spec_row, student_dir, student_predictions
 from tmkd.training.teachers import load_teacher, teacher_dir, teacher_names
 from tmkd.training.trainer import count_params, predict_logits
@@ -54,23 +54,20 @@ def speed_row(name: str, models: list, cfg: Config, inputs32: dict, inputs1: dic
 
 
 def speed_models(cfg: Config) -> dict:
-    """name -> (list of models, method) for the speed table: teacher, ensemble, each student size, m-o-m, TMKD."""
+    """name -> (list of models, method) for the speed table: teacher, ensemble, each student size, m-o-m, TMKD (the
+    students of tmkd.training.specs.timed_specs whose weights are here). The teachers share one shape, so the
+    ensemble is timed as three passes of the first teacher: the same work, with the other teachers' weights free
+    to go once their logits are cached (keep_weights="needed")."""
     task = cfg.stage2_task
     names = teacher_names(cfg)
-    teachers = [load_teacher(teacher_dir(cfg, task, t) / "final") for t in names]
-    models = {f"{task}/teacher": ([teachers[0]], "teacher"),
-              f"{task}/teacher-ensemble-{len(names)}": (teachers, "teacher_ensemble")}
-    for k in sweep_values(cfg, "layers"):
-        spec = base_spec(cfg, cfg.sweep_task, layers=k)
-        if (student_dir(cfg, spec) / "final").exists():
-            method = "mo1" if k == cfg.student_layers else f"mo1_k{k}"     # the table's m-o-1 is the default depth
-            models[f"{cfg.sweep_task}/student-k{k}"] = ([load_student(cfg, spec)], method)
-    mom = [s for s in method_specs(cfg, task, "mom_avg") if (student_dir(cfg, s) / "final").exists()]
-    if mom:
-        models[f"{task}/mom{len(mom)}"] = ([load_student(cfg, s) for s in mom], "mom_avg")
-    tmkd = stage2_spec(cfg, "tmkd")
-    if (student_dir(cfg, tmkd) / "final").exists():
-        models[f"{task}/tmkd"] = ([load_student(cfg, tmkd)], "tmkd")
+    first = teacher_dir(cfg, task, names[0]) / "final"
+    require_weights(first, "run chapter 01 again with FORCE=True to retrain it")
+    teacher = load_teacher(first)
+    models = {f"{task}/teacher": ([teacher], "teacher"),
+              f"{task}/teacher-ensemble-{len(names)}": ([teacher] * len(names), "teacher_ensemble")}
+    for name, (specs, method) in timed_specs(cfg).items():
+        if all(has_weights(student_dir(cfg, s) / "final") for s in specs):
+            models[name] = ([load_student(cfg, s) for s in specs], method)
     return models
 
 
@@ -91,7 +88,7 @@ def measure_speed(cfg: Config, force: bool = False):
             progress(f"  timing {name}")
             rows.append(speed_row(name, models, cfg, inputs32, inputs1) | {"method": method})
     tmkd = stage2_spec(cfg, "tmkd")
-    if (student_dir(cfg, tmkd) / "final").exists() and (force or f"{cfg.stage2_task}/tmkd-int8" not in set(here["model"])):
+    if has_weights(student_dir(cfg, tmkd) / "final") and (force or f"{cfg.stage2_task}/tmkd-int8" not in set(here["model"])):
         # Dynamic int8 runs on the CPU only: it is timed there beside the same student in fp32 on the CPU,
         # never beside GPU rows (tables and plots compare models on one device).
         fp32 = TMKDStudent.from_pretrained(str(student_dir(cfg, tmkd) / "final")).cpu().eval()
@@ -120,7 +117,7 @@ def speedup_sentence(cfg: Config, speed) -> str:
     teacher = on.get(f"{task}/teacher")
     if student is None or teacher is None:
         return "The teacher or the student was not timed in this run: no speed-up to report."
-    layers = load_teacher(teacher_dir(cfg, task, teacher_names(cfg)[0]) / "final").config.num_hidden_layers
+    layers = read_json(teacher_dir(cfg, task, teacher_names(cfg)[0]) / "final" / "config.json")["num_hidden_layers"]
     p = PAPER_SPEED
     paper = p["student_qps"] / p["teacher_qps"]
     paper_compute = p["teacher_layers"] * p["teacher_hidden"] ** 2 / (p["student_layers"] * p["student_hidden"] ** 2)
@@ -146,7 +143,7 @@ def int8_accuracy(cfg: Config, force: bool = False) -> list:
     often it predicts what the same student in fp32 does (metrics rows method='tmkd_int8'). Kept when recorded."""
     spec = stage2_spec(cfg, "tmkd")
     final = student_dir(cfg, spec) / "final"
-    if not final.exists():
+    if not has_weights(final):
         return []
     model = f"{spec.task}/{spec.name}-int8"
     if not force and model in set(read_metrics(cfg.run_path)["model"]):

@@ -10,7 +10,8 @@ import numpy as np
 
 from tmkd.core.config import Config
 from tmkd.inputs.data import dev_splits
-from tmkd.training.experiments import arm_seeds, configured_variants, method_specs
+from tmkd.training.experiments import configured_variants
+from tmkd.training.specs import arm_seeds, method_specs
 from tmkd.stats.intervals import LEVEL, SPAN, detectable, holm, holm_levels, interval_at, needed_size, paired_interval
 from tmkd.training.logit_cache import align_examples
 from tmkd.model.method import combine_students

@@ -16,8 +16,8 @@ from tmkd.core.progress import progress
 from tmkd.training.rundir import LIBRARIES, check_run_dir, library_versions, quiet_reuse, reuse_summary
 
 
-def start_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides=None, force=False) -> Config:
-    """A chapter's first step: its configuration (the parameters cell's values, OVERRIDES however papermill passed
+def open_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides=None, force=False) -> Config:
+    """A chapter's first step (tmkd.training.experiments.start_chapter): its configuration (the parameters cell's values, OVERRIDES however papermill passed
     them), the run directory's lock (one writer at a time) and run.json, quieter logs, and where it runs."""
     cfg = make_config(profile, overrides, run_dir=run_dir, data_dir=data_dir)
     lock.acquire(cfg.run_path, what=f"a notebook kernel (profile {cfg.profile})")

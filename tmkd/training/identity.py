@@ -28,6 +28,8 @@ NO_EFFECT = {
     "speed_batch_size": "chapter 07's timing only",
     "speed_repeats": "chapter 07's timing only",
     "equivalence_margin": "how a verdict reads an interval: no step's result",
+    "keep_weights": "whether a finished model's weights stay on disk: its result is recorded before they go",
+    "check_free_space": "whether the chain checks the free space before it starts",
 }
 SELECTION = {     # which steps a chapter runs; each step records the value it uses itself
     "tasks": "which tasks get teachers; a step records its own task",

@@ -75,6 +75,21 @@ def _logits_job(cfg: Config, task: str, teacher: str, split: str) -> dict:
             "problem": _logits_problem(path, cached, meta), "name": f"{task}/{teacher}/{split}"}
 
 
+def logits_cached(cfg: Config, task: str, teacher: str, splits) -> bool:
+    """Whether one teacher's logits on every split of `splits` are cached and intact ("stage1": the stage-1 corpus,
+    a file's shards or the unused train pairs), so nothing needs the teacher's weights to read them."""
+    for split in splits:
+        if split == "stage1" and cfg.corpus_file:
+            tokens = corpus_tokens(cfg)
+            out = corpus_logits_dir(cfg, task, teacher, tokens)
+            if any(_shard_problem(out / f"shard-{k:05d}.npy", _shard_meta(cfg, task, teacher, tokens, k), False)
+                   for k in range(tokens.n_shards)):
+                return False
+        elif _logits_job(cfg, task, teacher, split)["problem"] is not None:
+            return False
+    return True
+
+
 def _score_split(cfg: Config, job: dict) -> np.ndarray:
     model = load_teacher(job["folder"])
     return predict_logits(model, job["ds"], cfg.eval_batch_size, desc=job["name"], mixed=False)   # fp32 targets

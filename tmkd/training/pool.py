@@ -24,6 +24,7 @@ from tmkd.core.progress import progress
 from tmkd.training.rundir import step_finished
 from tmkd.training.students import (check_stage1_done, student_dir, student_identity, student_predictions,
                                     student_train_data, train_student)
+from tmkd.training.weights import settle
 
 POLL_S = 0.2
 
@@ -52,7 +53,11 @@ def train_students(cfg: Config, specs, force: bool = False) -> dict:
         workers = worker_count(cfg, len(todo))
         if workers > 1:
             trained = set(train_side_by_side(cfg, todo, force, workers))
-    return {s: student_dir(cfg, s) / "final" if s in trained else train_student(cfg, s, force) for s in specs}
+    finals = {}
+    for s in specs:
+        finals[s] = student_dir(cfg, s) / "final" if s in trained else train_student(cfg, s, force)
+        settle(cfg, s)              # keep_weights="needed": its dev predictions cached, its weights gone if unread
+    return finals
 
 
 def train_side_by_side(cfg: Config, todo: list, force: bool, workers: int) -> list:
@@ -208,6 +213,7 @@ def _train_one(cfg: Config, spec, force: bool) -> None:
         widen()
         for split in dev_splits(spec.task):
             student_predictions(cfg, spec, split)
+        settle(cfg, spec)
     finally:
         if waiting.value == 0:
             widen.done()

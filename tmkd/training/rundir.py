@@ -173,8 +173,44 @@ def _claim_step(out: Path, spec: dict, force: bool = False) -> bool:
 
 
 def model_file_ok(folder: Path, done: dict) -> bool:
+    """The finished model's weights are there, whole; or they were removed on purpose (keep_weights="needed"), and
+    the record of the removal names the weights the done marker names."""
     weights = folder / "model.safetensors"
-    return weights.exists() and weights.stat().st_size == done.get("weights_bytes")
+    if weights.exists():
+        return weights.stat().st_size == done.get("weights_bytes")
+    removed = read_json(folder / REMOVED)
+    return bool(removed) and removed.get("weights_sha256") == done.get("weights_sha256")
+
+
+# ---- weights removed once no later chapter reads them (keep_weights="needed"; which ones: tmkd.core.keep) -----
+
+REMOVED = "weights-removed.json"
+
+
+def has_weights(folder) -> bool:
+    return (Path(folder) / "model.safetensors").exists()
+
+
+def remove_weights(folder, params: int) -> int:
+    """Remove a finished model's weights, first recording their size, hash and parameter count beside its done
+    marker (a re-run still finds the step finished; tables still read its size). Returns the bytes freed."""
+    folder = Path(folder)
+    done, weights = finished_model(folder), folder / "model.safetensors"
+    if not weights.exists():
+        return 0
+    size = weights.stat().st_size
+    write_json_atomic(folder / REMOVED, {"weights_sha256": done.get("weights_sha256"), "weights_bytes": size,
+                                         "params": params})
+    weights.unlink()
+    return size
+
+
+def require_weights(folder, retrain: str) -> None:
+    """A clear error where a step needs weights that were removed: what to re-run (`retrain`), or keep them all."""
+    if not has_weights(folder) and read_json(Path(folder) / REMOVED):
+        raise TMKDError(f"{folder}: its weights were removed once no later chapter read them (keep_weights="
+                        f"'needed'); {retrain}, or set keep_weights='all' (--set keep_weights=all) to keep every "
+                        "model's weights")
 
 
 def finished_model(folder) -> dict:

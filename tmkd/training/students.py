@@ -19,7 +19,7 @@ from tmkd.training.logit_cache import with_teacher_logits
 from tmkd.model.method import TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, soft_heads, student_config
 from tmkd.core.parallel import launch, wants_launch
 from tmkd.core.progress import progress
-from tmkd.training.rundir import claim_step, finished_model, note_reused, step_finished
+from tmkd.training.rundir import claim_step, finished_model, note_reused, require_weights, step_finished
 from tmkd.training.teacher_selection import best_teacher
 from tmkd.training.teachers import pretrained_encoder, teacher_dir, teacher_names
 from tmkd.training.trainer import (SelectStopping, collate, device, device_precision, finish_step, fit, params_of, predict_logits,
@@ -168,6 +168,7 @@ def student_from_stage1(stage1_folder, n_teachers: int, label_names, alpha: floa
     """Stage 2's starting point: a student for the new task whose encoder (and heads, where they fit) come from
     the stage-1 student. The loss settings are stage 2's own. Returns (student, what was carried over)."""
     from transformers import set_seed
+    require_weights(stage1_folder, "run chapter 05 again with FORCE=True to retrain the stage-1 students")
     old = TMKDStudent.from_pretrained(str(stage1_folder))
     config = student_config(old.config.to_dict(), old.config.num_hidden_layers, label_names, n_teachers,
                             head_layers, alpha, soft_loss, kd_temperature, old.config.pooling)
@@ -263,7 +264,10 @@ def kept_epoch(curve: list):
 
 
 def load_student(cfg: Config, spec: StudentSpec):
-    return TMKDStudent.from_pretrained(str(student_dir(cfg, spec) / "final")).to(device())
+    final = student_dir(cfg, spec) / "final"
+    require_weights(final, "run the chapter that trains it again with FORCE=True (04: one stage; 05, 06: the two "
+                           "stages)")
+    return TMKDStudent.from_pretrained(str(final)).to(device())
 
 
 def student_predictions(cfg: Config, spec: StudentSpec, split: str) -> dict:

@@ -14,7 +14,7 @@ from tmkd.training.identity import identity
 from tmkd.model.method import TeacherClassifier, TeacherConfig
 from tmkd.core.parallel import launch, wants_launch
 from tmkd.core.progress import progress
-from tmkd.training.rundir import check_run_dir, claim_step, note_reused, step_finished
+from tmkd.training.rundir import check_run_dir, claim_step, note_reused, require_weights, step_finished
 from tmkd.training.trainer import device, finish_step, fit, training_args
 
 
@@ -69,6 +69,7 @@ def train_teachers(cfg: Config, force: bool = False) -> dict:
 def load_teacher(folder):
     if read_json(Path(folder) / "done.json") is None:
         raise TMKDError(f"{folder} is not a finished teacher: run chapter 01 (teachers) first")
+    require_weights(folder, "run chapter 01 again with FORCE=True to retrain it")
     return TeacherClassifier.from_pretrained(str(folder)).to(device())
 
 
@@ -76,6 +77,7 @@ def pretrained_encoder(source):
     """The BertModel inside `source`: the pre-trained base (a folder or Hub id) or a fine-tuned teacher's folder."""
     from transformers import AutoConfig, AutoModel
     if AutoConfig.from_pretrained(str(source)).model_type == TeacherConfig.model_type:
+        require_weights(source, "run chapter 01 again with FORCE=True to retrain it")
         return TeacherClassifier.from_pretrained(str(source)).bert
     return AutoModel.from_pretrained(str(source))
 

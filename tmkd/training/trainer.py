@@ -17,7 +17,7 @@ from tmkd.colab import local_checkpoints
 from tmkd.core.config import OPTIMIZERS, Config, TMKDError
 from tmkd.core.files import atomic, file_sha256, fingerprint, read_json, write_json_atomic
 from tmkd.core.parallel import barrier, distributed, is_main, local_rank, on_main, world_size
-from tmkd.training.rundir import force_stamp, note_artifact
+from tmkd.training.rundir import REMOVED, finished_model, force_stamp, has_weights, note_artifact
 
 
 def device() -> torch.device:
@@ -317,7 +317,13 @@ def count_params(model) -> int:
 
 
 def params_of(final: Path) -> int:
-    """Parameters of a saved model, read from its safetensors header (no model is built)."""
+    """Parameters of a saved model, read from its safetensors header (no model is built), or from the record of
+    its removed weights (keep_weights="needed")."""
     from safetensors import safe_open
+    if not has_weights(final):
+        removed = finished_model(final) and read_json(Path(final) / REMOVED)
+        if not removed:
+            raise TMKDError(f"{final}: model.safetensors is missing; run the chapter that trains it again")
+        return int(removed["params"])
     with safe_open(str(Path(final) / "model.safetensors"), "pt") as f:
         return int(sum(math.prod(f.get_slice(k).get_shape()) for k in f.keys()))
