@@ -296,7 +296,7 @@ def main(argv=None) -> int:
             return print_plan(cfg)
         run = cfg.run_path
         os.environ["TMKD_LOCK_TOKEN"] = uuid.uuid4().hex    # the chapters' kernels share the chain's lock
-        lock.acquire(run, what=f"run_chain.py --profile {cfg.profile}")
+        held = lock.acquire(run, what=f"run_chain.py --profile {cfg.profile}")
         rundir.check_run_dir(cfg, args.force)
     except TMKDError as e:
         print(f"error: {e}", file=sys.stderr)
@@ -314,12 +314,12 @@ def main(argv=None) -> int:
         return run_chain(cfg, run, todo, parameters, args)
     except KeyboardInterrupt:
         stop_kernels()                 # the running chapter's kernel: its last checkpoint is what resumes
-        lock.release(run)
+        held.release()
         print("\ninterrupted: finished steps are kept and unfinished ones resume from their last checkpoint; "
               "run the same command again to continue", file=sys.stderr, flush=True)
         return 130
     finally:
-        lock.release(run)
+        held.release()
 
 
 def run_chain(cfg, run: Path, todo: list, parameters: dict, args) -> int:

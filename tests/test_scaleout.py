@@ -9,6 +9,7 @@ import pytest
 import helpers
 import tmkd.core.config
 import tmkd.core.files
+import tmkd.inputs.data
 import tmkd.training.identity
 import tmkd.training.logit_cache
 import tmkd.core.parallel
@@ -124,7 +125,7 @@ def test_one_and_two_process_steps_never_mix(tmp_path, stub_training):
     helpers.train_teachers(one)
     two = one_task(tmp_path / "run", teacher_lrs=(2e-3,), nproc=2)
     spec = tmkd.training.identity.identity(two, "teacher", task="rte", lr=2e-3, labels=tmkd.core.config.TASKS["rte"].labels,
-                            data=helpers.task_data(two, "rte")["train"]._fingerprint)
+                            data=tmkd.inputs.data.split_fingerprint(two, "rte", "train"))
     assert spec["processes"] == {"world_size": 2, "per_device_batch": 8}
     out = tmkd.training.teachers.teacher_dir(one, "rte", helpers.teacher_names(one)[0])
     assert not tmkd.training.rundir.step_finished(out, spec)

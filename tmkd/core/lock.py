@@ -25,7 +25,6 @@ from tmkd.core.config import TMKDError
 LOCK_NAME = ".lock.json"
 HEARTBEAT_S = 60
 STALE_AFTER_S = 300
-_held = {}          # lock path -> token, for this process
 
 
 def lock_token() -> str:
@@ -36,7 +35,37 @@ def lock_token() -> str:
 _PROCESS_TOKEN = uuid.uuid4().hex
 
 
-def acquire(run: Path, what: str = "") -> Path:
+class RunLock:
+    """A run directory's lock as its taker holds it: the lock file, the token written into it, and whether this
+    process took it (a chain's kernel finds its chain's lock: not its own to give back). While held a heartbeat
+    thread refreshes it, and it is given back at exit (atexit) if the holder did not."""
+
+    def __init__(self, path: Path, token: str, owned: bool):
+        self.path, self.token, self.owned = path, token, owned
+        if owned:
+            atexit.register(self.release)
+            threading.Thread(target=self._beat, daemon=True, name="tmkd-lock-heartbeat").start()
+
+    def release(self) -> None:
+        """Give the lock back if this process took it and the file is still ours (once; later calls do nothing)."""
+        if not self.owned:
+            return
+        self.owned = False
+        atexit.unregister(self.release)
+        if (_read(self.path) or {}).get("token") == self.token:
+            self.path.unlink(missing_ok=True)
+
+    def _beat(self) -> None:
+        while self.owned:
+            time.sleep(HEARTBEAT_S)
+            if self.owned:
+                try:
+                    os.utime(self.path)
+                except OSError:
+                    return
+
+
+def acquire(run: Path, what: str = "") -> RunLock:
     """Take the run directory's lock (or confirm it is already ours). Raises TMKDError naming the holder."""
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
@@ -45,7 +74,7 @@ def acquire(run: Path, what: str = "") -> Path:
     for _ in range(3):
         holder = _read_settled(path)
         if holder is not None and holder.get("token") == token:
-            return path                                   # ours (this process, or the chain that runs us)
+            return RunLock(path, token, owned=False)     # ours (this process, or the chain that runs us)
         if holder is not None and not _stale(path, holder):
             raise TMKDError(
                 f"{run} is in use by another run: {holder.get('what') or 'a process'} (pid {holder.get('pid')} on "
@@ -63,18 +92,8 @@ def acquire(run: Path, what: str = "") -> Path:
             continue                                      # someone else was faster: look again
         with os.fdopen(fd, "w", encoding="utf-8") as f:
             json.dump(mine, f)
-        _held[path] = token
-        _start_heartbeat(path, token)
-        return path
+        return RunLock(path, token, owned=True)
     raise TMKDError(f"could not take the lock {path}: another process keeps taking it; try again")
-
-
-def release(run: Path) -> None:
-    """Give the lock back if this process took it."""
-    path = Path(run) / LOCK_NAME
-    token = _held.pop(path, None)
-    if token and (_read(path) or {}).get("token") == token:
-        path.unlink(missing_ok=True)
 
 
 def _read(path: Path):
@@ -122,21 +141,3 @@ def _alive(pid) -> bool:
     except PermissionError:
         return True
     return True
-
-
-def _start_heartbeat(path: Path, token: str) -> None:
-    def beat():
-        while _held.get(path) == token:
-            time.sleep(HEARTBEAT_S)
-            if _held.get(path) == token:
-                try:
-                    os.utime(path)
-                except OSError:
-                    return
-    threading.Thread(target=beat, daemon=True, name="tmkd-lock-heartbeat").start()
-
-
-@atexit.register
-def _release_all() -> None:
-    for path in list(_held):
-        release(path.parent)

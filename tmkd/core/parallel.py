@@ -13,10 +13,19 @@ DistributedDataParallel through the Trainer with the configured batch split over
 batch stays the configured one); nn.DataParallel is never used.
 
 Nothing here imports torch until a process group is needed.
+
+Why not accelerate's PartialState (evaluated with accelerate 1.16): rank, world size and local rank are read from
+the launch's environment, as PartialState reads them, but without importing accelerate, which imports torch (0.9 s
+measured): every single-process call asks is_main(). PartialState() in a launch initialises the process group when
+first constructed, and its wait_for_everyone / main_process_first know nothing of on_main's main-only call (there the
+main process alone would wait at a barrier the others never reach); its broadcast_object_list is
+torch.distributed's, and it has no gather to one process (gather_object gathers to all). So the few collectives
+here call torch.distributed directly.
 """
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import time
@@ -58,7 +67,7 @@ def is_main() -> bool:
 def _group():
     """The default process group, initialised on first use (nccl on GPUs, gloo on CPUs); None for one process, and
     inside on_main's main-only call (the other processes are waiting for its result, not at a collective)."""
-    if not distributed() or _solo[0]:
+    if not distributed() or _solo.get():
         return None
     import torch
     import torch.distributed as dist
@@ -99,19 +108,22 @@ def gather_to_main(value) -> list:
 def on_main(fn, *args, **kwargs):
     """fn(*args, **kwargs) run by the main process only (it may write the run directory); every process gets its
     result. A failure in the main process ends the launch (the launcher stops the others)."""
-    if not distributed() or _solo[0]:
+    if not distributed() or _solo.get():
         return fn(*args, **kwargs)
     result = None
     if is_main():
-        _solo[0] += 1                    # barriers and main_first inside fn: this process alone
+        token = _solo.set(True)          # barriers and main_first inside fn: this process alone
         try:
             result = fn(*args, **kwargs)
         finally:
-            _solo[0] -= 1
+            _solo.reset(token)
     return broadcast(result)
 
 
-_solo = [0]
+# Whether this context is inside on_main's main-only call, and inside a main_first block: state of the running
+# call (set on the way in, reset on the way out, even when it raises), so context variables, not module globals.
+_solo = contextvars.ContextVar("tmkd_on_main_solo", default=False)
+_ordered = contextvars.ContextVar("tmkd_main_first_ordered", default=False)
 
 
 @contextlib.contextmanager
@@ -119,21 +131,18 @@ def main_first():
     """The block runs in the main process first (it prepares and writes); the others run it after, when what it
     wrote is there to read. Every process passes exactly one barrier; a block inside another adds none (the outer
     one already orders them)."""
-    if not distributed() or _depth[0] or _solo[0]:
+    if not distributed() or _ordered.get() or _solo.get():
         yield
         return
-    _depth[0] += 1
+    token = _ordered.set(True)
     try:
         if not is_main():
             barrier()
         yield
     finally:
-        _depth[0] -= 1
+        _ordered.reset(token)
         if is_main():
             barrier()
-
-
-_depth = [0]
 
 
 # ---- starting the workers ---------------------------------------------------------------------------------

@@ -2,10 +2,10 @@
 TMKD_base and 40M for TMKD_large), never held in memory whole.
 
 stage1_corpus=<path of a .jsonl, .tsv or .parquet file with two text columns>. The file is read in shards of
-stage1_shard_pairs pairs, each shard tokenized and written to RUN_DIR/data/stage1-<hash>/ as flat arrays (token ids,
-token types, offsets) under a temporary name and renamed, with a marker holding their hashes; a re-run resumes at
-the first missing shard. The arrays are memory-mapped: scoring (tmkd.training.logit_cache) and training read one shard or
-one example at a time. Example ids are the pairs' row numbers in the file.
+stage1_shard_pairs pairs, each shard tokenized and written to RUN_DIR/data/stage1-<hash>/shard-<k>/ as a datasets folder
+(Arrow files: token ids and token types per pair) under a temporary name and renamed, with a marker holding their
+hashes; a re-run resumes at the first missing shard. The shards are memory-mapped: scoring (tmkd.training.logit_cache)
+and training read one shard or one example at a time. Example ids are the pairs' row numbers in the file.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 
 from tmkd.inputs.base_model import base_model_path, load_tokenizer, tokenizer_fingerprint
 from tmkd.core.config import CORPUS_COLUMNS, CORPUS_SUFFIXES, Config, TMKDError
-from tmkd.core.files import cached_sha256, file_sha256, fingerprint, read_json, save_npy_atomic, write_json_atomic
+from tmkd.core.files import atomic, cached_sha256, file_sha256, fingerprint, read_json, write_json_atomic
 from tmkd.core.parallel import is_main, main_first
 from tmkd.core.progress import progress
 
@@ -173,7 +173,7 @@ def corpus_dir(cfg: Config, key: dict | None = None) -> Path:
     return cfg.run_path / "data" / f"stage1-{fingerprint(key or corpus_key(cfg))}"
 
 
-SHARD_ARRAYS = ("input_ids", "token_type_ids", "offsets")
+SHARD_COLUMNS = ("input_ids", "token_type_ids")
 
 
 def shard_name(k: int) -> str:
@@ -201,22 +201,42 @@ def _tokenize_shard(tokenizer, texts_a, texts_b, max_seq_len: int) -> dict:
     return {"input_ids": np.concatenate(ids), "token_type_ids": np.concatenate(types), "offsets": offsets}
 
 
+def _save_shard(folder: Path, k: int, arrays: dict) -> dict:
+    """Shard k's pairs (_tokenize_shard's arrays) as a datasets folder, written atomically; its Arrow files' hashes."""
+    import pyarrow as pa
+    from datasets import Dataset
+    offsets = pa.array(arrays["offsets"])
+    table = pa.table({c: pa.LargeListArray.from_arrays(offsets, pa.array(arrays[c])) for c in SHARD_COLUMNS})
+    with atomic(folder / shard_name(k), folder=True) as tmp:
+        Dataset(table).save_to_disk(str(tmp))
+    return _arrow_hashes(folder / shard_name(k))
+
+
+def _arrow_hashes(path: Path) -> dict:
+    return {p.name: file_sha256(p) for p in sorted(path.glob("*.arrow"))}
+
+
+def _shard_table(folder: Path, k: int):
+    """Shard k's Arrow table, memory-mapped (datasets' load_from_disk)."""
+    from datasets import load_from_disk
+    return load_from_disk(str(folder / shard_name(k))).data.table
+
+
 def shard_ok(folder: Path, k: int, verify: bool = True) -> dict | None:
-    """The marker of tokenized shard k when its arrays are all there with their recorded lengths and (verify)
-    their recorded hashes; None when anything is missing, truncated or changed."""
+    """The marker of tokenized shard k when its folder is there with its recorded pairs and tokens and (verify) its
+    recorded hashes; None when anything is missing, truncated or changed."""
+    import pyarrow.compute as pc
     marker = read_json(folder / f"{shard_name(k)}.json")
     if marker is None:
         return None
-    sizes = {"input_ids": marker.get("tokens"), "token_type_ids": marker.get("tokens"), "offsets": marker.get("n", -2) + 1}
-    for name in SHARD_ARRAYS:
-        path = folder / f"{shard_name(k)}.{name}.npy"
-        try:
-            if np.load(path, mmap_mode="r", allow_pickle=False).shape != (sizes[name],):
-                return None
-        except (OSError, ValueError):
-            return None
-        if verify and file_sha256(path) != marker["sha256"].get(name):
-            return None
+    try:
+        table = _shard_table(folder, k)
+    except (OSError, ValueError):                 # missing, truncated, or not a datasets folder
+        return None
+    if table.num_rows != marker.get("n") or pc.sum(pc.list_value_length(table["input_ids"])).as_py() != marker.get("tokens"):
+        return None
+    if verify and _arrow_hashes(folder / shard_name(k)) != marker.get("sha256"):
+        return None
     return marker
 
 
@@ -253,8 +273,7 @@ def _tokenize(cfg: Config, key: dict, folder: Path) -> None:
         if marker is None or marker.get("start") != start or marker.get("n") != len(texts_a):
             tokenizer = tokenizer or load_tokenizer(base_model_path(cfg))
             arrays = _tokenize_shard(tokenizer, texts_a, texts_b, cfg.max_seq_len)
-            hashes = {name: file_sha256(save_npy_atomic(folder / f"{shard_name(k)}.{name}.npy", arrays[name]))
-                      for name in SHARD_ARRAYS}
+            hashes = _save_shard(folder, k, arrays)
             marker = {"shard": k, "start": start, "n": len(texts_a), "tokens": int(arrays["offsets"][-1]),
                       "sha256": hashes}
             write_json_atomic(folder / f"{shard_name(k)}.json", marker)
@@ -269,8 +288,18 @@ def _tokenize(cfg: Config, key: dict, folder: Path) -> None:
 
 class TokenShards:
     """The tokenized corpus, memory-mapped shard by shard: len(), one example as a dict (what trainer.collate
-    pads), a shard's arrays, and a padded batch of a shard's rows. With `logits` (a function of the
-    position in a shard (k, j) giving (teachers, classes)), every example carries its `teacher_logits`."""
+    pads), a shard's Arrow table, and a padded batch of a shard's rows. With `logits` (a function of the
+    position in a shard (k, j) giving (teachers, classes)), every example carries its `teacher_logits`.
+
+    Each shard is a datasets folder (save_to_disk / load_from_disk: Arrow files, memory-mapped). The writing around
+    it stays hand-written, because datasets' own writers work in one piece (datasets 4/5): Dataset.map(cache_file_name=)
+    writes one temporary file and moves it into place when the whole map ends (arrow_dataset._map_single), so a kill
+    mid-way keeps nothing; load_dataset("json" / "csv") first copies the whole file into its Arrow cache, in one
+    piece too, and its TSV reading cannot name the bad line; shard(contiguous=True) cuts a dataset that already
+    exists. So the file is read in chunks here (read_pairs), a shard at a time is tokenized and saved, and a marker
+    with its Arrow files' hashes says it is whole (load_from_disk checks no hash). This class, not one concatenated
+    Dataset, because scoring reads a shard's rows as padded batches and training joins each row to its teachers'
+    logits by shard and position."""
 
     def __init__(self, folder: Path, logits=None):
         self.folder = Path(folder)
@@ -291,10 +320,10 @@ class TokenShards:
     def column_names(self) -> list:
         return ["input_ids", "token_type_ids", "attention_mask", "idx"] + (["teacher_logits"] if self.logits else [])
 
-    def shard(self, k: int) -> dict:
+    def shard(self, k: int):
+        """Shard k's Arrow table (memory-mapped; opened once)."""
         if k not in self._open:
-            paths = {name: self.folder / f"{shard_name(k)}.{name}.npy" for name in SHARD_ARRAYS}
-            self._open[k] = {name: np.load(path, mmap_mode="r", allow_pickle=False) for name, path in paths.items()}
+            self._open[k] = _shard_table(self.folder, k)
         return self._open[k]
 
     def shard_rows(self, k: int) -> range:
@@ -311,10 +340,8 @@ class TokenShards:
         k = int(np.searchsorted(self.starts, i, side="right")) - 1
         s = self.shard(k)
         j = i - int(self.starts[k])
-        a, b = int(s["offsets"][j]), int(s["offsets"][j + 1])
-        ids = np.asarray(s["input_ids"][a:b], dtype=np.int64)
-        item = {"input_ids": ids, "token_type_ids": np.asarray(s["token_type_ids"][a:b], dtype=np.int64),
-                "attention_mask": np.ones(b - a, dtype=np.int64), "idx": i}
+        ids, types = (s[c][j].values.to_numpy().astype(np.int64) for c in SHARD_COLUMNS)
+        item = {"input_ids": ids, "token_type_ids": types, "attention_mask": np.ones(len(ids), dtype=np.int64), "idx": i}
         if self.logits is not None:
             item["teacher_logits"] = self.logits(k, j)
         return item
@@ -323,24 +350,22 @@ class TokenShards:
         return TokenShards(self.folder, logits)
 
     def shard_lengths(self, k: int) -> np.ndarray:
-        return np.diff(np.asarray(self.shard(k)["offsets"]))
+        import pyarrow.compute as pc
+        return pc.list_value_length(self.shard(k)["input_ids"]).to_numpy().astype(np.int64)
 
     def shard_batch(self, k: int, rows) -> dict:
         """Padded tensors of rows (positions within shard k), as trainer.collate makes them."""
+        import pyarrow.compute as pc
         import torch
-        s = self.shard(k)
-        offsets = np.asarray(s["offsets"])
-        starts, ends = offsets[rows], offsets[np.asarray(rows) + 1]
-        width = int((ends - starts).max())
-        ids = np.zeros((len(rows), width), dtype=np.int64)
-        types = np.zeros((len(rows), width), dtype=np.int64)
-        mask = np.zeros((len(rows), width), dtype=np.int64)
-        for r, (a, b) in enumerate(zip(starts, ends)):
-            ids[r, :b - a] = s["input_ids"][a:b]
-            types[r, :b - a] = s["token_type_ids"][a:b]
-            mask[r, :b - a] = 1
-        return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask),
-                "token_type_ids": torch.from_numpy(types)}
+        picked = self.shard(k).take(np.asarray(rows, dtype=np.int64))
+        lengths = pc.list_value_length(picked["input_ids"]).to_numpy()
+        mask = np.arange(int(lengths.max())) < lengths[:, None]
+        out = {"attention_mask": torch.from_numpy(mask.astype(np.int64))}
+        for c in SHARD_COLUMNS:
+            padded = np.zeros(mask.shape, dtype=np.int64)
+            padded[mask] = pc.list_flatten(picked[c]).to_numpy()        # row by row, as the mask runs
+            out[c] = torch.from_numpy(padded)
+        return out
 
 
 def corpus_tokens(cfg: Config) -> TokenShards:

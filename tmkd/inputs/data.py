@@ -9,7 +9,7 @@ import numpy as np
 
 from tmkd.inputs.base_model import SMOKE_WORDS, base_model_path, load_tokenizer, tokenizer_fingerprint
 from tmkd.core.config import SMOKE_MODEL, TASKS, Config, TMKDError, stage1_tasks
-from tmkd.inputs.corpus import check_corpus_file, corpus_tokens
+from tmkd.inputs.corpus import check_corpus_file, corpus_key, corpus_tokens
 from tmkd.core.files import atomic, fingerprint, read_json, write_json_atomic
 from tmkd.core.parallel import main_first
 
@@ -261,12 +261,27 @@ def task_data(cfg: Config, task: str):
         return _task_data(cfg, task)
 
 
+def data_key(cfg: Config, task: str) -> dict:
+    """What a task's tokenized data depends on: its source, sizes, seed, tokenizer and sequence length."""
+    return {"task": task, "source": data_source(cfg), "train_size": cfg.train_size, "dev_size": cfg.dev_size,
+            "select_size": cfg.select_size, "seed": cfg.seed, "tokenizer": tokenizer_fingerprint(base_model_path(cfg)),
+            "max_seq_len": cfg.max_seq_len, "stage1_share": cfg.stage1_share}
+
+
+def split_fingerprint(cfg: Config, task: str, split: str) -> str:
+    """Our identity of a tokenized split (split_dataset's names), what a teacher, a logit file and a student's
+    predictions are keyed on: its data folder's identity (data_key) and the split's name; 'stage1' the data of every
+    task it draws from and stage1_size, or a corpus file's key. Computed from the inputs, never read from datasets."""
+    if split == "stage1":
+        data = {"corpus": corpus_key(cfg)} if cfg.corpus_file else [data_key(cfg, t) for t in stage1_tasks(cfg)]
+        return fingerprint({"split": split, "data": data, "stage1_size": cfg.stage1_size})
+    return fingerprint({"split": split, "data": data_key(cfg, task)})
+
+
 def _task_data(cfg: Config, task: str):
     from datasets import DatasetDict, load_from_disk
     tok_path = base_model_path(cfg)
-    key = {"task": task, "source": data_source(cfg), "train_size": cfg.train_size, "dev_size": cfg.dev_size,
-           "select_size": cfg.select_size, "seed": cfg.seed, "tokenizer": tokenizer_fingerprint(tok_path),
-           "max_seq_len": cfg.max_seq_len, "stage1_share": cfg.stage1_share}
+    key = data_key(cfg, task)
     folder = cfg.run_path / "data" / f"{task}-{fingerprint(key)}"
     if read_json(folder / "done.json") == key:
         return load_from_disk(str(folder / "dataset"))

@@ -13,7 +13,7 @@ from tmkd.core import lock
 from tmkd.core.config import AUTO, PROFILES, REPO, Config, deviations, make_config
 from tmkd.inputs.data import data_source
 from tmkd.core.progress import progress
-from tmkd.training.rundir import LIBRARIES, check_run_dir, library_versions, quiet_reuse, reuse_summary
+from tmkd.training.rundir import LIBRARIES, check_run_dir, collect_reuse, library_versions
 
 
 def open_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides=None, force=False) -> Config:
@@ -57,10 +57,10 @@ def summarise_reuse_per_cell() -> None:
     shell = get_ipython()
     if shell is None or getattr(shell, "_tmkd_reuse_hook", False):
         return
-    quiet_reuse()
+    log = collect_reuse()
 
     def after_cell(*_):
-        line = reuse_summary()
+        line = log.summary()
         if line:
             progress(line)            # under the chain: the chapter's progress log, not the published chapter
     shell.events.register("post_run_cell", after_cell)

@@ -10,7 +10,7 @@ import numpy as np
 
 from tmkd.core.config import TASKS, Config, TMKDError
 from tmkd.inputs.corpus import corpus_tokens
-from tmkd.inputs.data import dev_splits, split_dataset
+from tmkd.inputs.data import dev_splits, split_dataset, split_fingerprint
 from tmkd.core.files import file_sha256, load_npz, read_json, save_npy_atomic, save_npz_atomic, write_json_atomic
 from tmkd.core.parallel import (
     barrier,
@@ -69,7 +69,7 @@ def _logits_job(cfg: Config, task: str, teacher: str, split: str) -> dict:
     ds = split_dataset(cfg, task, split)
     labels = teacher_label_names(folder)
     meta = {"teacher": f"{task}/{teacher}", "teacher_weights": {k: v for k, v in done.items() if k != "forced_in"},
-            "data": ds._fingerprint, "n": len(ds), "label_names": labels, "split": split}
+            "data": split_fingerprint(cfg, task, split), "n": len(ds), "label_names": labels, "split": split}
     cached = read_json(path.with_suffix(".json"))
     return {"path": path, "folder": folder, "ds": ds, "labels": labels, "meta": meta, "cached": cached,
             "problem": _logits_problem(path, cached, meta), "name": f"{task}/{teacher}/{split}"}

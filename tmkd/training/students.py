@@ -11,7 +11,7 @@ import numpy as np
 
 from tmkd.inputs.base_model import base_model_path
 from tmkd.core.config import TASKS, Config, TMKDError
-from tmkd.inputs.data import dev_splits, split_dataset
+from tmkd.inputs.data import dev_splits, split_dataset, split_fingerprint
 from tmkd.core.files import file_sha256, load_npz, read_json, save_npz_atomic, write_json_atomic
 from tmkd.model.methods import Student
 from tmkd.training.identity import SPEC_FIELDS, identity
@@ -280,7 +280,7 @@ def student_predictions(cfg: Config, spec: StudentSpec, split: str) -> dict:
                         "with the same settings first (04: the one-stage methods; 05 and 06: the two stages)")
     meta_path = path.with_suffix(".json")
     ds = split_dataset(cfg, spec.task, split)
-    meta = {"done": done, "data": ds._fingerprint}
+    meta = {"done": done, "data": split_fingerprint(cfg, spec.task, split)}
     if read_json(meta_path) == meta | {"sha256": file_sha256(path) if path.exists() else None}:
         return load_npz(path) | {"labels": np.asarray(ds["label"])}
     probs = np.exp(predict_logits(load_student(cfg, spec), ds, cfg.eval_batch_size, desc=f"{spec.name} {split}",

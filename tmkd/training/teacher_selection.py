@@ -3,6 +3,8 @@ slice of train: the best teacher (1-o-1, TKD) and the weak ones (the `_strong` v
 the cached logits, so no teacher runs here; nothing is chosen on the dev set."""
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from tmkd.core.config import Config, TMKDError
@@ -47,25 +49,22 @@ def select_split(cfg: Config, task: str):
     return ds
 
 
-_MEMO = {}     # (what, cfg, task, the select logit files' mtimes) -> result: a rewritten logit file is read again
-
-
-def _memo(what: str, cfg: Config, task: str, compute):
-    """compute() once per configuration, task and version of the task's select logits (chapters ask the same
-    question for every method and seed)."""
+def _select_version(cfg: Config, task: str) -> tuple:
+    """The version of the task's select logits: their files' modification times (0 for a missing one)."""
     files = [logits_path(cfg, task, t, "select") for t in teacher_names(cfg)]
-    key = (what, cfg, task, tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files))
-    if key not in _MEMO:
-        _MEMO[key] = compute()
-    return _MEMO[key]
+    return tuple(f.stat().st_mtime_ns if f.exists() else 0 for f in files)
 
 
 def select_accuracies(cfg: Config, task: str) -> dict:
     """Each teacher's accuracy on the held-out `select` slice of train (never on the reported dev set)."""
-    return dict(_memo("accuracies", cfg, task, lambda: _select_accuracies(cfg, task)))
+    return dict(_select_accuracies(cfg, task, _select_version(cfg, task)))
 
 
-def _select_accuracies(cfg: Config, task: str) -> dict:
+@functools.lru_cache(maxsize=64)
+def _select_accuracies(cfg: Config, task: str, version: tuple) -> dict:
+    """Cached per configuration, task and `version` of the select logits (a rewritten file is read again): the
+    chapters ask the same question for every method and seed, and each answer reads the split and every teacher's
+    logits."""
     ds = select_split(cfg, task)
     logits = stacked_teacher_logits(cfg, task, teacher_names(cfg), "select", ds)
     return {t: accuracy(logits[:, i], ds["label"]) for i, t in enumerate(teacher_names(cfg))}
@@ -81,10 +80,12 @@ def teacher_quality(cfg: Config, task: str):
     """Per teacher, on the held-out select slice: accuracy, the majority-class rate, the scale of its logits
     (std over examples and classes: what MSE targets weigh) and whether it is weak (cfg.weak_margin below the best
     teacher, or within 2 points of the majority class). Nothing here reads the dev set."""
-    return _memo("quality", cfg, task, lambda: _teacher_quality(cfg, task)).copy()
+    return _teacher_quality(cfg, task, _select_version(cfg, task)).copy()
 
 
-def _teacher_quality(cfg: Config, task: str):
+@functools.lru_cache(maxsize=64)
+def _teacher_quality(cfg: Config, task: str, version: tuple):
+    """Cached as _select_accuracies is (the caller gets a copy of the frame)."""
     import pandas as pd
     ds = select_split(cfg, task)
     gold = np.asarray(ds["label"])

@@ -8,7 +8,7 @@ import numpy as np
 
 from tmkd.inputs.base_model import base_model_path
 from tmkd.core.config import TASKS, Config, TMKDError
-from tmkd.inputs.data import task_data
+from tmkd.inputs.data import split_fingerprint, task_data
 from tmkd.core.files import read_json
 from tmkd.training.identity import identity
 from tmkd.model.method import TeacherClassifier, TeacherConfig
@@ -39,7 +39,7 @@ def train_teacher(cfg: Config, task: str, lr: float, force: bool = False, callba
     base = base_model_path(cfg)
     data = task_data(cfg, task)
     labels = TASKS[task].labels
-    spec = identity(cfg, "teacher", task=task, lr=lr, labels=labels, data=data["train"]._fingerprint)
+    spec = identity(cfg, "teacher", task=task, lr=lr, labels=labels, data=split_fingerprint(cfg, task, "train"))
     if wants_launch(cfg):            # nproc processes (DDP); the data is prepared above, once
         if step_finished(out, spec, force):
             note_reused("teacher", f"{task}/{name}")
