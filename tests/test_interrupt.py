@@ -1,8 +1,10 @@
 """One chain's whole life, against an uninterrupted smoke chain: started twice on one run directory (the second is
 refused at once, naming the holder), stopped with Ctrl-C (promptly, without a traceback, its lock released), killed
 with SIGKILL at several points (each time re-run with the same command), run with two student workers throughout;
-it ends with the metrics of the uninterrupted run, to the last digit. (Issue 42 merged four chains into this one:
-tests/test_lock.py's two-chains and Ctrl-C tests and tests/test_pool.py's two-workers chain; every assertion kept.)"""
+it ends with the metrics of the uninterrupted run, to the last digit. It keeps only the weights a later chapter reads
+(keep_weights="needed", where the uninterrupted run keeps all): the same metrics, every model's weights gone by the
+end and recorded, and a second run skips every chapter. (Issue 42 merged four chains into this one: tests/test_lock.py's
+two-chains and Ctrl-C tests and tests/test_pool.py's two-workers chain; every assertion kept.)"""
 import os
 import signal
 import subprocess
@@ -14,7 +16,7 @@ import pandas as pd
 import helpers
 import tmkd.training.rundir
 from tmkd.core import lock
-from conftest import REPO
+from conftest import REPO, run_chain
 
 KILL_POINTS = [   # (what is happening, a file that shows it is happening now)
     ("teacher training", lambda run: any(run.glob("teachers/qnli/*/checkpoint-*"))),
@@ -26,7 +28,8 @@ KILL_POINTS = [   # (what is happening, a file that shows it is happening now)
 ]
 
 
-WORKERS = ("--set", "student_workers=2")   # workers are no part of any identity: the run is the same run
+# Neither the workers nor the weights policy is part of any identity: the run is the same run.
+WORKERS = ("--set", "student_workers=2", "--set", "keep_weights=needed")
 
 
 def start_chain(run, pipe=False):
@@ -101,3 +104,18 @@ def test_a_chain_refused_stopped_and_killed_at_many_points_ends_like_an_uninterr
     logs = "".join(p.read_text() for p in (run / "executed").glob(".*.progress.log"))
     assert "students on 2 processes x 1 thread(s)" in logs                 # the live run's log, not the chapters
     assert not any("processes x" in p.read_text() for p in (run / "executed").glob("*.ipynb"))
+    weights_removed_like_the_reference_kept_them(run, reference)
+    again = run_chain(run, *WORKERS)
+    assert again.returncode == 0 and again.stdout.count("done earlier, skipped") == 8, again.stdout + again.stderr
+
+
+def weights_removed_like_the_reference_kept_them(run, reference):
+    """keep_weights="needed": by the end no model keeps its weights (the pre-trained bases are inputs, not models),
+    and each one's removal records the size of the weights the uninterrupted run kept for the same model."""
+    def models(root, name):
+        return {p.parent.relative_to(root): p for p in root.rglob(name) if p.parent.name == "final"}
+    kept, removed = models(reference, "model.safetensors"), models(run, tmkd.training.rundir.REMOVED)
+    assert not models(run, "model.safetensors")
+    assert len(kept) > 80 and set(removed) == set(kept)
+    assert {k: helpers.read_json(p)["weights_bytes"] for k, p in removed.items()} == \
+        {k: p.stat().st_size for k, p in kept.items()}

@@ -284,8 +284,7 @@ def test_chapter_01_prints_the_rates_its_chain_measured_before_it(tmp_path, monk
     import tmkd.core.config
     import tmkd.chain.estimate
     calls = []
-    fake = {"teacher_train": 10.0, "teacher_predict": 100.0, "student_train": 50.0, "student_predict": 300.0,
-            "params_teacher": 1000, "params_student": 100}
+    fake = {"teacher_train": 10.0, "teacher_predict": 100.0, "student_train": 50.0, "student_predict": 300.0}
     monkeypatch.setattr(tmkd.chain.estimate, "measure_rates", lambda cfg: calls.append(cfg) or dict(fake))
     cfg = tmkd.core.config.make_config("smoke", run_dir=str(tmp_path / "run"))
     monkeypatch.setenv("TMKD_RUN_TOKEN", "chain-1")

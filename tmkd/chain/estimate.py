@@ -88,8 +88,6 @@ def measure_rates(cfg: Config) -> dict:
     student = TMKDStudent(student_config(shape.to_dict(), cfg.student_layers, ("a", "b"), len(cfg.teacher_lrs)))
     rates["student_train"] = side_by_side(cfg, lambda: _train_rate(student.to(dev), batch(cfg.student_batch_size), prec))
     rates["student_predict"] = side_by_side(cfg, lambda: _predict_rate(student, batch(cfg.eval_batch_size), prec))
-    rates["params_teacher"] = sum(p.numel() for p in teacher.parameters())
-    rates["params_student"] = sum(p.numel() for p in student.parameters())
     del teacher, student
     if torch.cuda.is_available():
         torch.cuda.empty_cache()

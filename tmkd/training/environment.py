@@ -17,8 +17,9 @@ from tmkd.training.rundir import LIBRARIES, check_run_dir, collect_reuse, librar
 
 
 def open_chapter(profile: str, run_dir: str = "", data_dir: str = "", overrides=None, force=False) -> Config:
-    """A chapter's first step (tmkd.training.experiments.start_chapter): its configuration (the parameters cell's values, OVERRIDES however papermill passed
-    them), the run directory's lock (one writer at a time) and run.json, quieter logs, and where it runs."""
+    """A chapter's first step (tmkd.training.experiments.start_chapter): its configuration (the parameters cell's
+    values, OVERRIDES however papermill passed them), the run directory's lock (one writer at a time) and run.json,
+    quieter logs, and where it runs."""
     cfg = make_config(profile, overrides, run_dir=run_dir, data_dir=data_dir)
     lock.acquire(cfg.run_path, what=f"a notebook kernel (profile {cfg.profile})")
     check_run_dir(cfg, str(force).lower() in ("true", "1"))
