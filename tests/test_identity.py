@@ -178,3 +178,10 @@ def test_a_script_prints_each_reused_step_and_a_chapter_one_line_per_cell(capsys
         logging.getLogger(REUSE_LOGGER).removeHandler(log)
     note_reused("teacher", "rte/t")
     assert "= rte/t: finished earlier, skipped" in capsys.readouterr().out
+    foreign = logging.NullHandler()              # a host's handler (pytest's log capture attaches its own) is no chapter
+    logging.getLogger(REUSE_LOGGER).addHandler(foreign)
+    try:
+        note_reused("teacher", "rte/t")
+        assert "= rte/t: finished earlier, skipped" in capsys.readouterr().out
+    finally:
+        logging.getLogger(REUSE_LOGGER).removeHandler(foreign)

@@ -106,8 +106,8 @@ def note_reused(kind: str, name: str) -> None:
     """A finished step (kind: teacher | student) is reused instead of trained. In a script: one line per step. In a
     chapter (collect_reuse): counted, and the cell ends with one summary line (ReuseLog.summary)."""
     logger = logging.getLogger(REUSE_LOGGER)
-    if logger.handlers:
-        logger.info(name, extra={"kind": kind})
+    if any(isinstance(h, ReuseLog) for h in logger.handlers):     # not any handler: a test runner or notebook
+        logger.info(name, extra={"kind": kind})                    # host may attach its own to every logger
     else:
         progress(f"= {name}: finished earlier, skipped")
 
