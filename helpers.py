@@ -21,18 +21,21 @@ from tmkd.reporting.report import (collapsed, comparison_table, int8_table, majo
                                    readable, relative_table, save_figure, save_table, seed_table, speed_table,
                                    stage1_size_table, stage_curves, sweep_table, teacher_table, training_runs)
 from tmkd.reporting.speed import int8_accuracy, measure_speed, speedup_sentence
-from tmkd.reporting.takeaways import (convergence_sentence, int8_sentence, interval_sentences, majority_sentences,
-                                      result_sentences, size_sentence, sweep_sentence)
+from tmkd.reporting.takeaways import (convergence_sentence, heads_sentence, int8_sentence, interval_sentences,
+                                      label_only_sentence, majority_sentences, result_sentences, seen_sentence,
+                                      size_sentence, sweep_sentence)
 from tmkd.stats.evidence import compare_methods, interval_table, plot_intervals
 from tmkd.training.environment import departures, profile_note
 from tmkd.training.experiments import (alpha_sweep, chapter_arms, configured_metrics, control_curves,
-                                       convergence_curves, pooling_check, run_arms, run_stage1, run_sweeps,
-                                       stage1_overlap, stage1_size_curve, start_chapter)
-from tmkd.training.logit_cache import align_labels, cache_all_logits, logits_path, with_teacher_logits
+                                       convergence_curves, head_accuracies, pooling_check, run_arms, run_stage1,
+                                       run_sweeps, stage1_overlap, stage1_size_curve, start_chapter)
+from tmkd.training.logit_cache import (align_labels, cache_all_logits, logits_path, with_label_logits,
+                                       with_teacher_logits)
 from tmkd.training.rundir import read_metrics
 from tmkd.training.specs import stage2_tasks
 from tmkd.training.students import first_batch, fresh_student
-from tmkd.training.teacher_selection import best_teacher, evaluate_teachers, teacher_quality
+from tmkd.training.teacher_selection import (best_teacher, evaluate_teachers, teacher_quality,
+                                             teachers_seen_and_unseen)
 from tmkd.training.teachers import teacher_names, train_teachers
 
 __all__ = sorted(name for name in dir() if not name.startswith("_"))

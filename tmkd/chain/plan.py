@@ -143,7 +143,8 @@ def workload(cfg: Config, tasks: dict, corpus: int) -> dict:
           for t in cfg.tasks],
         *[("06", f"{t} compute-matched m-o-1", count("06", keys=matched), train[t] * s_ep + corpus * c_ep, False)
           for t in cfg.tasks],
-        ("06", f"{cfg.stage2_task} alpha sweep", alphas, train[cfg.stage2_task] * s_ep, False),
+        ("06", f"{cfg.stage2_task} alpha sweep (TMKD's stage 2)", alphas, train[cfg.stage2_task] * s_ep, False),
+        ("06", f"{cfg.stage2_task} alpha sweep (one-stage m-o-1)", alphas, train[cfg.stage2_task] * s_ep, False),
     ]
     models = [m for m in models if m[2]]
     teachers = [m for m in models if m[4]]
@@ -261,8 +262,8 @@ def check_free_space(cfg: Config, plan: dict) -> None:
     other = ("" if cfg.keep_weights == "needed" else
              f"keep only the weights a later chapter reads (--set keep_weights=needed: at most "
              f"{gigabytes(space(_with(cfg, keep_weights='needed'), plan)['peak'])}), ")
-    raise TMKDError(f"the run directory {run} needs about {gigabytes(here['peak'] - held)} more at its largest (chapter "
-                    f"{here['peak_chapter']}: {gigabytes(here['peak'])} under keep_weights={cfg.keep_weights}, "
+    raise TMKDError(f"the run directory {run} needs about {gigabytes(here['peak'] - held)} more at its largest "
+                    f"(chapter {here['peak_chapter']}: {gigabytes(here['peak'])} under keep_weights={cfg.keep_weights}, "
                     f"{gigabytes(held)} there now), but {root} has {gigabytes(free)} free. To fit: {other}{fewer}, "
                     "or a RUN_DIR on a disk with room (on Colab the runtime's own disk, e.g. --run-dir "
                     "/content/tmkd-runs: it is lost when the runtime ends); --set check_free_space=false goes on "

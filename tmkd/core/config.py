@@ -325,7 +325,7 @@ PROFILES = {
                     student_patience=2, sweep_task="qnli", sweep_optimizers=("adamw", "sgd"),
                     sweep_head_layers=(1, 2), stage1_task="qnli", stage1_corpus="task", stage1_pool_tasks=("qnli",),
                     stage1_size=12_000, stage1_sizes=(0, 2000, 5000), stage1_epochs=1.0, stage2_task="qnli",
-                    alphas=(0.7, 0.9), group_by_length=True, save_steps=50, logging_steps=10,
+                    alphas=(0.1, 0.3, 0.5, 0.7, 0.9), group_by_length=True, save_steps=50, logging_steps=10,
                     speed_repeats=10, student_workers=2),
     # A free Colab T4 in one session (about 1.5 hours at a T4's assumed rates; `run_chain.py --profile colab --plan`
     # prints it): bert-base-uncased teachers at the paper's learning rates, three per task, students as in the paper,

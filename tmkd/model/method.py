@@ -19,6 +19,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from transformers import AutoConfig, BertConfig, BertModel, BertPreTrainedModel
+from dataclasses import dataclass
+
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from tmkd.model.choices import POOLINGS, SOFT_LOSS_NAMES
@@ -182,6 +184,14 @@ def make_head(hidden: int, classes: int, layers: int) -> nn.Module:
     return nn.Sequential(*blocks, nn.Linear(hidden, classes))
 
 
+@dataclass
+class StudentOutput(SequenceClassifierOutput):
+    """The student's output: loss and logits (log O) as any classifier's, and each head's raw logits beside them
+    (golden (B, C), soft (B, N, C) or None), so that one forward scores every head."""
+    golden_logits: torch.Tensor | None = None
+    soft_logits: torch.Tensor | None = None
+
+
 class TMKDStudent(BertPreTrainedModel):
     """k BERT layers and the multi-header layer on the [CLS] state: one golden head, one soft head per teacher."""
     config_class = TMKDConfig
@@ -217,7 +227,7 @@ class TMKDStudent(BertPreTrainedModel):
                                  "soft heads: build the student with one soft head per teacher")
             loss = tmkd_loss(golden, soft, labels, teacher_logits, c.alpha, c.soft_loss, c.kd_temperature)
         probs = head_probabilities(golden, soft, c.alpha)
-        return SequenceClassifierOutput(loss=loss, logits=probs.clamp_min(1e-12).log())
+        return StudentOutput(loss=loss, logits=probs.clamp_min(1e-12).log(), golden_logits=golden, soft_logits=soft)
 
 
 # The BERT settings a student shares with the model its layers come from (the rest is the student's own).

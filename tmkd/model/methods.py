@@ -73,6 +73,7 @@ class KDMethod:
     best_teacher: bool = False       # its students need the best teacher (chosen on the select slice)
     needs_weak: bool = False         # trained only where a teacher is flagged weak and at least two stay
     budget: str = ""                 # "matched": as many examples as TMKD's two stages (the compute-matched control)
+    seeds: int = 0                   # a side arm on the first `seeds` seeds (0: as its arm says)
     extends: str = ""                # the paper's method it varies (a variant's curves and sentences stand beside it)
     short: str = ""                  # its name inside a sentence, where the label is too long
     table: str = "main"              # "main": Table 4's rows; "variant": the variants' rows below them
@@ -119,6 +120,12 @@ REGISTRY = {m.key: m for m in (
              needs_weak=True, extends="1avgo1", table="variant", compared=(
                  Comparison("1avgo1", "own", ("04",), "1avg-o-1 without the weak teachers vs with them",
                             "leaving the weak teachers out helps 1avg-o-1"),)),
+    KDMethod("mo1_label", "m-o-1, label-only targets", all_teachers, variant="labelonly", extends="mo1", seeds=3,
+             short="the label-only control", table="variant", compared=(
+                 Comparison("no_kd", "own", ("04",), "m-o-1's loss on the gold label written as logits at each "
+                            "teacher's scale vs no KD", "m-o-1's loss on gold-label targets beats no KD"),
+                 Comparison("mo1", "own", ("04",), "the label-only control vs m-o-1 (the same loss on the teachers' "
+                            "own logits)", "gold-label targets beat the teachers' logits on their own training pairs"))),
     KDMethod("mo1_matched", "m-o-1, compute-matched to TMKD", all_teachers, chapter="06", variant="matched-full",
              budget="matched", extends="mo1", short="the compute-matched control", table="variant"),
 )}
@@ -165,8 +172,11 @@ def is_main_arm(key: str) -> bool:
 
 def arm_seeds(key: str, seeds, side_seeds: int) -> tuple:
     """The seeds a method trains: every seed for a main arm (no KD, m-o-1, TMKD and its stage 1), the first
-    side_seeds for the others (0: every seed)."""
-    seeds = tuple(seeds)
+    side_seeds for the others (0: every seed), the first `seeds` of a record that sets them (the label-only control:
+    three, so that its comparisons are paired over seeds)."""
+    seeds, m = tuple(seeds), method(key)
+    if m.seeds:
+        return seeds[:m.seeds]
     return seeds if is_main_arm(key) or not side_seeds else seeds[:side_seeds]
 
 

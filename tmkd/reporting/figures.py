@@ -7,7 +7,7 @@ import numpy as np
 
 from tmkd.model.methods import arms, label, table_order
 from tmkd.core.numbers import pct
-from tmkd.reporting.report import collapsed, dev_noise, log_history, main_device, main_rows, per_seed
+from tmkd.reporting.report import collapsed, dev_noise, log_history, main_device, main_rows, per_seed, sweep_rows
 
 
 def plot_methods(metrics, methods=None, title="Dev accuracy by method", majority=None):
@@ -52,21 +52,18 @@ def plot_methods(metrics, methods=None, title="Dev accuracy by method", majority
 
 
 def plot_sweep(metrics, knob: str, title: str = "", majority=None):
-    """One line per task over the knob's values (one seed): error bars are the 95 % binomial interval of each
+    """One line per task (and method, report.sweep_rows) over the knob's values (one seed): error bars are the 95 % binomial interval of each
     accuracy on its dev set, i.e. how much a different dev sample of that size could move it. The y axis fits the
     points; the majority class ({task: %}) is dotted where it falls inside, else named in the legend."""
     import matplotlib.pyplot as plt
-    df = metrics[metrics["sweep"].astype(str) == knob].copy()
-    df["accuracy"] = df["accuracy"].astype(float)
-    if knob != "optimizer":
-        df[knob] = df[knob].astype(float)                 # 1, 3, 10 in numeric order, alpha on its own scale
+    df = sweep_rows(metrics, knob)                       # 1, 3, 10 in numeric order, alpha on its own scale
     fig, ax = plt.subplots(figsize=(5.2, 3.4))
     low, high = [], []
-    for task, g in df.groupby("task"):
+    for series, g in df.groupby("series", sort=False):
         g = g.groupby(knob).agg(accuracy=("accuracy", "mean"), n=("n_examples", "sum")).reset_index()
         err = [dev_noise(a, n) for a, n in zip(g["accuracy"], g["n"])]
         x = [str(v) for v in g[knob]] if knob == "optimizer" else g[knob]
-        ax.errorbar(x, g["accuracy"] * 100, yerr=err, marker="o", capsize=3, label=task.upper())
+        ax.errorbar(x, g["accuracy"] * 100, yerr=err, marker="o", capsize=3, label=series)
         low.append(min(g["accuracy"] * 100 - err))
         high.append(max(g["accuracy"] * 100 + err))
     if low:

@@ -166,22 +166,34 @@ def relative_table(metrics):
     return table
 
 
-def sweep_table(metrics, knob: str, majority=None):
-    """A sweep (one seed) as text: each value's dev accuracy (%) per task, one decimal as in its sentence; with
-    `majority` ({task: %}) a value at or below the majority class says the student did not learn."""
+def sweep_rows(metrics, knob: str):
+    """A sweep's rows (one seed) with a `series` column naming each line of it: the task, and the method where the
+    sweep holds several (the alpha sweep: TMKD's stage 2 and one-stage m-o-1)."""
     df = metrics[metrics["sweep"].astype(str) == knob].copy()
-    df["accuracy"] = df["accuracy"].astype(float) * 100
+    df["accuracy"] = df["accuracy"].astype(float)
     if knob != "optimizer":                        # numbers in numeric order (1, 3, 10), written as such
         df[knob] = df[knob].astype(float)
-    table = df.groupby(["task", knob])["accuracy"].mean().unstack("task")
+    several = df["method"].nunique() > 1
+    df["series"] = [f"{t.upper()}, {label(m)}" if several else t.upper() for t, m in zip(df["task"], df["method"])]
+    return df
+
+
+def sweep_table(metrics, knob: str, majority=None):
+    """A sweep (one seed) as text: each value's dev accuracy (%) per task (and method), one decimal as in its
+    sentence; with `majority` ({task: %}) a value at or below the majority class says the student did not learn."""
+    df = sweep_rows(metrics, knob)
+    df["accuracy"] = df["accuracy"] * 100
+    task_of = dict(zip(df["series"], df["task"]))
+    table = df.groupby(["series", knob], sort=False)["accuracy"].mean().unstack("series")
     if knob != "optimizer":
         table.index = [f"{v:g}" for v in table.index]
         table.index.name = knob
-    for t in table.columns:
+    for s in table.columns:
+        t = task_of[s]
         low = majority and t in majority
-        table[t] = [pct(v) + (f", did not learn (majority class {pct(majority[t])})"
-                              if low and below_majority(v, majority[t]) else "") for v in table[t]]
-    table.columns = [f"{t.upper()} dev accuracy (%)" for t in table.columns]
+        table[s] = [pct(v) + (f", did not learn (majority class {pct(majority[t])})"
+                              if low and below_majority(v, majority[t]) else "") for v in table[s]]
+    table.columns = [f"{s} dev accuracy (%)" for s in table.columns]
     return table
 
 

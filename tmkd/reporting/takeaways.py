@@ -8,7 +8,7 @@ from tmkd.stats.intervals import SPAN
 from tmkd.model.methods import label, short_name
 from tmkd.core.numbers import TABLE4, below_majority, gap, mean_sd, pct, rounded
 from tmkd.model.paper import PUBLISHED
-from tmkd.reporting.report import COLLAPSED, collapsed, dev_noise, main_rows, per_seed
+from tmkd.reporting.report import COLLAPSED, collapsed, dev_noise, main_rows, per_seed, sweep_rows
 
 
 def not_learning(accuracy: float, majority, task: str) -> str:
@@ -76,33 +76,41 @@ def sweep_sentence(metrics, knob: str, majority=None) -> str:
     """A sweep in words (one seed): each value's accuracy, whether the spread exceeds the dev-sample noise, and a
     value at or below the majority class (`majority`: {task: %}) called out as not learning. The alpha sweep also
     says whether it can test the paper's Table 8 (larger alpha better, except alpha = 1) and what it shows."""
-    df = metrics[metrics["sweep"].astype(str) == knob].copy()
+    df = sweep_rows(metrics, knob)
     if not len(df):
         return f"No {knob} sweep in this run."
-    df["accuracy"] = df["accuracy"].astype(float)
     out = []
-    if knob != "optimizer":                        # numbers in numeric order (1, 3, 10), written as such
-        df[knob] = df[knob].astype(float)
     name = (lambda k: f"{float(k):g}") if knob != "optimizer" else str  # noqa: E731
-    for task, g in df.groupby("task"):
+    for series, g in df.groupby("series", sort=False):
+        task = g["task"].iloc[0]
         g = g.groupby(knob).agg(accuracy=("accuracy", "mean"), n=("n_examples", "sum"))
         acc = g["accuracy"] * 100
         values = ", ".join(f"{name(k)} {pct(a)} %" for k, a in acc.items())
         noise = max(dev_noise(a, n) for a, n in zip(g["accuracy"], g["n"]))
         spread = gap(acc.max(), acc.min())
         reading = ("larger than" if float(spread) > rounded(noise) else "within") + f" the ±{pct(noise)}-point dev-sample interval"
-        out.append(f"{task.upper()} ({knob}, one seed): {values}; best {name(acc.idxmax())}; spread "
+        out.append(f"{series} ({knob}, one seed): {values}; best {name(acc.idxmax())}; spread "
                    f"{spread.lstrip('+')} points, {reading}.")
         flat = [name(k) for k, a in acc.items() if not_learning(a, majority, task)]
         if flat:
             out.append(f"Did not learn (at or below the {pct(majority[task])} % majority class): {knob} "
                        f"{', '.join(flat)}.")
-        if knob == "alpha":
+        if knob == "alpha" and g_method(df, series) != "mo1":
             out.append(alpha_trend(acc, noise))
+        elif knob == "alpha":               # the series' own question: the paper sweeps alpha for TMKD only
+            out.append(f"The paper sweeps alpha for TMKD only; {series} is the series' own question (can a quieter "
+                       f"soft loss rescue one stage?): at the smallest alpha, {name(acc.index.min())}, it reaches "
+                       f"{pct(acc.loc[acc.index.min()])} %, {gap(acc.loc[acc.index.min()], acc.max())} points from "
+                       f"its best.")
     bad = [m for m in collapsed(df)]
     if bad:
         out.append(f"Collapsed to one class: {', '.join(bad)}.")
     return "\n".join(out)
+
+
+def g_method(df, series: str) -> str:
+    """The method of one line of a sweep (report.sweep_rows)."""
+    return df.loc[df["series"] == series, "method"].iloc[0]
 
 
 def alpha_trend(acc, noise: float) -> str:
@@ -302,3 +310,80 @@ def _span_of(low: float, high: float, base: float) -> str:
     """"3.1 to 5.0" points above `base`, each the difference of the printed numbers; "3.1" when both ends agree."""
     a, b = gap(low, base).lstrip("+"), gap(high, base).lstrip("+")
     return a if a == b else f"{a} to {b}"
+
+
+# ---- chapter 04: why one-stage KD trails no KD here (the series' own questions, measured) ---------------------
+
+def seen_sentence(seen) -> str:
+    """The teachers on the pairs they trained on against pairs they never saw (teacher_selection.
+    teachers_seen_and_unseen), in plain words: how right and how sure they are, and how large their logits are.
+    Surer: at least 2 points more probability on the gold label; larger: logits at least 5 % larger (RMS)."""
+    out = []
+    for task, g in seen.groupby("task", sort=False):
+        m = g.groupby("pairs", sort=False)[["n", "accuracy (%)", "P(gold label) (%)", "logit RMS"]].mean()
+        trained, unseen = m.iloc[0], m.iloc[1]
+        ratio = trained["logit RMS"] / unseen["logit RMS"]
+        surer = trained["P(gold label) (%)"] - unseen["P(gold label) (%)"] >= 2
+        larger = ratio >= 1.05
+        out.append(f"{task.upper()}: on the {trained['n']:,.0f} pairs they trained on, the teachers are right on "
+                   f"{pct(trained['accuracy (%)'])} % and give the gold label {pct(trained['P(gold label) (%)'])} % "
+                   f"probability on average; on {unseen['n']:,.0f} pairs they never saw, {pct(unseen['accuracy (%)'])} "
+                   f"% and {pct(unseen['P(gold label) (%)'])} %.")
+        reading = {(True, True): "so one-stage KD copies surer and larger targets than stage 1 reads.",
+                   (True, False): "so one-stage KD copies surer targets than stage 1 reads, though no larger.",
+                   (False, True): "so one-stage KD copies larger targets than stage 1 reads, though no surer.",
+                   (False, False): "so here the in-sample targets are neither surer nor larger: the in-sample "
+                                   "explanation finds no support in them."}[(bool(surer), bool(larger))]
+        out.append(f"Their logits are {ratio:.2f}x as large on their own training pairs (RMS "
+                   f"{trained['logit RMS']:.2f} against {unseen['logit RMS']:.2f}), {reading}")
+    return "\n".join(out)
+
+
+def heads_sentence(heads) -> str:
+    """m-o-1's golden head, soft heads and Eq. 6 (experiments.head_accuracies) in plain words, and how far Eq. 6
+    moves any KD student from its golden head."""
+    if not len(heads):
+        return "No KD student with soft heads in this run."
+    out = []
+    for r in heads[heads["method"].isin([label("mo1"), label("mo1_label")])].to_dict("records"):
+        out.append(f"{r['task'].upper()} {r['method']} ({r['seeds']} seed{'s' if r['seeds'] > 1 else ''}): golden "
+                   f"head {pct(r['golden head (%)'])} %, soft heads {pct(r['soft heads (%)'])} %, all heads (Eq. 6) "
+                   f"{pct(r['Eq. 6: all heads (%)'])} %.")
+    gain = heads["Eq. 6: all heads (%)"] - heads["golden head (%)"]
+    worst = heads.loc[gain.abs().idxmax()]
+    out.append(f"Across the {len(heads)} KD arms, Eq. 6 is at most {pct(gain.abs().max())} points from the golden "
+               f"head alone ({worst['task'].upper()} {worst['method']}): "
+               + ("averaging in the soft heads is not what costs the KD students accuracy here."
+                  if gain.min() > -1 else "averaging in the soft heads costs some of them accuracy here."))
+    return "\n".join(out)
+
+
+def label_only_sentence(intervals) -> str:
+    """The label-only control against no KD and against m-o-1 (their paired intervals), and which explanation of
+    m-o-1's deficit it supports: the loss' form and scale, or the teachers' in-sample logits."""
+    rows = intervals[intervals["a"] == "mo1_label"]
+    if not len(rows):
+        return "The label-only control is not in this run."
+    out = []
+    for (task, split), g in rows.groupby(["task", "split"], sort=False):
+        r = {row["b"]: row for row in g.to_dict("records")}
+        if not {"no_kd", "mo1"} <= set(r):
+            continue
+        nokd, mo1 = r["no_kd"], r["mo1"]
+        say = lambda row: (f"{row['difference']:+.2f} points [{row['low']:+.2f}, {row['high']:+.2f}]")  # noqa: E731
+        where = task.upper() + (f" ({split})" if rows[rows["task"] == task]["split"].nunique() > 1 else "")
+        out.append(f"{where}: the label-only control minus no KD is {say(nokd)}, and minus m-o-1 {say(mo1)} "
+                   f"({nokd['seeds']} seeds, paired, 95 %).")
+        below_nokd, above_mo1 = nokd["high"] < 0, mo1["low"] > 0
+        if below_nokd and not above_mo1:
+            out.append("It trails no KD as m-o-1 does: the soft loss' form and scale explain the deficit, not what the "
+                       "teachers know.")
+        elif above_mo1 and not below_nokd:
+            out.append("It beats m-o-1 and does not trail no KD: the teachers' logits on their own training pairs are "
+                       "what costs m-o-1.")
+        elif above_mo1:
+            out.append("It beats m-o-1 yet trails no KD: both the loss and the teachers' in-sample logits cost "
+                       "accuracy.")
+        else:
+            out.append("Neither explanation is shown at this run's size: both intervals hold 0 or point both ways.")
+    return "\n".join(out) or "The label-only control is not compared in this run."

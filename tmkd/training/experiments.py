@@ -12,6 +12,7 @@ from tmkd.inputs.data import POOL_OFFSET, dev_splits, split_dataset
 from tmkd.training.logit_cache import align_examples
 from tmkd.model import methods
 from tmkd.model.method import combine_students
+from tmkd.model.methods import method_students
 from tmkd.core.numbers import rounded
 from tmkd.training.pool import train_students
 from tmkd.core.progress import progress
@@ -123,6 +124,27 @@ def one_vs_many(cfg: Config, task: str, force: bool = False) -> list:
     """Chapter 04 on one task: each one-stage method once per seed, and the weak-teacher variants where a teacher
     is weak."""
     return arm_results(cfg, [(t, m) for t, m in chapter_arms(cfg, "04") if t == task], force)
+
+
+def head_accuracies(cfg: Config, chapter: str = "04"):
+    """Every KD student of `chapter`'s arms scored by its golden head alone, its soft heads alone (their
+    probabilities averaged) and Eq. 6 (all of them: what it predicts), on each task's first dev split, from the
+    predictions cached with it (one forward pass; no training): one row per method and task, the mean over its
+    seeds and how many seeds it has."""
+    import pandas as pd
+    rows = []
+    for task, key in chapter_arms(cfg, chapter):
+        m = methods.method(key)
+        if m.combine != "eq6" or not any(s.teachers for s in method_students(key, teacher_names(cfg), "t", ())):
+            continue
+        split, got = dev_splits(task)[0], []
+        for spec in arm_specs(cfg, task, key):
+            p = student_predictions(cfg, spec, split)
+            got.append([float((p[h].argmax(-1) == p["labels"]).mean()) for h in ("golden", "soft", "probs")])
+        mean = np.mean(got, axis=0) * 100
+        rows.append({"task": task, "method": methods.label(key), "seeds": len(got), "golden head (%)": mean[0],
+                     "soft heads (%)": mean[1], "Eq. 6: all heads (%)": mean[2]})
+    return pd.DataFrame(rows)
 
 
 # ---- chapter 03: the student's knobs ---------------------------------------------------------------------
@@ -299,16 +321,20 @@ def run_stage2(cfg: Config, method: str = "tmkd", task: str | None = None, alpha
 
 
 def alpha_sweep(cfg: Config, force: bool = False):
-    """TMKD stage 2 on stage2_task at every alpha of cfg.alphas, first seed only (paper Table 8: larger is better,
-    except alpha = 1)."""
+    """The paper's Table 8 on stage2_task, first seed only: TMKD's stage 2 at every alpha of cfg.alphas (the paper:
+    larger is better, except alpha = 1), and one-stage m-o-1 at the same alphas (the series' own question: does a
+    small alpha, a quieter soft loss, rescue one stage?). Both methods' students train in one call."""
     import pandas as pd
     check_run_dir(cfg)
-    train_students(cfg, [stage2_spec(cfg, "tmkd", a, seed=cfg.seeds[0]) for a in cfg.alphas], force)
-    rows = [r for a in cfg.alphas for r in arm_rows(cfg, cfg.stage2_task, "tmkd", "alpha", cfg.seeds[:1], alpha=a)]
+    task, first = cfg.stage2_task, cfg.seeds[:1]
+    one_stage = [dataclasses.replace(method_specs(cfg, task, "mo1")[0], alpha=a) for a in cfg.alphas]
+    train_students(cfg, [stage2_spec(cfg, "tmkd", a, seed=first[0]) for a in cfg.alphas] + one_stage, force)
+    rows = [r for key in ("tmkd", "mo1") for a in cfg.alphas
+            for r in arm_rows(cfg, task, key, "alpha", first, alpha=a)]
     record_metrics(cfg.run_path, rows)
     frame = pd.DataFrame(rows)
     frame["accuracy (%)"] = (frame["accuracy"].astype(float) * 100).map(rounded)
-    return frame[["task", "split", "alpha", "accuracy (%)", "model"]]
+    return frame[["task", "split", "method", "alpha", "accuracy (%)", "model"]]
 
 
 # ---- which rows the tables show: the current configuration's students only ----------------------------------

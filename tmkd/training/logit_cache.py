@@ -182,6 +182,22 @@ def with_teacher_logits(cfg: Config, task: str, split: str, teachers, average: b
     return ds.add_column("teacher_logits", logits.tolist())
 
 
+def with_label_logits(cfg: Config, task: str, split: str, teachers):
+    """The label-only control's training split: a `teacher_logits` column like with_teacher_logits', where each
+    teacher's logits are replaced by the gold label written as logits at that teacher's own scale: the zero-mean
+    vector with +s*sqrt(C-1) for the gold class and -s/sqrt(C-1) for the others (+s and -s for two classes), whose
+    root mean square s is that of the teacher's own logits on the train pairs. Same loss, same alpha, same
+    magnitude as m-o-1's targets; only what the teachers know beyond the label is gone."""
+    ds = split_dataset(cfg, task, split)
+    gold = np.asarray(ds["label"])
+    train = stacked_teacher_logits(cfg, task, teachers, "train", split_dataset(cfg, task, "train"))   # (n, N, C)
+    scale = np.sqrt((train ** 2).mean(axis=(0, 2)))                                              # (N,)
+    classes = train.shape[2]
+    unit = np.full((len(gold), classes), -1 / np.sqrt(classes - 1), dtype=np.float32)
+    unit[np.arange(len(gold)), gold] = np.sqrt(classes - 1)
+    return ds.add_column("teacher_logits", (unit[:, None, :] * scale[None, :, None]).astype(np.float32).tolist())
+
+
 def cache_all_logits(cfg: Config, force: bool = False):
     """Chapter 02: every teacher's logits for every split; returns a summary frame. With nproc > 1 (or inside a
     launch of several processes) the files are computed by all processes, each taking its share."""

@@ -6,8 +6,10 @@ import dataclasses
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
+import torch
 
 from tmkd.inputs.base_model import base_model_path
 from tmkd.core.config import TASKS, Config, TMKDError
@@ -15,7 +17,7 @@ from tmkd.inputs.data import dev_splits, split_dataset, split_fingerprint
 from tmkd.core.files import file_sha256, load_npz, read_json, save_npz_atomic, write_json_atomic
 from tmkd.model.methods import Student
 from tmkd.training.identity import SPEC_FIELDS, identity
-from tmkd.training.logit_cache import with_teacher_logits
+from tmkd.training.logit_cache import with_label_logits, with_teacher_logits
 from tmkd.model.method import TMKDStudent, accuracy, carry_over_stage1, copy_bottom_layers, soft_heads, student_config
 from tmkd.core.parallel import launch, wants_launch
 from tmkd.core.progress import progress
@@ -44,7 +46,8 @@ class StudentSpec:
                                        # corpus (chapter 05's corpus-size curve); 0 = the whole corpus
     epochs: float = 0.0                # 0: the configuration's (student_epochs; stage1_epochs in stage 1)
     variant: str = ""                  # the method's variant (tmkd.model.methods.KDMethod.variant): "strong" (without
-                                       # the teachers flagged weak), "matched-full" (the compute-matched control)
+                                       # the teachers flagged weak), "matched-full" (the compute-matched control),
+                                       # "labelonly" (soft targets: the gold label as logits, with_label_logits)
 
     @property
     def who(self) -> str:
@@ -124,6 +127,8 @@ def student_train_data(cfg: Config, spec: StudentSpec):
     split = "stage1" if spec.stage == 1 else "train"
     if not spec.teachers:
         ds = split_dataset(cfg, spec.task, split)
+    elif spec.variant == LABEL_TARGETS:
+        ds = with_label_logits(cfg, spec.task, split, spec.teachers)
     else:
         ds = with_teacher_logits(cfg, spec.task, split, spec.teachers, spec.average_teachers)
     if spec.stage == 1 and "label" in ds.column_names:
@@ -230,6 +235,7 @@ def train_student(cfg: Config, spec: StudentSpec, force: bool = False, callbacks
 
 
 FULL_BUDGET = "matched-full"    # the variant of a student that trains its whole budget (the compute-matched control)
+LABEL_TARGETS = "labelonly"     # the variant whose soft targets are the gold label as logits (the label-only control)
 
 
 def select_stopping(cfg: Config, spec: StudentSpec, out: Path):
@@ -270,8 +276,24 @@ def load_student(cfg: Config, spec: StudentSpec):
     return TMKDStudent.from_pretrained(str(final)).to(device())
 
 
+class WithHeads(torch.nn.Module):
+    """A student whose `logits` are [log O | log P | log mean_i softmax(R_si)] (B, 3C): Eq. 6's prediction, the
+    golden head's alone and the soft heads' alone (NaN without teachers), all from one forward pass."""
+    def __init__(self, student):
+        super().__init__()
+        self.student = student
+
+    def forward(self, **batch):
+        out = self.student(**batch)
+        golden = out.golden_logits.float().log_softmax(-1)
+        soft = (out.soft_logits.float().softmax(-1).mean(1).clamp_min(1e-12).log() if out.soft_logits is not None
+                and out.soft_logits.shape[1] else torch.full_like(golden, float("nan")))
+        return SimpleNamespace(logits=torch.cat([out.logits.float(), golden, soft], dim=-1))
+
+
 def student_predictions(cfg: Config, spec: StudentSpec, split: str) -> dict:
-    """Dev probabilities O of a trained student (Eq. 6), cached beside it: {'probs', 'idx', 'labels'}."""
+    """Dev probabilities of a trained student, cached beside it: {'probs' (Eq. 6: what it predicts), 'golden' (its
+    golden head alone), 'soft' (its soft heads alone, averaged; NaN without teachers), 'idx', 'labels'}."""
     final = student_dir(cfg, spec) / "final"
     path = final / f"predictions-{split}.npz"
     done = read_json(final / "done.json")
@@ -280,14 +302,16 @@ def student_predictions(cfg: Config, spec: StudentSpec, split: str) -> dict:
                         "with the same settings first (04: the one-stage methods; 05 and 06: the two stages)")
     meta_path = path.with_suffix(".json")
     ds = split_dataset(cfg, spec.task, split)
-    meta = {"done": done, "data": split_fingerprint(cfg, spec.task, split)}
+    meta = {"done": done, "data": split_fingerprint(cfg, spec.task, split), "heads": True}
     if read_json(meta_path) == meta | {"sha256": file_sha256(path) if path.exists() else None}:
         return load_npz(path) | {"labels": np.asarray(ds["label"])}
-    probs = np.exp(predict_logits(load_student(cfg, spec), ds, cfg.eval_batch_size, desc=f"{spec.name} {split}",
-                                  dtype=device_precision(cfg)))
-    save_npz_atomic(path, probs=probs, idx=np.asarray(ds["idx"], dtype=np.int64))
+    every = predict_logits(WithHeads(load_student(cfg, spec)), ds, cfg.eval_batch_size, desc=f"{spec.name} {split}",
+                           dtype=device_precision(cfg))
+    probs, golden, soft = np.split(np.exp(every), 3, axis=1)
+    save_npz_atomic(path, probs=probs, golden=golden, soft=soft, idx=np.asarray(ds["idx"], dtype=np.int64))
     write_json_atomic(meta_path, meta | {"sha256": file_sha256(path)})
-    return {"probs": probs, "idx": np.asarray(ds["idx"]), "labels": np.asarray(ds["label"])}
+    return {"probs": probs, "golden": golden, "soft": soft, "idx": np.asarray(ds["idx"]),
+            "labels": np.asarray(ds["label"])}
 
 
 def student_epochs(cfg: Config, spec: StudentSpec) -> float:

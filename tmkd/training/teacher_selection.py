@@ -110,3 +110,24 @@ def weak_teachers(cfg: Config, task: str) -> list:
     q = teacher_quality(cfg, task)
     weak = list(q.loc[q["weak"], "teacher"])
     return [t for t in weak if t != best_teacher(cfg, task)]
+
+
+def teachers_seen_and_unseen(cfg: Config, task: str):
+    """Each teacher on the pairs it trained on (train: the pairs one-stage KD copies its logits on) and on pairs it
+    never saw (select: the kind stage 1 reads): accuracy, the mean probability it gives the gold label, its mean
+    top probability, and the root mean square of its logits (the size of the MSE targets), from the cached logits."""
+    import pandas as pd
+    rows = []
+    for split, seen in (("train", "trained on"), ("select", "never saw")):
+        ds = split_dataset(cfg, task, split)
+        gold = np.asarray(ds["label"])
+        logits = stacked_teacher_logits(cfg, task, teacher_names(cfg), split, ds)            # (n, N, C)
+        for i, t in enumerate(teacher_names(cfg)):
+            z = logits[:, i] - logits[:, i].max(-1, keepdims=True)
+            probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+            rows.append({"task": task, "teacher": t, "pairs": f"{split} ({seen})", "n": len(gold),
+                         "accuracy (%)": 100 * accuracy(logits[:, i], gold),
+                         "P(gold label) (%)": 100 * float(probs[np.arange(len(gold)), gold].mean()),
+                         "top probability (%)": 100 * float(probs.max(-1).mean()),
+                         "logit RMS": float(np.sqrt((logits[:, i] ** 2).mean()))})
+    return pd.DataFrame(rows)
