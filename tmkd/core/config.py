@@ -327,7 +327,7 @@ PROFILES = {
                     stage1_size=12_000, stage1_sizes=(0, 2000, 5000), stage1_epochs=1.0, stage2_task="qnli",
                     alphas=(0.1, 0.3, 0.5, 0.7, 0.9), group_by_length=True, save_steps=50, logging_steps=10,
                     speed_repeats=10, student_workers=2),
-    # A free Colab T4 in one session (about 1.5 hours at a T4's assumed rates; `run_chain.py --profile colab --plan`
+    # A free Colab T4 in one session (about 1.7 hours at a T4's assumed rates; `run_chain.py --profile colab --plan`
     # prints it): bert-base-uncased teachers at the paper's learning rates, three per task, students as in the paper,
     # in the paper's regime: stage 1 reads many times stage 2's labelled pairs.
     # - Labelled pairs: 10,000 of QNLI's 104,743 (teachers and students alike, as in the paper), RTE's 2,061 (its
@@ -339,7 +339,7 @@ PROFILES = {
     # The time: `run_chain.py --profile colab --plan` at rates assumed for a T4 in fp16 (tmkd.chain.plan.T4_RATES); the
     # chain prints its own estimate from a measured warm-up before it starts.
     # Drive: keep_weights="needed" keeps a model's weights only while a later chapter reads them (tmkd.core.keep), so
-    # the run directory stays under 5 GB (`--plan` prints it; keeping every model would take about 18 GB, above a
+    # the run directory stays under 5 GB (`--plan` prints it; keeping every model would take about 20 GB, above a
     # free account's 15 GB); checkpoints stay on the runtime's disk and reach Drive at most every 30 minutes.
     "colab": dict(tasks=("rte", "qnli"), base_model="bert-base-uncased", max_seq_len=128, train_size=10_000,
                   dev_size=0, select_size=200, seeds=(42, 43, 44), teacher_lrs=(2e-5, 3e-5, 5e-5),
