@@ -10,8 +10,10 @@ from tmkd.chain.estimate import estimate
 from tmkd.chain.plan import plan_table, stage1_sentence
 from tmkd.core.files import read_json
 from tmkd.inputs.data import peek, task_data
-from tmkd.model.method import golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss, TMKDStudent
-from tmkd.model.methods import ALL_COMPARISONS, ONE_STAGE_COMPARISONS, table_rows, TWO_STAGE_COMPARISONS
+from tmkd.model.method import (carry_over_stage1, golden_loss, head_probabilities, mse_soft_loss, pool, tmkd_loss,
+                               TMKDStudent)
+from tmkd.model.methods import (ALL_COMPARISONS, arms, ONE_STAGE_COMPARISONS, REGISTRY, table_rows,
+                                TWO_STAGE_COMPARISONS)
 from tmkd.reporting.answers import (best_teacher_sentence, conclusion, control_budget_sentence, control_sentence,
                                     kd_takeaway, matched_takeaway, seeds_sentence, size_lines, stage1_loss_sentence,
                                     stage1_size_sentence, stage1_students_sentence, stage1_takeaway, stage2_sentence,
@@ -33,7 +35,7 @@ from tmkd.training.logit_cache import (align_labels, cache_all_logits, logits_pa
                                        with_teacher_logits)
 from tmkd.training.rundir import read_metrics
 from tmkd.training.specs import stage2_tasks
-from tmkd.training.students import first_batch, fresh_student
+from tmkd.training.students import first_batch, fresh_student, student_from_stage1
 from tmkd.training.teacher_selection import (best_teacher, evaluate_teachers, teacher_quality,
                                              teachers_seen_and_unseen)
 from tmkd.training.teachers import teacher_names, train_teachers
