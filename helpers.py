@@ -19,13 +19,15 @@ from tmkd.reporting.answers import (best_teacher_sentence, conclusion, control_b
                                     stage1_size_sentence, stage1_students_sentence, stage1_takeaway, stage2_sentence,
                                     weak_teacher_sentence)
 from tmkd.reporting.figures import plot_curves, plot_logits, plot_methods, plot_speed, plot_stage1_size, plot_sweep
-from tmkd.reporting.report import (collapsed, comparison_table, int8_table, majority_classes, plot_convergence,
-                                   readable, relative_table, save_figure, save_table, seed_table, speed_table,
-                                   stage1_size_table, stage_curves, sweep_table, teacher_table, training_runs)
+from tmkd.reporting.report import (chapter_intervals, collapsed, comparison_table, int8_table, majority_classes,
+                                   plot_convergence, pooling_table, readable, relative_table, save_figure, save_table,
+                                   seed_table, speed_table, stage1_size_table, stage_curves, sweep_table,
+                                   teacher_table, training_runs)
 from tmkd.reporting.speed import int8_accuracy, measure_speed, speedup_sentence
-from tmkd.reporting.takeaways import (convergence_sentence, heads_sentence, int8_sentence, interval_sentences,
-                                      label_only_sentence, majority_sentences, result_sentences, seen_sentence,
-                                      size_sentence, sweep_sentence)
+from tmkd.reporting.takeaways import (convergence_sentence, int8_sentence, majority_sentences, pooling_sentence,
+                                      result_sentences, size_sentence, sweep_sentence, sweeps_conclusion,
+                                      verdict_summary)
+from tmkd.reporting.why import heads_sentence, label_only_sentence, seen_sentence, stage1_why
 from tmkd.stats.evidence import compare_methods, interval_table, plot_intervals
 from tmkd.training.environment import departures, profile_note
 from tmkd.training.experiments import (alpha_sweep, chapter_arms, configured_metrics, control_curves,

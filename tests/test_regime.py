@@ -162,9 +162,26 @@ def test_a_one_seed_comparison_gets_no_verdict_however_narrow_its_dev_interval()
     interval = paired_interval(a, b)
     assert interval["low"] > 0                               # the dev sample alone would call it
     row = adjust_family([comparison_row("qnli", "validation", "mo1", "1o1", interval)], [interval], 3)[0]
-    assert row["verdict"] == "inconclusive"
+    assert row["verdict"] == "one seed: no verdict"
     assert "one seed" in span(row)
     two = np.vstack([a, a]), np.vstack([b, b])
     interval = paired_interval(*two)
     row = adjust_family([comparison_row("qnli", "validation", "mo1", "1o1", interval)], [interval], 3)[0]
-    assert row["verdict"] != "inconclusive" and "one seed" not in span(row)
+    assert row["verdict"] != "one seed: no verdict" and "one seed" not in span(row)
+
+
+def test_a_one_seed_comparison_borrows_the_headline_seed_level_and_is_never_narrower_than_it():
+    """Seven seeds whose per-seed differences spread by a few points: the one-seed arm's interval gets that spread
+    whole (one seed is not an average), so it is wider than the seven-seed interval it borrowed from."""
+    from tmkd.stats.evidence import lend_seed_level
+    from tmkd.stats.intervals import paired_interval
+    rng = np.random.default_rng(3)
+    b = rng.random((7, 3000)) < 0.68
+    a = rng.random((7, 3000)) < (0.66 + 0.03 * rng.standard_normal((7, 1)))     # each seed its own shift
+    main = paired_interval(a, b)
+    one = paired_interval(a[:1] | (rng.random((1, 3000)) < 0.1), b[:1])
+    keys = [("qnli", "validation", "mo1", "no_kd"), ("qnli", "validation", "mo1", "1o1")]
+    lent_main, lent = lend_seed_level(keys, [main, one])
+    assert lent_main is main and lent["borrowed"] and not lent["seed_level"]
+    assert lent["high"] - lent["low"] > main["high"] - main["low"] > one["high"] - one["low"]
+    assert lent["se_seeds"] ** 2 == pytest.approx(main["parts"]["seeds"]) and lent["t_seeds"] == 7

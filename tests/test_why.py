@@ -10,7 +10,7 @@ import helpers
 import tmkd.core.config
 from tmkd.training.logit_cache import stacked_teacher_logits, with_label_logits
 from tmkd.training.students import WithHeads, first_batch, fresh_student
-from tmkd.reporting.takeaways import seen_sentence
+from tmkd.reporting.why import seen_sentence
 from tmkd.training.teacher_selection import teacher_quality, teachers_seen_and_unseen
 
 

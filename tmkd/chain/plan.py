@@ -408,5 +408,5 @@ def without_rte(cfg: Config) -> str:
         f"the pairs of {' + '.join(t.upper() for t in stage1_tasks(cfg))} only"
     why = ("RTE's all-MiniLM-L6-v2 teachers stayed at the majority class on this run's few RTE pairs in earlier "
            "offline runs, so their logits would teach nothing, and " if cfg.base_model == MINILM_MODEL else "")
-    return (f"This corpus reads {reads}, not RTE's pairs (the mission's stage 1; the colab and paper profiles pool "
-            f"them): {why}the paper's own corpus is web question-passage pairs, QNLI's form.")
+    return (f"This corpus reads {reads}, not RTE's pairs, which the series' GPU profiles (colab, paper) and the smoke "
+            f"profile pool into stage 1: {why}the paper's own corpus is web question-passage pairs, QNLI's form.")

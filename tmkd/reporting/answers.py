@@ -13,14 +13,19 @@ from tmkd.training.specs import arm_seeds, matched_spec, stage1_spec, stage2_tas
 from tmkd.reporting.figures import loss_ends
 from tmkd.model.methods import arms, label, short_name
 from tmkd.core.numbers import gap, mean_sd, pct
-from tmkd.reporting.report import log_history, per_seed, relative_table
-from tmkd.reporting.takeaways import (GROUPS, group_rows, not_learning, power_sentences, result_sentences,
-                        row_sentence, span, verdict_summary)
+from tmkd.model.paper import PUBLISHED
+from tmkd.reporting.plain import (accuracies_sentence, at_first_seed_sentence, difference_sentence, headline_words,
+                                  kept_last_sentence)
+from tmkd.reporting.report import first_seed, log_history, matched, per_seed, relative_table, seeds_words
+from tmkd.reporting.takeaways import (group_rows, not_learning, pair_name, power_sentences,
+                                      result_sentences, verdict_summary, where)
 from tmkd.training.teacher_selection import best_teacher, select_accuracies, teacher_quality, weak_teachers
 
 
 
 def _row(intervals, a: str, b: str, task: str):
+    if not len(intervals):
+        return None
     r = intervals[(intervals["a"] == a) & (intervals["b"] == b) & (intervals["task"] == task)]
     return None if not len(r) else r.iloc[0].to_dict()
 
@@ -50,40 +55,40 @@ def _means(metrics, methods, task) -> dict:
 # ---- chapter 04: does any KD method beat the no-KD student? ------------------------------------------------------
 
 def kd_takeaway(metrics, intervals, tasks) -> str:
-    """Chapter 04's answer first: does any KD method beat the no-KD student here? Only m-o-1 minus no KD (the
-    paper's headline claim) has an interval that can say "beats"; the other methods' means are compared in words.
-    Then, per task, the means and that interval with its verdict."""
-    lines, beaten, above, lifted = [], [], [], False
+    """Chapter 04's answer first, in short sentences: does any KD method beat the no-KD student here? Only m-o-1
+    minus no KD (the paper's headline claim) has an interval that can say "beats". Then, per task, the absolute
+    accuracies, that difference with its 95 % interval and seeds beside the paper's, whether m-o-1 kept its last
+    epoch, and every arm at the seed they all have (the side arms' only seed). Last: these verdicts are
+    provisional until chapter 08 adjusts the whole family."""
+    lines, beaten, above = [], [], []
+    first = first_seed(metrics) if len(metrics) else None
+    kd_methods = [m for m in arms("04", variants=False) if m != "no_kd"]
     for task in tasks:
-        kd_methods = [m for m in arms("04", variants=False) if m != "no_kd"]
-        means = _means(metrics, ("no_kd", *kd_methods), task)
-        kd = {m: means[m] for m in kd_methods if m in means}
-        if "no_kd" not in means or not kd:
+        if "no_kd" not in _means(metrics, ("no_kd",), task):
             continue
-        best = max(kd, key=kd.get)
-        text = (f"{task.upper()}: no KD {pct(means['no_kd'])} %; the best KD method, {label(best)}, "
-                f"{pct(kd[best])} % ({gap(kd[best], means['no_kd'])} points, means over seeds).")
+        lines.append(accuracies_sentence(metrics, task, ("teacher", "no_kd", "mo1")))
         r = _row(intervals, "mo1", "no_kd", task)
-        higher = [m for m in kd if kd[m] > means["no_kd"]]
-        lifted |= bool(higher)
-        listed = [label(m) for m in higher if m != "mo1" or r is None]
-        above += [f"{', '.join(listed)} on {task.upper()}"] if listed else []
         if r is not None:
-            text += f" m-o-1 minus no KD (the paper's headline claim): {span(r)}: {plainly(r, 'm-o-1', 'no KD')}; " \
-                    f"verdict: {r['verdict']}."
-            if _side(r) > 0:
-                beaten.append(task.upper())
-        lines.append(text)
+            lines.append(difference_sentence(r))
+            beaten += [task.upper()] if _side(r) > 0 else []
+        lines.append(kept_last_sentence(metrics, "mo1", task))
+        lines.append(at_first_seed_sentence(metrics, task, ("no_kd", *kd_methods)))
+        for m in kd_methods:
+            pair = matched(metrics, m, "no_kd", task)
+            if m != "mo1" and pair and pair["a"] > pair["b"]:
+                above.append(f"{short_name(m)} on {task.upper()}")
+    lines = [line for line in lines if line]
     if not lines:
         return "No KD method and no-KD student on the same task in this run."
     if beaten:
         answer = f"Does any KD method beat the no-KD student? Yes: m-o-1 beats it beyond noise on {', '.join(beaten)}."
     else:
         answer = ("Does any KD method beat the no-KD student? No: m-o-1 does not beat it beyond this run's noise on any "
-                  "task" + (f"; where another KD method's mean is above no KD's ({'; '.join(above)}), no interval "
-                            "here tests it." if above else "." if lifted else
-                            "; no KD method's mean is above no KD's either."))
-    return "\n".join([answer] + lines)
+                  "task." + (f" {'; '.join(above)} scores above no KD at seed {first}, one seed, which tells no "
+                             "verdict." if above else ""))
+    provisional = ("These verdicts are provisional: chapter 08 adjusts the paper's headline claims together, once "
+                   "chapter 06 has trained TMKD, and says which verdicts changed.")
+    return "\n".join([answer] + lines + [provisional])
 
 
 def best_teacher_sentence(cfg: Config) -> str:
@@ -169,19 +174,28 @@ def stage1_takeaway(metrics, majority=None) -> str:
     lines = []
     for (method, task), g in s1.groupby(["method", "task"]):
         acc = g["accuracy"].astype(float) * 100
-        seeds = f" over {len(acc)} seeds" if len(acc) > 1 else " (one seed)"
+        seeds = f" over {len(acc)} seeds" if len(acc) > 1 else f" at seed {int(g['seed'].iloc[0])} (one seed)"
         text = f"{label(method)} after stage 1 alone: {mean_sd(acc)} %{seeds} on {task.upper()} dev"
         lean = not_learning(acc.mean(), majority, task)
         if majority and task in majority and not lean:
             text += f", {gap(acc.mean(), majority[task]).lstrip('+')} points above the {pct(majority[task])} % majority class"
         text += lean
-        no_kd = _means(metrics, ("no_kd",), task).get("no_kd")
-        if no_kd is not None:
-            text += f"; the no-KD student, trained on gold labels, has {pct(no_kd)} % ({gap(acc.mean(), no_kd)} points)"
         lines.append(text + ".")
+        pair = matched(s1.assign(method=s1["method"] + " stage 1").pipe(_with, metrics), f"{method} stage 1", "no_kd",
+                       task)
+        if pair is not None:
+            lines.append(f"The no-KD student, trained on gold labels, has {pct(pair['b'])} % at "
+                         f"{'the same ' if len(pair['seeds']) > 1 else ''}{seeds_words(pair['seeds'])} "
+                         f"({gap(pair['a'], pair['b'])} points).")
     if not lines:
         return "What stage 1 alone gives: no stage-1 student was scored in this run."
     return "What stage 1 alone gives, from soft heads never trained on a gold label:\n" + "\n".join(lines)
+
+
+def _with(stage1, metrics):
+    """The stage-1 rows (their method renamed) beside metrics' comparison rows, as one frame for `matched`."""
+    import pandas as pd
+    return pd.concat([stage1.assign(sweep=""), metrics[metrics["sweep"].astype(str) == ""]], ignore_index=True)
 
 
 # ---- chapter 06: does TMKD beat one-stage m-o-1, the control and no KD? ------------------------------------------
@@ -222,94 +236,103 @@ def control_sentence(curves) -> str:
 
 
 def matched_takeaway(metrics, intervals, tasks) -> str:
-    """Chapter 06's answer first, per task: does TMKD beat one-stage m-o-1 (the paper's claim), the compute-matched
-    control (the series' own question) and no KD? With the means, in plain words (67.9 against 68.0 is "does not
-    beat"). Then each comparison's interval and verdict."""
+    """Chapter 06's answer first, per task, in short sentences: does TMKD beat one-stage m-o-1 (the paper's claim),
+    the compute-matched control (the series' own question) and no KD? "Beats" only where the interval its verdict
+    reads lies above 0. Then the absolute accuracies, TMKD minus m-o-1 and minus no KD with their 95 % intervals and
+    seeds beside the paper's, and the control against m-o-1 and TMKD at the seed it has (never against their means)."""
     lines = []
     for task in tasks:
-        one, none, matched = (_row(intervals, "tmkd", b, task) for b in ("mo1", "no_kd", "mo1_matched"))
+        one, none, matched_row = (_row(intervals, "tmkd", b, task) for b in ("mo1", "no_kd", "mo1_matched"))
         if one is None:
             continue
-        means = _means(metrics, ("tmkd", "mo1", "mo1_matched", "no_kd"), task)
-        arms = [(r, b) for r, b in ((one, "mo1"), (matched, "mo1_matched"), (none, "no_kd")) if r is not None]
-        beats = [short_name(b) for r, b in arms if _side(r) > 0]
-        against = ", ".join(f"{short_name(b)} {pct(means[b])} %" for b in ("mo1", "mo1_matched", "no_kd") if b in means)
-        answer = (f"{task.upper()}: does TMKD beat one-stage m-o-1, the compute-matched control and no KD? TMKD "
-                  f"{pct(means.get('tmkd'))} % against {against} (means over seeds): " +
-                  (f"it beats {' and '.join(beats)} beyond this run's noise" if beats else
-                   "it beats none of them beyond this run's noise"))
-        untold = [short_name(b) for r, b in arms if one_seed(r)]
-        if untold:
-            answer += f" ({' and '.join(untold)}: one seed, so no verdict)"
-        if "no_kd" in means and "tmkd" in means and (none is None or _side(none) <= 0):
-            lower = means["tmkd"] <= means["no_kd"]
-            answer += (f"; TMKD ({pct(means['tmkd'])} %) does not beat the no-KD student ({pct(means['no_kd'])} %)"
-                       + ((", not even on its mean" if lower else " (this table has no interval for it)") if none is None
-                          else "" if lower else " beyond this run's noise")
-                       + ": two-stage distillation does not pay here")
-        lines.append(answer + ".")
-        detail = f"  TMKD minus one-stage m-o-1 {span(one)}: {plainly(one, 'TMKD', 'one-stage m-o-1')} " \
-                 f"(verdict on the paper's claim: {one['verdict']})."
+        arms_ = [(r, b) for r, b in ((one, "mo1"), (matched_row, "mo1_matched"), (none, "no_kd")) if r is not None]
+        beats = [short_name(b) for r, b in arms_ if _side(r) > 0]
+        untold = [short_name(b) for r, b in arms_ if one_seed(r)]
+        answer = (f"{task.upper()}: does TMKD beat one-stage m-o-1, the compute-matched control and no KD? " +
+                  (f"It beats {' and '.join(beats)} beyond this run's noise" if beats else
+                   "It beats none of them beyond this run's noise") +
+                  (f" ({' and '.join(untold)}: one seed, so no verdict)" if untold else "") + ".")
+        lines += [answer, accuracies_sentence(metrics, task, ("teacher", "no_kd", "mo1", "tmkd")),
+                  difference_sentence(one)]
         if none is not None:
-            detail += f" TMKD minus no KD {span(none)}: {plainly(none, 'TMKD', 'the no-KD student')}."
-        if matched is not None:
-            control = float(one["difference"]) - float(matched["difference"])
-            detail += (f" The series' own question, stage 1 against more steps: TMKD minus m-o-1 given as many "
-                       f"examples {span(matched)} -> {matched['verdict']} (the control itself is {control:+.2f} points "
-                       "from one-stage m-o-1).")
-        lines.append(detail)
-    return "\n".join(lines) or "No two-stage comparison in this run."
+            lines.append(difference_sentence(none))
+        means = _means(metrics, ("tmkd", "no_kd"), task)
+        if {"tmkd", "no_kd"} <= set(means) and (none is None or _side(none) <= 0):
+            lines.append(f"So two-stage distillation does not pay here: TMKD ({pct(means['tmkd'])} %) does not beat no "
+                         f"KD ({pct(means['no_kd'])} %)" + (", not even on its mean." if means["tmkd"] <= means["no_kd"]
+                                                            else " beyond this run's noise."))
+        control = matched(metrics, "mo1_matched", "mo1", task)
+        if control is not None:
+            tmkd = matched(metrics, "tmkd", "mo1_matched", task)
+            seeds = seeds_words(control["seeds"])
+            lines.append(f"At {seeds}, which the control has: TMKD {pct(tmkd['a'])} %, the control "
+                         f"{pct(control['a'])} % and one-stage m-o-1 {pct(control['b'])} %." if tmkd else "")
+            lines.append(f"So more steps move m-o-1 by {gap(control['a'], control['b'])} points and stage 1 by "
+                         f"{gap(tmkd['a'], control['b'])} at {seeds}" + (" (one seed: no verdict)." if len(
+                             control["seeds"]) == 1 else ".") if tmkd else "")
+    return "\n".join(line for line in lines if line) or "No two-stage comparison in this run."
 
 
 # ---- chapter 08: how close the student comes to its teachers ------------------------------------------------------
 
 def closeness(metrics, intervals) -> list:
-    """The question, then per task: TMKD (and the no-KD student) against the mean teacher and the ensemble, as
-    relative_table shows them, and the paper's headline claims on that task in plain words."""
+    """The question, then per task in short sentences: TMKD and the no-KD student against the mean teacher and the
+    ensemble (relative_table's numbers), the paper's own ratio beside them, and the paper's headline claims by verdict."""
     rel = relative_table(metrics)
     lines = []
     for task in dict.fromkeys(per_seed(metrics, ("tmkd",))["task"]):
         means = _means(metrics, ("tmkd", "no_kd", "teacher", "teacher_ensemble"), task)
         col = lambda label, ref: rel.loc[label, f"{task.upper()}: % of {ref}"]  # noqa: E731
-        text = f"{task.upper()}: TMKD reaches {pct(means['tmkd'])} %, {col('TMKD', 'mean teacher')} % of the mean teacher " \
-               f"({pct(means.get('teacher'))} %)"
+        n = len(per_seed(metrics, ("tmkd",)).query("task == @task"))
+        text = (f"On {task.upper()} dev, TMKD reaches {pct(means['tmkd'])} % ({n} seed{'s' if n > 1 else ''}): "
+                f"{col('TMKD', 'mean teacher')} % of the mean teacher's {pct(means.get('teacher'))} %")
         if "teacher_ensemble" in means:
-            text += f" and {col('TMKD', 'ensemble')} % of the ensemble ({pct(means['teacher_ensemble'])} %)"
+            text += f" and {col('TMKD', 'ensemble')} % of the ensemble's {pct(means['teacher_ensemble'])} %"
+        lines.append(text + ".")
         if "no_kd" in means:
-            text += (f"; the no-KD student {pct(means['no_kd'])} %, {col('student, no KD', 'mean teacher')} % of the "
-                     "mean teacher")
-        lines.append(text + "." + headline_words(group_rows(intervals[intervals["task"] == task], "primary")))
+            lines.append(f"The no-KD student reaches {pct(means['no_kd'])} %, {col('student, no KD', 'mean teacher')} % "
+                         "of the mean teacher.")
+        paper = PUBLISHED["paper"]
+        if task in paper["tmkd"] and task in paper["teacher"]:
+            lines.append(f"In the paper, TMKD_base reaches {pct(100 * paper['tmkd'][task] / paper['teacher'][task])} % "
+                         f"of its teachers ({paper['tmkd'][task]:.2f} against {paper['teacher'][task]:.2f}).")
+        lines += headline_words(group_rows(intervals[intervals["task"] == task], "primary"))
+        lines.append(kept_last_sentence(metrics, "mo1", task))
+    lines = [line for line in lines if line]
     return ["How close does the student come to its teachers?"] + lines if lines else []
 
 
-def headline_words(rows) -> str:
-    """The paper's headline claims on one task in plain words: which hold beyond this run's noise (on every dev
-    split), which are reversed (on any), which are not shown."""
-    if not rows:
-        return ""
-    sides = {}
-    for r in rows:
-        sides.setdefault((r["a"], r["b"]), []).append(_side(r))
-    name = lambda a, b: f"{short_name(a)} over {short_name(b)}"  # noqa: E731
-    held = [name(*k) for k, v in sides.items() if min(v) > 0]
-    reversed_ = [name(*k) for k, v in sides.items() if min(v) < 0]
-    unshown = [name(*k) for k, v in sides.items() if min(v) == 0 and max(v) >= 0]
-    parts = [f"beyond this run's noise: {', '.join(held) or 'none'}"] + (
-        [f"reversed: {', '.join(reversed_)}"] if reversed_ else []) + (
-        [f"not shown: {', '.join(unshown)}"] if unshown else [])
-    return f" The paper's headline claims here, {'; '.join(parts)}."
+def changed_verdicts(intervals, earlier: dict) -> list:
+    """Each verdict of `intervals` that an earlier chapter read otherwise ({"04": its interval table, ...}), in one
+    short sentence each, with why: Holm's step-down reads a headline claim at a level set by the whole family's
+    p-values, and chapter 04 counted the members it had not measured as never rejected."""
+    lines = []
+    for chapter, old in earlier.items():
+        if old is None or not len(old):
+            continue
+        before = {(r["task"], r["split"], r["a"], r["b"]): r for r in old.to_dict("records")}
+        for r in intervals.to_dict("records"):
+            o = before.get((r["task"], r["split"], r["a"], r["b"]))
+            if o is None or o["verdict"] == r["verdict"]:
+                continue
+            why = (f"with the whole family in, Holm's step-down reads it at {100 * float(r['verdict_level']):.1f} %, "
+                   f"not {100 * float(o['verdict_level']):.1f} %" if float(o["verdict_level"]) != float(r["verdict_level"])
+                   else "its interval moved")
+            lines.append(f"{where(r)} {pair_name(r)}: chapter {chapter} read {o['verdict']}, this chapter "
+                         f"{r['verdict']} ({why}).")
+    return lines or ["No verdict changed since the chapters that first read them."]
 
 
-def conclusion(intervals, metrics=None) -> str:
-    """Chapter 08: the answer first (how close TMKD comes to its teachers, and the headline claims in plain words),
-    then the verdicts counted apart, every comparison in one line, the paper's headline family first and the
-    series' own questions last (never among the paper's), and what an undecided claim of the paper would need."""
+def conclusion(intervals, metrics=None, earlier=None) -> str:
+    """Chapter 08: the answer first (how close TMKD comes to its teachers, and the headline claims by verdict),
+    the verdicts that changed since chapters 04 and 06 (`earlier`: {chapter: interval table}) and why, then the
+    verdicts counted apart (the paper's headline family, its other claims, the series' own questions, never
+    among the paper's), and what an undecided claim of the paper would need. Each comparison is a row of the
+    interval table above: no sentence repeats it."""
     lines = (closeness(metrics, intervals) + [""]) if metrics is not None else []
+    if earlier is not None:
+        lines += changed_verdicts(intervals, earlier) + [""]
     lines.append(verdict_summary(intervals))
-    for group, title in GROUPS:
-        rows = group_rows(intervals, group)
-        if rows:
-            lines += ["", f"{title}:"] + [f"- {row_sentence(r)}" for r in rows]
     power = power_sentences(intervals)
     return "\n".join(lines + ([""] + power if power else []))
 
@@ -319,14 +342,14 @@ def conclusion(intervals, metrics=None) -> str:
 def size_lines(metrics, task: str) -> dict:
     """{label: %} the corpus-size figure's reference lines: the teachers' ensemble and the no-KD student (means
     over seeds), as far as this run has them."""
-    means = _means(metrics, ("teacher_ensemble", "no_kd"), task)
-    names = {"teacher_ensemble": "teachers' ensemble", "no_kd": f"no KD (mean of {_count(metrics, 'no_kd', task)} seeds)"}
-    return {names[m]: means[m] for m in ("teacher_ensemble", "no_kd") if m in means}
-
-
-def _count(metrics, method: str, task: str) -> int:
-    seeds = per_seed(metrics, (method,))
-    return int((seeds["task"] == task).sum())
+    seeds = per_seed(metrics, ("teacher_ensemble", "no_kd"))
+    seeds = seeds[seeds["task"] == task]
+    if not len(seeds):
+        return {}
+    first = int(seeds["seed"].min())          # the curve trains one student per size, at the first seed
+    at = seeds[seeds["seed"] == first].groupby("method")["accuracy"].mean()
+    names = {"teacher_ensemble": "teachers' ensemble", "no_kd": f"no KD at seed {first}, the curve's seed"}
+    return {names[m]: float(at[m]) for m in ("teacher_ensemble", "no_kd") if m in at.index}
 
 
 def stage1_size_sentence(curve, lines: dict) -> str:
@@ -350,9 +373,9 @@ def stage1_size_sentence(curve, lines: dict) -> str:
     nokd = next((v for k, v in lines.items() if k.startswith("no KD")), None)
     if ens is not None and nokd is not None and ens > nokd:
         closed = (float(last["after stage 2 (%)"]) - nokd) / (ens - nokd)
-        text += (f" The teachers' ensemble is {pct(ens)} % and no KD {pct(nokd)} %: the whole corpus closes "
-                 f"{100 * closed:.0f} % of that gap" + (" (beyond it: above the teachers)." if closed > 1 else
-                                                 " (none: below no KD)." if closed < 0 else "."))
+        text += (f" The teachers' ensemble is {pct(ens)} % and no KD {pct(nokd)} % at that seed: the whole corpus "
+                 f"closes {100 * closed:.0f} % of that gap" + (" (beyond it: above the teachers)." if closed > 1 else
+                                                        " (none: below no KD)." if closed < 0 else "."))
     one = [r for r in rows if r["after stage 1 (%)"] == r["after stage 1 (%)"] and r["after stage 1 (%)"] is not None]
     if one:
         text += (" After stage 1 alone (no gold label seen): " + ", ".join(

@@ -21,33 +21,47 @@ def plot_methods(metrics, methods=None, title="Dev accuracy by method", majority
     fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.4 * max(len(tasks), 1) + 1.2, 3.8), squeeze=False)
     bad = collapsed(metrics)
     main = main_rows(metrics)
+    first = int(seeds["seed"].min())
     for ax, task in zip(axes[0], tasks):
         on = seeds[seeds["task"] == task]
         shown = [m for m in methods if m in set(on["method"])]
-        stats = on.groupby("method")["accuracy"].agg(["mean", "std"]).reindex(shown)
-        ax.bar(range(len(shown)), stats["mean"], yerr=stats["std"].fillna(0), capsize=3, color="tab:blue")
+        stats = on.groupby("method")["accuracy"].agg(["mean", "std", "count"]).reindex(shown)
+        several = (stats["count"] > 1).to_numpy()
+        x = np.arange(len(shown))
+        ax.bar(x[several], stats["mean"][several], yerr=stats["std"][several], capsize=3, color="tab:blue",
+               label="mean over its seeds ± sd")
+        ax.bar(x[~several], stats["mean"][~several], color="tab:blue", alpha=0.35, hatch="//", edgecolor="tab:blue",
+               label=f"one seed ({first}): no sd")        # a one-seed bar has no spread to draw, so no cap
+        at = on[on["seed"] == first].groupby("method")["accuracy"].mean().reindex(shown)
+        ax.plot(x, at, "o", color="k", ms=4, label=f"seed {first}, which every arm has: compare these")
         for i, m in enumerate(shown):
             models = main[(main["task"] == task) & (main["method"] == m)]["model"]
             if any(x in bad for x in models):
                 ax.plot(i, stats.loc[m, "mean"] + 1, "x", color="tab:red", ms=9)
         ens = on[on["method"] == "teacher_ensemble"]["accuracy"]
-        values = list(stats["mean"] - stats["std"].fillna(0)) + list(stats["mean"] + stats["std"].fillna(0))
+        values = list(stats["mean"] - stats["std"].fillna(0)) + list(stats["mean"] + stats["std"].fillna(0)) + \
+            list(at.dropna())
         if len(ens):
             ax.axhline(ens.mean(), color="k", ls="--", lw=1, label="teacher ensemble")
             values.append(ens.mean())
         if majority and task in majority:
             ax.axhline(majority[task], color="gray", ls=":", lw=1.2, label="majority class")
             values.append(majority[task])
-        ax.set_xticks(range(len(shown)), [label(m) for m in shown], rotation=35, ha="right", fontsize=8)
+        ax.set_xticks(x, [f"{label(m)} ({int(n)})" for m, n in zip(shown, stats["count"])], rotation=35, ha="right",
+                      fontsize=8)
         ax.set_ylim(max(0, min(values) - 3), min(100, max(values) + 3))     # fitted to the data and its lines
         ax.set_title(task.upper(), fontsize=9)
         ax.tick_params(axis="y", labelsize=8)
     axes[0][0].set_ylabel("dev accuracy (%)", labelpad=6)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.02), frameon=False)
-    fig.suptitle(title + "\n(mean ± sd over seeds" + ("; x: collapsed to one class)" if any(m in bad for m in main["model"])
-                                                       else ")"), fontsize=9)
-    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    found = {}
+    for ax in axes[0]:                      # every kind of mark once, whichever axis drew it
+        for h, text in zip(*ax.get_legend_handles_labels()):
+            found.setdefault(text, h)
+    fig.legend(list(found.values()), list(found), fontsize=7, loc="lower center", ncol=2, bbox_to_anchor=(0.5, -0.04),
+               frameon=False)
+    fig.suptitle(title + "\n(each label's (n): its seeds" + ("; x: collapsed to one class)" if any(
+        m in bad for m in main["model"]) else ")"), fontsize=9)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     return fig
 
 
@@ -63,7 +77,8 @@ def plot_sweep(metrics, knob: str, title: str = "", majority=None):
         g = g.groupby(knob).agg(accuracy=("accuracy", "mean"), n=("n_examples", "sum")).reset_index()
         err = [dev_noise(a, n) for a, n in zip(g["accuracy"], g["n"])]
         x = [str(v) for v in g[knob]] if knob == "optimizer" else g[knob]
-        ax.errorbar(x, g["accuracy"] * 100, yerr=err, marker="o", capsize=3, label=series)
+        ax.errorbar(x, g["accuracy"] * 100, yerr=err, marker="o", capsize=3, label=series,
+                    ls="none" if knob == "optimizer" else "-")        # no line joins two unordered choices
         low.append(min(g["accuracy"] * 100 - err))
         high.append(max(g["accuracy"] * 100 + err))
     if low:

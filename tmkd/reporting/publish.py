@@ -7,16 +7,18 @@ import shutil
 from pathlib import Path
 
 from tmkd.core.config import REPO, TMKDError, make_config
-from tmkd.stats.evidence import (OWN_ANSWERS, PAPER_VERDICTS, adjust_family, comparison_row,
-                       detectable_text, family_size, group_of, verdict_kind)
+from tmkd.stats.evidence import (OWN_ANSWERS, PAPER_VERDICTS, adjust_family, comparison_row, detectable_text,
+                                 family_size, group_of, seeds_label)
 from tmkd.training.experiments import configured_models
 from tmkd.core.files import atomic, read_json, write_json_atomic, write_text_atomic
 from tmkd.stats.intervals import interval_from_seeds
 from tmkd.model.methods import comparison, comparisons, label, method, table_order
 from tmkd.core.numbers import TABLE4, pct
-from tmkd.reporting.report import collapsed_count, comparison_table, main_rows, per_seed, save_table, to_markdown
+from tmkd.reporting.plain import accuracies_sentence, difference_sentence, headline_words, kept_last_sentence
+from tmkd.reporting.report import (collapsed_count, comparison_table, first_seed, main_rows, per_seed, save_table,
+                                   to_markdown)
 from tmkd.training.rundir import read_metrics
-from tmkd.reporting.takeaways import GROUPS, counted, pair_name, power_sentences, span, where
+from tmkd.reporting.takeaways import GROUPS, counted, pair_name, power_sentences, where
 
 REFERENCE = REPO / "results" / "reference"
 README = REPO / "README.md"
@@ -207,8 +209,11 @@ def readme_table(reference=None) -> str:
             text += f" ± {pct(spread.loc[(method, task), 'std'], TABLE4)}"
         n_bad = collapsed_count(metrics, method, task)
         return text + (f" ({n_bad} collapsed)" if n_bad else "")
+    first = first_seed(metrics)
     for t in tasks:
         out[f"{t.upper()} (this run)"] = [cell(m, t) for m in table.index]
+        out["seeds"] = table[f"{t} seeds"].to_numpy()
+        out[f"at seed {first}"] = [pct(v, TABLE4) for v in table[f"{t} at seed {first}"]]
         out[f"{t.upper()} (paper)"] = table[f"{t} (paper)"].to_numpy()
     out["params (M)"] = table["params_M"].to_numpy()
     if "examples_per_s" in table.columns:
@@ -258,16 +263,11 @@ def legacy_rows(d, metrics) -> tuple:
     return rows, intervals
 
 
-LEGEND = ("Differences in dev accuracy points, A − B, the mean over {seeds} seeds. Each interval puts a t multiplier "
-          "with S − 1 degrees of freedom on the seed level (seed s of A paired with seed s of B, stage 1 included) and "
-          "a normal one on the dev sample's, in quadrature: it holds its level at 2 to 7 seeds "
-          "([benchmarks/README.md](benchmarks/README.md)). The paper's headline claims are one family, named before "
-          "the run and adjusted together (Holm): their verdicts read intervals at Holm-consistent levels. Its other "
-          "claims are exploratory (unadjusted 95 %); the series' own questions are neither counted nor headlined as "
-          "the paper's. Verdicts: *reproduced* (on the paper's side, its gap inside or beyond), *right direction, "
-          "smaller than the paper's*, *no difference shown* (holds 0, excludes the paper's gap), *opposite*, and "
-          "*inconclusive* (holds both); where the paper's gap is below what its single run can show it claims no "
-          "difference: *a difference the paper has none of*, *equivalent within ±m*, or *inconclusive*.")
+LEGEND = ("Each row: A − B in dev accuracy points at matched seeds (seed s of A against seed s of B, stage 1 "
+          "included), with an interval that carries both chances, the seeds' and the dev sample's "
+          "([benchmarks/README.md](benchmarks/README.md)). A one-seed row borrows its seed level from the headline "
+          "comparisons and reads no verdict. The paper's three headline claims are one family, adjusted together "
+          "(Holm); the other rows are unadjusted 95 %. Chapter 04 explains each verdict word.")
 LEGACY = ("This reference predates these intervals (issue 29): each is recomputed from the reference's per-seed "
           "accuracies and the dev-sample error of its old percentile bootstrap, a little wider than its predictions "
           "would give; a headline comparison it did not make counts in the family as not rejected.")
@@ -282,59 +282,58 @@ def _missing_primary(d) -> list:
 
 
 def readme_verdicts(reference=None) -> str:
-    """The README's verdicts, generated from the reference run's intervals: the paper's headline claims first
-    (Holm-adjusted), then its other claims (exploratory), then the series' own questions; per comparison and task
-    the paper's claim in its own direction and size, this run's difference with the interval its verdict reads,
-    the smallest difference it could detect, and the verdict (tmkd.stats.evidence)."""
+    """The README's verdicts as one table, generated from the reference run's intervals: the paper's headline claims
+    first (Holm-adjusted), then its other claims (exploratory), then the series' own questions; per comparison its
+    seeds, the paper's difference, this run's with its 95 % interval, the interval its verdict reads, the smallest
+    difference it could detect, and the verdict (tmkd.stats.evidence)."""
+    import pandas as pd
     raw = reference_intervals(reference)
     d = verdict_rows(raw, reference)
-    seeds = " or ".join(map(str, sorted(set(d["seeds"].astype(int)))))
-    lines = [LEGEND.format(seeds=seeds) + ("" if "family" in raw.columns else " " + LEGACY)]
+    rows = []
     for group, title in GROUPS:
-        rows = [r for r in d.to_dict("records") if group_of(r) == group]
-        if not rows and group != "primary":
-            continue
-        kinds = OWN_ANSWERS if group == "own" else PAPER_VERDICTS
-        lines += ["", f"**{title}**: {counted(rows, kinds)}."
-                  + (f" Not measured: {'; '.join(_missing_primary(d))}." if group == "primary" and _missing_primary(d)
-                     else ""), ""]
-        for r in rows:
-            lines.append(f"- {comparison(r['a'], r['b']).claim}. {where(r)}: {r['claim']}; here {span(r)}, detectable "
-                         f"{detectable_text(r)}: **{r['verdict']}**.")
+        for r in (r for r in d.to_dict("records") if group_of(r) == group):
+            p = r.get("paper_difference")
+            rows.append({"comparison": f"{comparison(r['a'], r['b']).claim} ({where(r)})",
+                         "claims": {"primary": "paper, headline", "exploratory": "paper, other",
+                                    "own": "the series' own"}[group],
+                         "seeds": seeds_label(r), "paper": "" if p is None or p == "" or p != p else f"{float(p):+.2f}",
+                         "here (95 %)": f"{float(r['difference']):+.2f} [{float(r['low']):+.2f}, {float(r['high']):+.2f}]",
+                         "verdict's interval": f"[{float(r['verdict_low']):+.2f}, {float(r['verdict_high']):+.2f}] "
+                                               f"({100 * float(r['verdict_level']):.1f} %)",
+                         "detectable": detectable_text(r), "verdict": f"**{r['verdict']}**"})
+    lines = [LEGEND + ("" if "family" in raw.columns else " " + LEGACY), "",
+             to_markdown(pd.DataFrame(rows), index=False).rstrip("\n")]
     power = power_sentences(d)
     if power:
-        lines += ["", "What an undecided claim of the paper's size would need here, from the measured parts of each "
-                  "comparison's variance:", ""] + [f"- {line}" for line in power]
+        lines += ["", "What an undecided claim of the paper's size would need here:", ""] + [f"- {p}" for p in power]
     return "\n".join(lines) + "\n"
 
 
 def readme_findings(reference=None) -> str:
-    """The README's first-screen summary, generated from the reference verdicts: the paper's headline claims
-    first, each with its adjusted interval and verdict; then its other claims counted; what this run reproduces
-    and finds opposite among the paper's claims; and last, apart, the series' own questions."""
+    """The README's first-screen summary in short sentences, generated from the reference: the absolute accuracies
+    (teachers, no KD, m-o-1, TMKD), each headline difference with its 95 % interval and seeds beside the paper's,
+    the headline verdicts by kind; the paper's other claims and the series' own questions counted apart."""
     raw = reference_intervals(reference)
     d = verdict_rows(raw, reference)
+    metrics = read_metrics(Path(reference or REFERENCE))
     rows = {g: [r for r in d.to_dict("records") if group_of(r) == g] for g, _ in GROUPS}
-    paper = rows["primary"] + rows["exploratory"]
-    size = rows["primary"][0]["adjustment"] if rows["primary"] else f"Holm over {family_size(set(d['task']))}"
-
-    def listed(found) -> str:
-        return "; ".join(f"{where(r)} {pair_name(r)}: {span(r)}" for r in found) or "none"
-    head = "; ".join(f"{where(r)} {pair_name(r)}: {span(r)}, **{r['verdict']}**"
-                     for r in rows["primary"]) or "none measured"
+    lines = []
+    for task in dict.fromkeys(r["task"] for r in rows["primary"]):
+        lines.append(accuracies_sentence(metrics, task, ("teacher", "no_kd", "mo1", "tmkd")))
+        lines += [difference_sentence(r) for r in rows["primary"] if r["task"] == task]
+        lines += headline_words([r for r in rows["primary"] if r["task"] == task])
+        lines += [line for line in [kept_last_sentence(metrics, "mo1", task)] if line]
     missing = _missing_primary(d)
-    lines = [f"- The paper's headline claims ({size}, 95 % family-wise): {head}"
-             + (f"; not measured: {'; '.join(missing)}" if missing else "") + ".",
-             f"- The paper's other claims (exploratory, unadjusted 95 %): {len(rows['exploratory'])} comparisons, "
-             f"{counted(rows['exploratory'], PAPER_VERDICTS)}.",
-             f"- Reproduced among the paper's claims: {listed([r for r in paper if verdict_kind(r['verdict']) == 'reproduced'])}"
-             f". Opposite to the paper: {listed([r for r in paper if verdict_kind(r['verdict']) == 'opposite'])}.",
-             "- The series' own questions, not the paper's: " + ("; ".join(
-                 f"{where(r)}, {r['verdict']} ({pair_name(r)}: {span(r)})" for r in rows["own"]) or "none")
-             + "."]
+    if missing:
+        lines.append(f"Not measured: {'; '.join(missing)}.")
+    lines.append(f"The paper's other claims: {len(rows['exploratory'])} comparisons, "
+                 f"{counted(rows['exploratory'], PAPER_VERDICTS + ('no verdict',))}.")
+    if rows["own"]:
+        lines.append(f"The series' own questions, not the paper's: {len(rows['own'])}, "
+                     f"{counted(rows['own'], OWN_ANSWERS + ('no verdict',))}.")
     if "family" not in raw.columns:
-        lines.append("- " + LEGACY)
-    return "\n".join(lines) + "\n"
+        lines.append(LEGACY)
+    return "\n".join(f"- {line}" for line in lines) + "\n"
 
 
 def _block(text: str, start: str, end: str, where) -> str:

@@ -39,6 +39,34 @@ def per_seed(metrics, methods=None):
     return df.groupby(["method", "task", "seed"])["accuracy"].mean().mul(100).rename("accuracy").reset_index()
 
 
+def first_seed(metrics) -> int:
+    """The seed every arm has: the side arms train it alone (side_seeds = 1), the main arms beside their others."""
+    return int(main_rows(metrics)["seed"].astype(int).min())
+
+
+def seeds_of(metrics, method: str, task: str) -> list:
+    """The seeds `method` has a result for on `task`, in order."""
+    seeds = per_seed(metrics, (method,))
+    return sorted(int(s) for s in seeds.loc[seeds["task"] == task, "seed"])
+
+
+def matched(metrics, a: str, b: str, task: str) -> dict:
+    """A against B at matched seeds, the seeds both have (a side arm's one seed: the main arm at that seed, never
+    its mean over seeds): {"a": mean %, "b": mean %, "seeds": [...]}; None when they share no seed."""
+    seeds = per_seed(metrics, (a, b))
+    seeds = seeds[seeds["task"] == task]
+    shared = sorted(set(seeds.loc[seeds["method"] == a, "seed"]) & set(seeds.loc[seeds["method"] == b, "seed"]))
+    if not shared:
+        return None
+    at = seeds[seeds["seed"].isin(shared)].groupby("method")["accuracy"].mean()
+    return {"a": float(at[a]), "b": float(at[b]), "seeds": [int(s) for s in shared]}
+
+
+def seeds_words(seeds) -> str:
+    """"7 seeds" or "seed 42": how many seeds a number stands on, as every sentence writes it."""
+    return f"seed {seeds[0]}" if len(seeds) == 1 else f"{len(seeds)} seeds"
+
+
 # Rows whose sd is over every model rather than over seeds: the N teachers (how far apart they are), and m-o-m's
 # members (N per seed: the n of the cell counts them all).
 PER_MODEL = ("teacher", "mom_member")
@@ -69,13 +97,18 @@ def seed_table(metrics, methods=None, tasks=None, majority=None):
         n_bad = collapsed_count(metrics, m, t)
         if n_bad:
             cells[(m, t)] += f" {n_bad} collapsed"
+    first = first_seed(metrics)
+    at_first = df[df["seed"] == first].groupby(["method", "task"])["accuracy"].mean()
     table = pd.Series(cells).unstack()
+    tasks = list(table.columns)
     table.columns = [f"{t} (mean of {' and '.join(d.split('_')[-1] for d in dev_splits(t))})"
                      if len(dev_splits(t)) > 1 else t for t in table.columns]
+    for t in tasks:           # every row at the seed all arms have: a one-seed arm is read against this column
+        table[f"{t} at seed {first}"] = [pct(at_first.get((m, t))) for m in table.index]
     order = [m for m in methods if m in table.index]
     table = table.loc[order].fillna("")
     table.index = [label(m) for m in order]
-    table.index.name = "method (mean ± sd over n)"
+    table.index.name = "method (mean ± sd over n seeds)"
     return table
 
 
@@ -108,8 +141,17 @@ def comparison_table(metrics, speed=None, methods=None):
         on = speed[speed["device"] == main_device(speed)]        # one device: never the best across devices
         eps = on.groupby("method")["examples_per_s"].max()
         table.insert(1, "examples_per_s", eps.reindex(table.index).round(1))
+    tasks = [t for t in table.columns if t in ("mnli", "snli", "qnli", "rte")]
+    first, seeds = first_seed(df), per_seed(metrics, tuple(table.index))
+    for task in tasks:        # how many seeds each row's mean holds, and every row at the seed all arms have
+        on = seeds[seeds["task"] == task]
+        n = on.groupby("method")["seed"].nunique()
+        at = on[on["seed"] == first].groupby("method")["accuracy"].mean()
+        place = list(table.columns).index(task) + 1
+        table.insert(place, f"{task} seeds", [str(int(n[m])) if m in n else "" for m in table.index])
+        table.insert(place + 1, f"{task} at seed {first}", [rounded(at.get(m), TABLE4) for m in table.index])
     for source, numbers in PUBLISHED.items():
-        for task in [t for t in table.columns if t in ("mnli", "snli", "qnli", "rte")]:
+        for task in tasks:
             table[f"{task} ({SOURCE_LABELS[source]})"] = [numbers.get(m, {}).get(task) for m in table.index]
     return table
 
@@ -118,15 +160,33 @@ def readable(table, decimals: int = 1):
     """A method x column table as a reader reads it: method labels, fixed decimals, blank where there is no number."""
     shown = table.rename(index=label,
                          columns={"params_M": "params (M)", "examples_per_s": "examples/s (batch 32)"})
-    shown = shown.apply(lambda col: [pct(float(v), decimals) if v == v and v not in ("", None) else "" for v in col])
+    shown = shown.apply(lambda col: [v if isinstance(v, str) else pct(float(v), decimals) if v == v and v is not None
+                                     else "" for v in col])     # text (a seed count, a published range) as it is
     shown.index.name = "method"
     return shown
+
+
+def pooling_table(pooling):
+    """Chapter 03's pooling check as a reader reads it: the arm by its label, no run names."""
+    shown = pooling.drop(columns=["model"]).assign(method=pooling["method"].map(label))
+    return shown.rename(columns={"method": "arm"}).reset_index(drop=True)
+
+
+def chapter_intervals(run: Path) -> dict:
+    """{"04": chapter 04's interval table, "06": chapter 06's} as they were saved (None where a chapter has not run):
+    what chapter 08 compares its verdicts with."""
+    import pandas as pd
+    found = {}
+    for chapter, name in (("04", "intervals_one_stage"), ("06", "intervals_two_stage")):
+        path = Path(run) / "tables" / f"{name}.csv"
+        found[chapter] = pd.read_csv(path, index_col=0, keep_default_na=False) if path.exists() else None
+    return found
 
 
 def stage1_size_table(curve):
     """The corpus-size curve as a reader reads it: "no stage 1" where a size has no stage 1 to score."""
     column = "after stage 1 (%)"
-    shown = curve.astype({column: object})
+    shown = curve.drop(columns=[c for c in ("stage-2 model",) if c in curve.columns]).astype({column: object})
     shown.loc[curve[column].isna(), column] = "no stage 1"
     return shown
 
@@ -158,11 +218,19 @@ def relative_table(metrics):
     acc = method_table(metrics)
     students = [m for m in acc.index if m not in ("teacher", "teacher_ensemble")]
     table = pd.DataFrame(index=pd.Index([label(m) for m in students], name="student"))
+    seeds, first = per_seed(metrics, tuple(acc.index)), first_seed(metrics)
     for task in acc.columns:
+        on = seeds[seeds["task"] == task]
+        n = on.groupby("method")["seed"].nunique()
+        at = on[on["seed"] == first].groupby("method")["accuracy"].mean()
+        table[f"{task.upper()}: seeds"] = [str(int(n[m])) if m in n else "-" for m in students]
         for ref, name in (("teacher", "mean teacher"), ("teacher_ensemble", "ensemble")):
-            if ref in acc.index:
+            if ref in acc.index:       # the teachers are trained once: every seed of a student is read against them
                 ratio = acc.loc[students, task] / acc.loc[ref, task] * 100
                 table[f"{task.upper()}: % of {name}"] = [pct(v) if v == v else "-" for v in ratio]
+        if "teacher" in acc.index:
+            ratio = at.reindex(students) / acc.loc["teacher", task] * 100
+            table[f"{task.upper()} at seed {first}: % of mean teacher"] = [pct(v) if v == v else "-" for v in ratio]
     return table
 
 
@@ -329,6 +397,23 @@ def speed_table(speed):
     import pandas as pd
     d = speed.reset_index(drop=True)
     batch = int(d["batch_size"].iloc[0]) if len(d) else 0
-    return pd.DataFrame({"model": d["model"], "params (M)": (d["params"] / 1e6).round(1),
-                         f"examples/s (batch {batch})": d["examples_per_s"].round(1),
-                         "latency (ms, batch 1)": d["latency_ms"].round(1), "device": d["device"]}).set_index("model")
+    table = pd.DataFrame({"model": [timed_name(m) for m in d["model"]], "params (M)": (d["params"] / 1e6).round(1),
+                          f"examples/s (batch {batch})": d["examples_per_s"].round(1),
+                          "latency (ms, batch 1)": d["latency_ms"].round(1), "device": d["device"]})
+    if table["device"].nunique() == 1:          # one device: named once, above the rows, not on each of them
+        table = table.drop(columns="device").rename(columns={"model": f"model (on {d['device'].iloc[0]})"})
+        return table.set_index(table.columns[0])
+    return table.set_index("model")
+
+
+def timed_name(model: str) -> str:
+    """A timed model as a reader names it ("qnli/student-k3" -> "student, 3 layers"), never its run name."""
+    import re
+    name = str(model).split("/")[-1]
+    if m := re.fullmatch(r"student-k(\d+)", name):
+        return f"student, {m.group(1)} layer{'s' if m.group(1) != '1' else ''}"
+    if m := re.fullmatch(r"teacher-ensemble-(\d+)", name):
+        return f"teacher ensemble ({m.group(1)} teachers)"
+    if m := re.fullmatch(r"mom(\d+)", name):
+        return f"m-o-m ({m.group(1)} students)"
+    return {"teacher": "one teacher", "tmkd": "TMKD student", "tmkd-int8": "TMKD student, int8"}.get(name, name)

@@ -113,7 +113,8 @@ def speedup_sentence(cfg: Config, speed) -> str:
     wider than its student (24 x 1024 against 3 x 768), while here the student keeps its teacher's width."""
     on = speed[speed["device"] == speed["device"].mode()[0]].set_index("model")["examples_per_s"]
     task = cfg.stage2_task
-    student = on.get(f"{task}/tmkd", on.get(f"{cfg.sweep_task}/student-k{cfg.student_layers}"))
+    # the layer sweep's student of the configured depth: the one timing chapter 07's size sentence reads too
+    student = on.get(f"{cfg.sweep_task}/student-k{cfg.student_layers}", on.get(f"{task}/tmkd"))
     teacher = on.get(f"{task}/teacher")
     if student is None or teacher is None:
         return "The teacher or the student was not timed in this run: no speed-up to report."

@@ -3,7 +3,7 @@
 accuracy written by tmkd.core.numbers."""
 from __future__ import annotations
 
-from tmkd.stats.evidence import OWN_ANSWERS, PAPER_VERDICTS, detectable_text, group_of, one_seed, verdict_kind
+from tmkd.stats.evidence import OWN_ANSWERS, PAPER_VERDICTS, group_of, one_seed, verdict_kind
 from tmkd.stats.intervals import SPAN
 from tmkd.model.methods import label, short_name
 from tmkd.core.numbers import TABLE4, below_majority, gap, mean_sd, pct, rounded
@@ -108,6 +108,56 @@ def sweep_sentence(metrics, knob: str, majority=None) -> str:
     return "\n".join(out)
 
 
+def pooling_sentence(pooling, cfg) -> str:
+    """Chapter 03's pooling check in words: each arm's accuracy with [CLS] and with the mean of the tokens, and a
+    collapsed model (one class for most dev examples) called out."""
+    acc = pooling.groupby(["task", "method", "pooling"])["accuracy (%)"].mean().unstack()
+    flat = pooling.groupby(["task", "method", "pooling"])["collapsed"].any().unstack()
+    mark = lambda task, m, p: f" (collapsed: one class for >= {COLLAPSED:.0%} of dev)" if flat.loc[(task, m), p] else ""  # noqa: E731
+    return f"This run uses pooling={cfg.pooling!r}.\n" + "\n".join(
+        f"{task.upper()} {label(m)}: [CLS] {pct(acc.loc[(task, m), 'cls'])} %{mark(task, m, 'cls')}, mean of the tokens "
+        f"{pct(acc.loc[(task, m), 'mean'])} %{mark(task, m, 'mean')}." for task, m in acc.index)
+
+
+def sweeps_conclusion(metrics, cfg, majority=None) -> str:
+    """Chapter 03's conclusion, generated: the deepest student of the layer sweep against the best teacher and the
+    ensemble; whether SGD learned at the learning rate tuned for AdamW; the head depth's best value. One seed each,
+    so a gap inside the dev-sample noise is called no gap."""
+    lines = []
+    layers = sweep_rows(metrics, "layers")
+    teachers = main_rows(metrics)
+    if len(layers):
+        task = layers["task"].iloc[0]
+        on = teachers[teachers["task"] == task]
+        deep = layers.loc[layers["layers"].idxmax()]
+        acc = 100 * float(deep["accuracy"])
+        noise = dev_noise(float(deep["accuracy"]), int(deep["n_examples"]))
+        best = 100 * on.loc[on["method"] == "teacher", "accuracy"].max() if (on["method"] == "teacher").any() else None
+        ens = 100 * on.loc[on["method"] == "teacher_ensemble", "accuracy"].mean() if (
+            on["method"] == "teacher_ensemble").any() else None
+        if best is not None:
+            near = lambda ref: "level with" if abs(rounded(acc) - rounded(ref)) < rounded(noise) else (  # noqa: E731
+                "above" if acc > ref else "below")
+            text = (f"The {int(deep['layers'])}-layer student scores {pct(acc)} % on {task.upper()} dev: {near(best)} "
+                    f"the best teacher ({pct(best)} %)")
+            text += f" and {near(ens)} the ensemble ({pct(ens)} %)" if ens is not None else ""
+            lines.append(text + f", within one seed's ±{pct(noise)} points of dev-sample noise.")
+    opt = sweep_rows(metrics, "optimizer")
+    if {"adamw", "sgd"} <= set(opt["optimizer"]):
+        task = opt["task"].iloc[0]
+        by = opt.groupby("optimizer")["accuracy"].mean() * 100
+        flat = bool(not_learning(by["sgd"], majority, task))
+        lines.append(f"SGD at AdamW's learning rate ({cfg.student_lr:g}) scores {pct(by['sgd'])} % against AdamW's "
+                     f"{pct(by['adamw'])} %" + (": it did not learn. That rate is far too small for plain SGD, so this "
+                                                "says nothing about SGD at a rate of its own." if flat else "."))
+    heads = sweep_rows(metrics, "head_layers")
+    if heads["head_layers"].nunique() > 1:
+        by = heads.groupby("head_layers")["accuracy"].mean() * 100
+        lines.append(f"One FC layer per head or more: {', '.join(f'{int(k)} {pct(v)} %' for k, v in by.items())}; the "
+                     f"series keeps {cfg.student_head_layers}, as the paper does.")
+    return "\n".join(lines) or "No sweep in this run."
+
+
 def g_method(df, series: str) -> str:
     """The method of one line of a sweep (report.sweep_rows)."""
     return df.loc[df["series"] == series, "method"].iloc[0]
@@ -137,7 +187,7 @@ def alpha_trend(acc, noise: float) -> str:
     return text + "."
 
 
-# ---- the comparisons in words (chapters 04, 06 and 08, and the README through tmkd.reporting.publish) -------------------------
+# ---- the comparisons counted and their intervals in words (chapters 04, 06 and 08, and the README) --------------
 
 GROUPS = (("primary", "The paper's headline claims (primary family, named before the run; verdicts on intervals "
                       "adjusted together with Holm's procedure)"),
@@ -159,7 +209,8 @@ def span(r) -> str:
     level = float(r["verdict_level"]) * 100
     how = f"Holm-adjusted {level:.1f} %" if group_of(r) == "primary" else f"{level:g} %"
     if one_seed(r):
-        how += "; one seed: another seed's chance is not in it, so no verdict is read from it"
+        how += ("; one seed, its seed level borrowed from the headline comparisons: no verdict"
+                if r.get("seed_level") == "borrowed" else "; one seed: another seed's chance is not in it, no verdict")
     return f"{float(r['difference']):+.2f} [{float(r['verdict_low']):+.2f}, {float(r['verdict_high']):+.2f}] ({how})"
 
 
@@ -175,12 +226,6 @@ def where(r) -> str:
     return r["task"].upper() + ("" if r["split"] == "validation" else f" {r['split'].split('_')[-1]}")
 
 
-def row_sentence(r) -> str:
-    """One comparison: the claim in its words, this run's difference with the interval its verdict reads, the
-    smallest difference it could detect, and the verdict."""
-    return f"{where(r)}: {r['claim']}; here {span(r)}, detectable {detectable_text(r)} -> {r['verdict']}"
-
-
 def counted(rows, kinds) -> str:
     """"1 no difference shown, 2 inconclusive" (only the kinds that occur, in the order of `kinds`)."""
     found = [verdict_kind(r["verdict"]) for r in rows]
@@ -193,21 +238,11 @@ def verdict_summary(intervals) -> str:
     for group, title in GROUPS:
         rows = group_rows(intervals, group)
         if rows:
-            kinds = OWN_ANSWERS if group == "own" else PAPER_VERDICTS
+            kinds = (OWN_ANSWERS if group == "own" else PAPER_VERDICTS) + ("no verdict",)
             parts.append(f"{title.split(' (')[0]}: {len(rows)} ({counted(rows, kinds)})")
         elif group == "primary":
             parts.append(f"{title.split(' (')[0]}: none in this table (chapters 06 and 08 hold them)")
     return "; ".join(parts[:1] + [p[0].lower() + p[1:] for p in parts[1:]]) + "."
-
-
-def interval_sentences(intervals) -> str:
-    """Every comparison in words, grouped: the paper's headline family, its other claims, the series' own."""
-    lines = []
-    for group, title in GROUPS:
-        rows = group_rows(intervals, group)
-        if rows:
-            lines += [f"{title}:"] + [f"  {row_sentence(r)}" for r in rows]
-    return "\n".join(lines)
 
 
 def power_sentences(intervals) -> list:
@@ -310,80 +345,3 @@ def _span_of(low: float, high: float, base: float) -> str:
     """"3.1 to 5.0" points above `base`, each the difference of the printed numbers; "3.1" when both ends agree."""
     a, b = gap(low, base).lstrip("+"), gap(high, base).lstrip("+")
     return a if a == b else f"{a} to {b}"
-
-
-# ---- chapter 04: why one-stage KD trails no KD here (the series' own questions, measured) ---------------------
-
-def seen_sentence(seen) -> str:
-    """The teachers on the pairs they trained on against pairs they never saw (teacher_selection.
-    teachers_seen_and_unseen), in plain words: how right and how sure they are, and how large their logits are.
-    Surer: at least 2 points more probability on the gold label; larger: logits at least 5 % larger (RMS)."""
-    out = []
-    for task, g in seen.groupby("task", sort=False):
-        m = g.groupby("pairs", sort=False)[["n", "accuracy (%)", "P(gold label) (%)", "logit RMS"]].mean()
-        trained, unseen = m.iloc[0], m.iloc[1]
-        ratio = trained["logit RMS"] / unseen["logit RMS"]
-        surer = trained["P(gold label) (%)"] - unseen["P(gold label) (%)"] >= 2
-        larger = ratio >= 1.05
-        out.append(f"{task.upper()}: on the {trained['n']:,.0f} pairs they trained on, the teachers are right on "
-                   f"{pct(trained['accuracy (%)'])} % and give the gold label {pct(trained['P(gold label) (%)'])} % "
-                   f"probability on average; on {unseen['n']:,.0f} pairs they never saw, {pct(unseen['accuracy (%)'])} "
-                   f"% and {pct(unseen['P(gold label) (%)'])} %.")
-        reading = {(True, True): "so one-stage KD copies surer and larger targets than stage 1 reads.",
-                   (True, False): "so one-stage KD copies surer targets than stage 1 reads, though no larger.",
-                   (False, True): "so one-stage KD copies larger targets than stage 1 reads, though no surer.",
-                   (False, False): "so here the in-sample targets are neither surer nor larger: the in-sample "
-                                   "explanation finds no support in them."}[(bool(surer), bool(larger))]
-        out.append(f"Their logits are {ratio:.2f}x as large on their own training pairs (RMS "
-                   f"{trained['logit RMS']:.2f} against {unseen['logit RMS']:.2f}), {reading}")
-    return "\n".join(out)
-
-
-def heads_sentence(heads) -> str:
-    """m-o-1's golden head, soft heads and Eq. 6 (experiments.head_accuracies) in plain words, and how far Eq. 6
-    moves any KD student from its golden head."""
-    if not len(heads):
-        return "No KD student with soft heads in this run."
-    out = []
-    for r in heads[heads["method"].isin([label("mo1"), label("mo1_label")])].to_dict("records"):
-        out.append(f"{r['task'].upper()} {r['method']} ({r['seeds']} seed{'s' if r['seeds'] > 1 else ''}): golden "
-                   f"head {pct(r['golden head (%)'])} %, soft heads {pct(r['soft heads (%)'])} %, all heads (Eq. 6) "
-                   f"{pct(r['Eq. 6: all heads (%)'])} %.")
-    gain = heads["Eq. 6: all heads (%)"] - heads["golden head (%)"]
-    worst = heads.loc[gain.abs().idxmax()]
-    out.append(f"Across the {len(heads)} KD arms, Eq. 6 is at most {pct(gain.abs().max())} points from the golden "
-               f"head alone ({worst['task'].upper()} {worst['method']}): "
-               + ("averaging in the soft heads is not what costs the KD students accuracy here."
-                  if gain.min() > -1 else "averaging in the soft heads costs some of them accuracy here."))
-    return "\n".join(out)
-
-
-def label_only_sentence(intervals) -> str:
-    """The label-only control against no KD and against m-o-1 (their paired intervals), and which explanation of
-    m-o-1's deficit it supports: the loss' form and scale, or the teachers' in-sample logits."""
-    rows = intervals[intervals["a"] == "mo1_label"]
-    if not len(rows):
-        return "The label-only control is not in this run."
-    out = []
-    for (task, split), g in rows.groupby(["task", "split"], sort=False):
-        r = {row["b"]: row for row in g.to_dict("records")}
-        if not {"no_kd", "mo1"} <= set(r):
-            continue
-        nokd, mo1 = r["no_kd"], r["mo1"]
-        say = lambda row: (f"{row['difference']:+.2f} points [{row['low']:+.2f}, {row['high']:+.2f}]")  # noqa: E731
-        where = task.upper() + (f" ({split})" if rows[rows["task"] == task]["split"].nunique() > 1 else "")
-        out.append(f"{where}: the label-only control minus no KD is {say(nokd)}, and minus m-o-1 {say(mo1)} "
-                   f"({nokd['seeds']} seeds, paired, 95 %).")
-        below_nokd, above_mo1 = nokd["high"] < 0, mo1["low"] > 0
-        if below_nokd and not above_mo1:
-            out.append("It trails no KD as m-o-1 does: the soft loss' form and scale explain the deficit, not what the "
-                       "teachers know.")
-        elif above_mo1 and not below_nokd:
-            out.append("It beats m-o-1 and does not trail no KD: the teachers' logits on their own training pairs are "
-                       "what costs m-o-1.")
-        elif above_mo1:
-            out.append("It beats m-o-1 yet trails no KD: both the loss and the teachers' in-sample logits cost "
-                       "accuracy.")
-        else:
-            out.append("Neither explanation is shown at this run's size: both intervals hold 0 or point both ways.")
-    return "\n".join(out) or "The label-only control is not compared in this run."

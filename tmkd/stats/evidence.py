@@ -12,7 +12,8 @@ from tmkd.core.config import Config
 from tmkd.inputs.data import dev_splits
 from tmkd.training.experiments import configured_variants
 from tmkd.training.specs import arm_seeds, method_specs
-from tmkd.stats.intervals import LEVEL, SPAN, detectable, holm, holm_levels, interval_at, needed_size, paired_interval
+from tmkd.stats.intervals import (LEVEL, borrow_seed_level, detectable, holm, holm_levels, interval_at, needed_size,
+                                  paired_interval, t_seeds)
 from tmkd.training.logit_cache import align_examples
 from tmkd.model.method import combine_students
 from tmkd.model.methods import REGISTRY, comparison, comparisons, label
@@ -25,6 +26,8 @@ from tmkd.training.students import student_predictions
 # "equivalent" is returned as "equivalent within ±{margin}": match them by prefix (verdict_kind).
 PAPER_VERDICTS = ("reproduced", "right direction, smaller than the paper's", "no difference shown", "opposite",
                   "a difference the paper has none of", "equivalent", "inconclusive")
+# A comparison trained on one seed reads no verdict at all, however narrow its dev interval: no verdict word.
+NO_VERDICT = "one seed: no verdict"
 # The answer to a question of the series' own (a comparison the paper does not make), "<question>: <answer>".
 OWN_ANSWERS = ("yes", "no", "cannot tell")
 
@@ -33,6 +36,8 @@ def verdict_kind(verdict: str) -> str:
     """A verdict without its detail: one of PAPER_VERDICTS, or OWN_ANSWERS for the series' own questions
     ("stage 1 beats more steps: no (equivalent within ±1)" -> "no"), for colours and counts."""
     v = str(verdict)
+    if v == NO_VERDICT:
+        return "no verdict"
     if ": " in v:
         return v.rsplit(": ", 1)[1].split(" (")[0]
     return next((kind for kind in PAPER_VERDICTS if v.startswith(kind)), v)
@@ -175,7 +180,8 @@ def comparison_row(task: str, split: str, a: str, b: str, interval: dict) -> dic
             "family": "primary" if getattr(comparison(a, b), "family", "") == "primary" else "exploratory",
             "claim": claim_words(la, lb, task, p, resolution) if p is not None else
             f"the series' own question (the paper makes no such comparison): {own_question(a, b)}",
-            "seeds": interval["seeds"][0], "examples": interval["examples"], "paper_difference": p,
+            "seeds": interval["seeds"][0], "seed_level": "borrowed" if interval.get("borrowed") else
+            "measured" if interval["seed_level"] else "none", "examples": interval["examples"], "paper_difference": p,
             "paper_resolution": resolution, "difference": round(interval["difference"], 2),
             "low": round(interval["low"], 2), "high": round(interval["high"], 2),
             "se_seeds": round(interval["se_seeds"], 4), "se_examples": round(interval["se_examples"], 4),
@@ -186,7 +192,7 @@ def power_columns(row: dict, interval: dict) -> dict:
     """What the comparison could detect at the level its verdict reads (80 % power), and the dev examples and seeds
     a true difference of the paper's size would need here (a directional claim of the paper only)."""
     level = float(row["verdict_level"])
-    found = detectable(interval["se_seeds"], interval["se_examples"], interval["seeds"][0], level)
+    found = detectable(interval["se_seeds"], interval["se_examples"], t_seeds(interval), level)
     p = row["paper_difference"]
     directional = row["whose"] == "paper" and not no_difference_claimed(p, row["paper_resolution"])
     need = needed_size(interval, p, level) if directional else {"examples": None, "seeds": None}
@@ -209,10 +215,11 @@ def adjust_family(rows, intervals, size: int, margin: float = 1.0) -> list:
         low, high = interval_at(interval, float(r["verdict_level"]))
         r.update(verdict_low=round(low, 2), verdict_high=round(high, 2))
         shown = {"difference": float(r["difference"]), "low": r["verdict_low"], "high": r["verdict_high"]}
-        if not interval.get("seed_level", True):     # one seed: the seed's chance is not in the interval, so
-            shown = {"difference": shown["difference"], "low": -SPAN, "high": SPAN}   # no verdict can be read from it
-        r["verdict"] = (own_verdict(shown, own_question(r["a"], r["b"]), margin) if r["whose"] == "series" else
-                        claim_verdict(shown, r["paper_difference"], r["paper_resolution"], margin))
+        if not interval.get("seed_level", True):     # one seed: its own seed's chance is unmeasured, so no verdict
+            r["verdict"] = NO_VERDICT
+        else:
+            r["verdict"] = (own_verdict(shown, own_question(r["a"], r["b"]), margin) if r["whose"] == "series" else
+                            claim_verdict(shown, r["paper_difference"], r["paper_resolution"], margin))
         r.update(power_columns(r, interval))
     return rows
 
@@ -244,7 +251,7 @@ def compare_methods(cfg: Config, pairs, tasks=None):
     as never rejected), the others exploratory; and each row's verdict. A weak-teacher variant is compared only
     on a task where the configuration trains it."""
     import pandas as pd
-    rows, intervals = [], []
+    keys, intervals = [], []
     for task in tasks or cfg.tasks:
         variants = configured_variants(cfg, task)
         for split in dev_splits(task):
@@ -254,9 +261,25 @@ def compare_methods(cfg: Config, pairs, tasks=None):
                 (ca, ia), (cb, ib) = method_correct(cfg, task, a, split), method_correct(cfg, task, b, split)
                 both = min(len(ca), len(cb))     # the seeds both arms have (side arms train the first side_seeds)
                 ca, cb = ca[:both], cb[:both]
+                keys.append((task, split, a, b))
                 intervals.append(paired_interval(ca, cb, ia, ib))
-                rows.append(comparison_row(task, split, a, b, intervals[-1]))
+    intervals = lend_seed_level(keys, intervals)
+    rows = [comparison_row(*k, i) for k, i in zip(keys, intervals)]
     return pd.DataFrame(adjust_family(rows, intervals, family_size(cfg.tasks), cfg.equivalence_margin))
+
+
+def lend_seed_level(keys, intervals) -> list:
+    """Each one-seed comparison ((task, split, a, b) in `keys`) given the seed level of the headline comparisons
+    measured over several seeds on its task and dev split: the largest per-seed variance var(d_s) among them, with
+    that comparison's seeds for t's degrees of freedom (borrow_seed_level). Without one, the one-seed interval is
+    left as it is (the dev sample's alone) and says so (seed_level "none")."""
+    lender = {}
+    for (task, split, a, b), i in zip(keys, intervals):
+        if getattr(comparison(a, b), "family", "") == "primary" and i["seed_level"]:
+            if (task, split) not in lender or i["parts"]["seeds"] > lender[(task, split)][0]:
+                lender[(task, split)] = (i["parts"]["seeds"], i["seeds"][0])
+    return [borrow_seed_level(i, *lender[k[:2]]) if not i["seed_level"] and k[:2] in lender else i
+            for k, i in zip(keys, intervals)]
 
 
 # ---- how the comparisons read: a table and a forest plot ----------------------------------------------------------
@@ -264,7 +287,8 @@ def compare_methods(cfg: Config, pairs, tasks=None):
 VERDICT_COLORS = {"reproduced": "tab:green", "right direction, smaller than the paper's": "tab:olive",
                   "no difference shown": "tab:purple", "opposite": "tab:red",
                   "a difference the paper has none of": "tab:orange", "equivalent": "tab:blue",
-                  "inconclusive": "tab:gray", "yes": "tab:cyan", "no": "tab:pink", "cannot tell": "tab:brown"}
+                  "inconclusive": "tab:gray", "yes": "tab:cyan", "no": "tab:pink", "cannot tell": "tab:brown",
+                  "no verdict": "silver"}
 
 
 def group_of(r) -> str:
@@ -278,10 +302,17 @@ def one_seed(r) -> bool:
     return str(r.get("seeds", "")) in ("1", "1.0")
 
 
+def seeds_label(r) -> str:
+    """"7 seeds" or "1 seed, seed level borrowed": how many seeds a comparison pairs, and what its seed level is."""
+    n = int(float(r["seeds"]))
+    how = {"borrowed": ", seed level borrowed", "none": ", no seed level"}.get(r.get("seed_level"), "")
+    return f"{n} seed{'s' if n > 1 else ''}{how}"
+
+
 def detectable_text(r) -> str:
-    """A row's detectable difference as written everywhere: "2.44"; on one seed a lower bound, "≥ 1.00", because
-    another seed's chance, which it does not hold, only widens it."""
-    return ("≥ " if one_seed(r) else "") + f"{float(r['detectable']):.2f}"
+    """A row's detectable difference as written everywhere: "2.44"; on one seed without a borrowed seed level a
+    lower bound, "≥ 1.00", because another seed's chance, which it does not hold, only widens it."""
+    return ("≥ " if one_seed(r) and r.get("seed_level") != "borrowed" else "") + f"{float(r['detectable']):.2f}"
 
 
 def plot_intervals(intervals, title: str = "A minus B, dev accuracy points: the interval each verdict reads"):
@@ -295,19 +326,24 @@ def plot_intervals(intervals, title: str = "A minus B, dev accuracy points: the 
     y = np.arange(len(d))[::-1]
     for yi, (_, r) in zip(y, d.iterrows()):
         c = VERDICT_COLORS[verdict_kind(r["verdict"])]
-        ax.plot([r["low"], r["high"]], [yi, yi], color=c, lw=0.8)
-        ax.plot([r["verdict_low"], r["verdict_high"]], [yi, yi], color=c, lw=2.2)
-        ax.plot(r["difference"], yi, "o", color=c)
+        borrowed = r.get("seed_level") == "borrowed"
+        if r.get("seed_level") != "none":     # one seed without a seed level to borrow: a point, no interval
+            ax.plot([r["low"], r["high"]], [yi, yi], color=c, lw=2.2, ls="--" if borrowed else "-")
+            if group_of(r) == "primary":      # Holm's wider interval, the verdict's, thin with end marks
+                ax.plot([r["verdict_low"], r["verdict_high"]], [yi, yi], color=c, lw=0.9, marker="|", ms=9)
+        ax.plot(r["difference"], yi, "o", color=c, mfc="white" if one_seed(r) else c)
         if r.get("paper_difference") not in (None, "") and r["paper_difference"] == r["paper_difference"]:
             ax.plot(float(r["paper_difference"]), yi, "x", color="k")
     split = lambda s: "" if s in ("validation", "", None) or s != s else f" {str(s).split('_')[-1]}"   # noqa: E731
     labels = [f"[{group_of(r)}] {r['task'].upper()}{split(r.get('split'))}: {label(r['a'])} - "
-              f"{label(r['b'])}" for _, r in d.iterrows()]
+              f"{label(r['b'])} ({seeds_label(r)})" for _, r in d.iterrows()]
     ax.set_yticks(y, labels, fontsize=8)
     ax.axvline(0, color="k", lw=0.8)
     crosses = d["paper_difference"].map(lambda x: x not in (None, "") and x == x).any()
-    ax.set_xlabel("difference in dev accuracy (points)" + ("; x = the paper's difference" if crosses else "")
-                  + "; primary: Holm-adjusted (thick), 95 % (thin)")
+    lent = (d.get("seed_level", "") == "borrowed").any()
+    ax.set_xlabel("difference in dev accuracy (points): thick, 95 %" + ("; thin with end marks, Holm-adjusted"
+                  if (d["family"] == "primary").any() else "") + ("; dashed: one seed, seed level borrowed" if lent
+                  else "") + ("; x = the paper's difference" if crosses else ""), fontsize=8)
     shown = {verdict_kind(v) for v in d["verdict"]}
     handles = [plt.Line2D([], [], color=c, lw=2, label=v) for v, c in VERDICT_COLORS.items() if v in shown]
     ax.legend(handles=handles, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
@@ -328,7 +364,7 @@ def interval_table(intervals):
         "task": d["task"].str.upper() + d["split"].map(lambda s: "" if s == "validation" else f" {s.split('_')[-1]}"),
         "comparison": [{"primary": f"primary ({r['adjustment']})", "exploratory": "exploratory, unadjusted",
                         "own": "the series' own question"}[group_of(r)] for r in d.to_dict("records")],
-        "A": d["a"].map(label), "B": d["b"].map(label),
+        "A": d["a"].map(label), "B": d["b"].map(label), "seeds": [seeds_label(r) for r in d.to_dict("records")],
         "paper A - B": d["paper_difference"].map(pts), "here A - B": d["difference"].map(pts),
         "95 % interval": [f"[{lo:+.2f}, {hi:+.2f}]" for lo, hi in zip(d["low"], d["high"])],
         "verdict's interval": [f"[{lo:+.2f}, {hi:+.2f}] ({100 * float(lv):.1f} %)"

@@ -149,10 +149,30 @@ def _interval(difference: float, parts: dict, n_seeds: int, n: int, level: float
             "seeds": (n_seeds, n_seeds), "examples": n}
 
 
+def t_seeds(interval: dict) -> int:
+    """The seed count whose S - 1 degrees of freedom the seed level's t has: the comparison's own, or for a one-seed
+    comparison given a borrowed seed level, the seeds that level was measured on."""
+    return int(interval.get("t_seeds") or interval["seeds"][0])
+
+
+def borrow_seed_level(interval: dict, seed_variance: float, n_from: int, level: float = LEVEL) -> dict:
+    """A one-seed comparison with the seed level it cannot measure, borrowed: `seed_variance`, var(d_s) of a
+    comparison of the main arms measured over `n_from` seeds (points^2; it holds the seed's chance of one seed's
+    difference), taken whole (one seed: divided by 1) with t on n_from - 1 degrees of freedom. So the interval of one
+    seed is wider than the measured seeds' own, never narrower, as another seed's chance widens it. The seed level is
+    then borrowed, not measured (seed_level stays False: no verdict is read from it)."""
+    se_seeds = math.sqrt(seed_variance)
+    low, high = _within_span(interval["difference"], half_width(se_seeds, interval["se_examples"], n_from, level))
+    return interval | {"low": low, "high": high, "se_seeds": se_seeds, "se": math.hypot(se_seeds, interval["se_examples"]),
+                       "p_value": p_value(interval["difference"], se_seeds, interval["se_examples"], n_from),
+                       "detectable": detectable(se_seeds, interval["se_examples"], n_from), "t_seeds": n_from,
+                       "borrowed": True}
+
+
 def interval_at(interval: dict, level: float) -> tuple:
     """(low, high) of `interval`'s comparison at another level (a family's adjusted one)."""
     return _within_span(interval["difference"],
-                        half_width(interval["se_seeds"], interval["se_examples"], interval["seeds"][0], level))
+                        half_width(interval["se_seeds"], interval["se_examples"], t_seeds(interval), level))
 
 
 def _within_span(difference: float, h: float) -> tuple:
