@@ -332,3 +332,39 @@ def test_published_paths_read_the_same_whatever_the_folders_around_the_clone(tmp
                                                          "print(RUN_DIR)"]
     assert published["cells"][1]["outputs"][0]["text"] == shown + "\n"
     assert published["metadata"]["papermill"]["input_path"] == "notebooks/01_teachers.ipynb"
+
+
+def test_a_learner_table_names_models_in_words_never_by_run_name():
+    """Chapter 07's speed table names each timed model ("student, 3 layers"), and the device once, above the rows;
+    chapter 03's pooling table names its arms by label; neither carries a run name such as "qnli/nokd-k3-s42-cls"."""
+    from tmkd.reporting.report import pooling_table, speed_table
+    names = ["qnli/teacher", "qnli/teacher-ensemble-3", "qnli/student-k1", "qnli/student-k3", "qnli/mom3", "qnli/tmkd",
+             "qnli/tmkd-int8"]
+    speed = pd.DataFrame({"model": names, "device": "cpu (x86_64, 2 cores)", "batch_size": 32, "params": 1e7,
+                          "examples_per_s": 100.0, "latency_ms": 9.0})
+    table = speed_table(speed)
+    assert list(table.index) == ["one teacher", "teacher ensemble (3 teachers)", "student, 1 layer", "student, 3 layers",
+                                 "m-o-m (3 students)", "TMKD student", "TMKD student, int8"]
+    assert table.index.name == "model (on cpu (x86_64, 2 cores))" and "device" not in table.columns
+    two = speed_table(speed.assign(device=["cpu"] * 6 + ["cuda"]))
+    assert list(two["device"]) == ["cpu"] * 6 + ["cuda"]          # two devices: each row says which
+    pooling = pd.DataFrame({"task": "qnli", "split": "validation", "method": ["teacher", "no_kd"], "pooling": "cls",
+                            "accuracy (%)": [72.2, 56.1], "collapsed": False,
+                            "model": ["qnli/teacher-lr6e-05-cls", "qnli/nokd-k3-s42-cls"]})
+    shown = pooling_table(pooling)
+    assert "model" not in shown.columns and list(shown["arm"]) == ["teacher (mean of 3)", "student, no KD"]
+    assert not shown.astype(str).apply(lambda col: col.str.contains("qnli/")).any().any()
+
+
+def test_table_4_says_how_many_seeds_each_row_has_and_puts_every_row_at_the_shared_seed():
+    """A one-seed side arm beside seven-seed means: the seeds column says which is which, and the "at seed 42"
+    column is the matched comparison; the slides' teacher range is printed as the slides give it."""
+    from tmkd.reporting.report import comparison_table, readable
+    rows = [{"task": "qnli", "method": m, "model": f"qnli/{m}-s{s}", "split": "validation", "sweep": "", "seed": s,
+             "accuracy": a + 0.01 * (s - 42), "params": 1e7} for m, a, seeds in
+            (("no_kd", 0.65, range(42, 49)), ("1o1", 0.61, (42,)), ("teacher", 0.72, (42,)))
+            for s in seeds]
+    table = readable(comparison_table(pd.DataFrame(rows)), decimals=2)
+    assert table.loc["student, no KD", "qnli seeds"] == "7" and table.loc["1-o-1", "qnli seeds"] == "1"
+    assert table.loc["student, no KD", "qnli"] == "68.00" and table.loc["student, no KD", "qnli at seed 42"] == "65.00"
+    assert table.loc["teacher (mean of 3)", "qnli (reimplementation in the slides)"] == "78-84"

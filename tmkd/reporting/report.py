@@ -261,7 +261,8 @@ def sweep_table(metrics, knob: str, majority=None):
         low = majority and t in majority
         table[s] = [pct(v) + (f", did not learn (majority class {pct(majority[t])})"
                               if low and below_majority(v, majority[t]) else "") for v in table[s]]
-    table.columns = [f"{s} dev accuracy (%)" for s in table.columns]
+    seeds = ", ".join(map(str, sorted(set(df["seed"].astype(int))))) if "seed" in df.columns else ""
+    table.columns = [f"{s} dev accuracy (%{', seed ' + seeds if seeds else ''})" for s in table.columns]
     return table
 
 

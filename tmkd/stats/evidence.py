@@ -181,7 +181,8 @@ def comparison_row(task: str, split: str, a: str, b: str, interval: dict) -> dic
             "claim": claim_words(la, lb, task, p, resolution) if p is not None else
             f"the series' own question (the paper makes no such comparison): {own_question(a, b)}",
             "seeds": interval["seeds"][0], "seed_level": "borrowed" if interval.get("borrowed") else
-            "measured" if interval["seed_level"] else "none", "examples": interval["examples"], "paper_difference": p,
+            "measured" if interval["seed_level"] else "none", "t_seeds": t_seeds(interval),
+            "examples": interval["examples"], "paper_difference": p,
             "paper_resolution": resolution, "difference": round(interval["difference"], 2),
             "low": round(interval["low"], 2), "high": round(interval["high"], 2),
             "se_seeds": round(interval["se_seeds"], 4), "se_examples": round(interval["se_examples"], 4),
@@ -315,7 +316,7 @@ def detectable_text(r) -> str:
     return ("≥ " if one_seed(r) and r.get("seed_level") != "borrowed" else "") + f"{float(r['detectable']):.2f}"
 
 
-def plot_intervals(intervals, title: str = "A minus B, dev accuracy points: the interval each verdict reads"):
+def plot_intervals(intervals, title: str = "A minus B at matched seeds, dev accuracy points"):
     """Forest plot: one line per comparison and task, the interval its verdict reads (a primary comparison's is
     adjusted for its family: the thin line beyond it is its unadjusted 95 % interval) around this run's
     difference, the paper's difference as a cross, and 0 (no difference) as a vertical line. Labels say whether a
