@@ -368,3 +368,34 @@ def test_table_4_says_how_many_seeds_each_row_has_and_puts_every_row_at_the_shar
     assert table.loc["student, no KD", "qnli seeds"] == "7" and table.loc["1-o-1", "qnli seeds"] == "1"
     assert table.loc["student, no KD", "qnli"] == "68.00" and table.loc["student, no KD", "qnli at seed 42"] == "65.00"
     assert table.loc["teacher (mean of 3)", "qnli (reimplementation in the slides)"] == "78-84"
+
+
+# A run's internal name: task/run-name (qnli/nokd-k3-s42-cls, qnli/tmkd-n2000-k3-a0.7-s42, qnli/mom3).
+RUN_NAME = re.compile(r"\b(?:rte|qnli|mnli|snli|sst2)/[a-z0-9][\w.+-]*")
+
+
+def chapter_text(nb) -> str:
+    """What a reader sees of an executed chapter: its markdown and every output's text."""
+    parts = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown"]
+    for c in nb["cells"]:
+        for o in c.get("outputs", []):
+            parts.append("".join(o.get("text", "")) + "".join(o.get("data", {}).get("text/plain", "")))
+    return "\n".join(parts)
+
+
+@pytest.mark.skipif(reference_predates_issue_30(), reason="results/reference predates issue 30 (issue 31 reruns it)")
+@pytest.mark.parametrize("name", CHAPTERS)
+def test_a_reference_chapter_names_at_most_three_runs_and_never_reverses_without_an_opposite_verdict(name):
+    text = chapter_text(json.loads((publish.REFERENCE / "executed" / name).read_text()))
+    assert len(set(RUN_NAME.findall(text))) <= 3, sorted(set(RUN_NAME.findall(text)))
+    if re.search(r"\breversed\b", text):
+        assert "opposite" in text, name
+
+
+@pytest.mark.skipif(reference_predates_issue_30(), reason="results/reference predates issue 30 (issue 31 reruns it)")
+@pytest.mark.parametrize("stem", sorted(ANSWERS))
+def test_a_reference_chapters_answer_reads_in_one_pass(stem):
+    """Every sentence of a chapter's answer (its last printed cell) is at most 45 words."""
+    answer = last_code_output(json.loads((publish.REFERENCE / "executed" / f"{stem}.ipynb").read_text()))
+    for sentence in re.split(r"(?<=[.?!])\s+|\n", answer):
+        assert len(sentence.split()) <= 45, sentence
