@@ -181,21 +181,17 @@ def stage1_takeaway(metrics, majority=None) -> str:
             text += f", {gap(acc.mean(), majority[task]).lstrip('+')} points above the {pct(majority[task])} % majority class"
         text += lean
         lines.append(text + ".")
-        pair = matched(s1.assign(method=s1["method"] + " stage 1").pipe(_with, metrics), f"{method} stage 1", "no_kd",
-                       task)
-        if pair is not None:
-            lines.append(f"The no-KD student, trained on gold labels, has {pct(pair['b'])} % at "
-                         f"{'the same ' if len(pair['seeds']) > 1 else ''}{seeds_words(pair['seeds'])} "
-                         f"({gap(pair['a'], pair['b'])} points).")
+        nokd = per_seed(metrics, ("no_kd",))
+        nokd = nokd[(nokd["task"] == task) & nokd["seed"].isin(set(g["seed"]))]      # at the stage-1 students' seeds
+        if len(nokd):
+            seeds = sorted(int(x) for x in nokd["seed"])
+            stage1 = acc[g["seed"].isin(seeds).to_numpy()].mean()
+            lines.append(f"The no-KD student, trained on gold labels, has {pct(nokd['accuracy'].mean())} % at "
+                         f"{'the same ' if len(seeds) > 1 else ''}{seeds_words(seeds)} "
+                         f"({gap(stage1, nokd['accuracy'].mean())} points).")
     if not lines:
         return "What stage 1 alone gives: no stage-1 student was scored in this run."
     return "What stage 1 alone gives, from soft heads never trained on a gold label:\n" + "\n".join(lines)
-
-
-def _with(stage1, metrics):
-    """The stage-1 rows (their method renamed) beside metrics' comparison rows, as one frame for `matched`."""
-    import pandas as pd
-    return pd.concat([stage1.assign(sweep=""), metrics[metrics["sweep"].astype(str) == ""]], ignore_index=True)
 
 
 # ---- chapter 06: does TMKD beat one-stage m-o-1, the control and no KD? ------------------------------------------
